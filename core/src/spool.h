@@ -1,0 +1,32 @@
+/* Where a message's bytes live between the source and the sink: in a reused
+ * memory buffer below a threshold, in an unlinked temporary file (mapped for
+ * the sink) above it. The SHA-256 is computed while the bytes arrive, so the
+ * message is read once and never held twice. One spool per worker. */
+#ifndef GW_SPOOL_H
+#define GW_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct gw_spool;
+
+/* @p tmpdir: folder for large messages (NULL: $TMPDIR or /tmp).
+ * @p mem_threshold: messages up to this size stay in memory (0: 8 MiB). */
+struct gw_spool *gw_spool_new(const char *tmpdir, size_t mem_threshold);
+void gw_spool_free(struct gw_spool *spool);
+
+/* Start a message of @p expected_size bytes (the server's literal size). */
+bool gw_spool_begin(struct gw_spool *spool, uint64_t expected_size, char **error);
+bool gw_spool_write(struct gw_spool *spool, const void *data, size_t len, char **error);
+/* Finish: the bytes (contiguous, valid until the next begin), their length and
+ * lower-case hex SHA-256. Fails if fewer/more bytes than announced arrived. */
+bool gw_spool_finish(struct gw_spool *spool, const unsigned char **data, size_t *len,
+                     char sha256_hex[65], char **error);
+
+/* Message-ID header value of a message (unfolded, without surrounding
+ * whitespace; angle brackets kept), or NULL if absent. Caller frees. Looks
+ * only at the header block. */
+char *gw_message_id_of(const unsigned char *data, size_t len);
+
+#endif

@@ -1,0 +1,94 @@
+/**
+ * @file godwit/source.h
+ * @brief Operations of a source plugin (where mail comes from).
+ *
+ * Every operation is a plain blocking call made on a worker thread. The core
+ * never calls one session from two threads at once, and calls them in this
+ * order: open, list_folders, then per folder select_folder, scan and fetch
+ * (any number of times), then close.
+ */
+#ifndef GODWIT_SOURCE_H
+#define GODWIT_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <godwit/host.h>
+#include <godwit/status.h>
+#include <godwit/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Called once per folder by list_folders; a non-GW_OK return stops the listing. */
+typedef gw_status (*gw_folder_cb)(void *arg, const struct gw_folder_info *folder);
+
+/** Called once per message by scan; a non-GW_OK return stops the scan. */
+typedef gw_status (*gw_meta_cb)(void *arg, const struct gw_message_meta *meta);
+
+/** What scan should report. */
+enum gw_scan_want {
+	GW_SCAN_MESSAGE_ID = 1u << 0, /**< Also fill gw_message_meta::message_id (costs a header read). */
+};
+
+/** Parameters of a scan of the selected folder. */
+struct gw_scan_request {
+	size_t struct_size;
+	unsigned want;    /**< enum gw_scan_want bits. */
+	uint32_t uid_min; /**< Only UIDs >= this (1 for all). */
+};
+
+/**
+ * Receives the bytes of fetched messages, one message at a time:
+ * begin, data (any number of times), end; or failed instead of end.
+ */
+struct gw_fetch_target {
+	size_t struct_size;
+	void *arg;
+	/** A message starts; @p size is its exact length. Non-GW_OK: the source skips its bytes. */
+	gw_status (*begin)(void *arg, uint32_t uid, uint64_t size);
+	/** The next bytes of the message, in order. */
+	gw_status (*data)(void *arg, const void *bytes, size_t length);
+	/** The message is complete. */
+	gw_status (*end)(void *arg, uint32_t uid);
+	/** The message could not be fetched (vanished, too large, refused); @p reason for the report. */
+	void (*failed)(void *arg, uint32_t uid, gw_status status, const char *reason);
+};
+
+/** Parameters of a fetch from the selected folder. */
+struct gw_fetch_request {
+	size_t struct_size;
+	const uint32_t *uids; /**< Messages to fetch, in the order the core wants them delivered. */
+	size_t count;
+	uint64_t max_size;    /**< Larger messages are reported through failed(), never buffered. */
+};
+
+/** Source operation table. */
+struct gw_source_ops {
+	size_t struct_size;
+
+	/** Once per pipeline, after options are bound. @p config stays valid until fini. Optional. */
+	gw_status (*init)(const struct gw_host *host, struct gw_ctx *ctx, const void *config, void **state);
+	/** Undo init. Optional. */
+	void (*fini)(void *state);
+
+	/** Connect and authenticate for one mailbox. */
+	gw_status (*open)(void *state, struct gw_ctx *ctx, const struct gw_mailbox *mailbox, void **session);
+	/** Report every folder of the mailbox. */
+	gw_status (*list_folders)(void *session, gw_folder_cb cb, void *arg);
+	/** Make @p folder (as listed) the current one, read-only. */
+	gw_status (*select_folder)(void *session, const char *folder, struct gw_folder_status *status);
+	/** Report metadata of the current folder's messages. */
+	gw_status (*scan)(void *session, const struct gw_scan_request *request, gw_meta_cb cb, void *arg);
+	/** Stream the exact bytes of messages of the current folder into @p target. */
+	gw_status (*fetch)(void *session, const struct gw_fetch_request *request,
+	                   const struct gw_fetch_target *target);
+	/** Log out and free the session. Always succeeds. */
+	void (*close)(void *session);
+};
+
+#ifdef __cplusplus
+}
+#endif
+#endif
