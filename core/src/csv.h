@@ -13,14 +13,14 @@
 #include "diag.h"
 
 struct gw_mailbox_entry {
-	struct gw_mailbox mbx;  /* what plugins see; strings owned by the entry */
-	unsigned line;          /* where the row starts in the file (1-based), 0 if inline */
+	struct gw_mailbox mbx; /* what plugins see; strings owned by the entry */
+	unsigned line;         /* where the row starts in the file (1-based), 0 if inline */
 };
 
 struct gw_mailbox_list {
 	struct gw_mailbox_entry *items;
 	size_t count;
-	char **extra_names;     /* shared by every entry (mbx.extra_names points here) */
+	char **extra_names; /* shared by every entry (mbx.extra_names points here) */
 	size_t extra_count;
 };
 
@@ -34,7 +34,8 @@ bool gw_csv_parse(const char *name, const char *data, size_t len, struct gw_mail
                   struct gw_diag *diag);
 /* Append one mailbox (inline in the profile); duplicate emails are an error for the second. */
 bool gw_mailbox_list_add(struct gw_mailbox_list *list, const char *email, const char *username,
-                         const char *password, const char *file, unsigned line, struct gw_diag *diag);
+                         const char *password, const char *file, unsigned line,
+                         struct gw_diag *diag);
 void gw_mailbox_list_free(struct gw_mailbox_list *list);
 
 #endif

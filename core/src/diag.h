@@ -12,10 +12,10 @@ enum gw_diag_severity { GW_DIAG_ERROR, GW_DIAG_WARNING };
 
 struct gw_diag_entry {
 	enum gw_diag_severity severity;
-	char *file;         /* may be NULL */
-	unsigned line;      /* 1-based; 0 = unknown */
-	unsigned column;    /* 1-based; 0 = unknown */
-	char *message;      /* without location or severity */
+	char *file;      /* may be NULL */
+	unsigned line;   /* 1-based; 0 = unknown */
+	unsigned column; /* 1-based; 0 = unknown */
+	char *message;   /* without location or severity */
 };
 
 struct gw_diag {
@@ -27,8 +27,10 @@ struct gw_diag {
 
 void gw_diag_add(struct gw_diag *d, enum gw_diag_severity sev, const char *file, unsigned line,
                  unsigned column, const char *fmt, ...) GW_PRINTF(6, 7);
-#define gw_diag_error(d, file, line, col, ...) gw_diag_add((d), GW_DIAG_ERROR, (file), (line), (col), __VA_ARGS__)
-#define gw_diag_warn(d, file, line, col, ...) gw_diag_add((d), GW_DIAG_WARNING, (file), (line), (col), __VA_ARGS__)
+#define gw_diag_error(d, file, line, col, ...)                                                     \
+	gw_diag_add((d), GW_DIAG_ERROR, (file), (line), (col), __VA_ARGS__)
+#define gw_diag_warn(d, file, line, col, ...)                                                      \
+	gw_diag_add((d), GW_DIAG_WARNING, (file), (line), (col), __VA_ARGS__)
 /* "file:line:col: error: message" (parts that are unknown are left out). Caller frees. */
 char *gw_diag_format(const struct gw_diag_entry *e);
 /* Print every entry to stderr, one line each. */

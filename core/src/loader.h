@@ -12,15 +12,15 @@
 #include "diag.h"
 
 struct gw_loaded_plugin {
-	struct gw_plugin desc;          /* copied after the checks; missing tail fields zeroed */
-	struct gw_source_ops source;    /* copied, zero-filled past the plugin's struct_size */
+	struct gw_plugin desc;       /* copied after the checks; missing tail fields zeroed */
+	struct gw_source_ops source; /* copied, zero-filled past the plugin's struct_size */
 	struct gw_sink_ops sink;
-	char *path;                     /* file it came from */
-	void *handle;                   /* lt_dlhandle */
+	char *path;   /* file it came from */
+	void *handle; /* lt_dlhandle */
 };
 
 struct gw_loader {
-	char **dirs;                    /* search order, see gw_loader_init */
+	char **dirs; /* search order, see gw_loader_init */
 	size_t dir_count;
 	struct gw_loaded_plugin **plugins;
 	size_t plugin_count;

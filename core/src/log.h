@@ -38,7 +38,8 @@ char *gw_log_redact(const char *text);
 void gw_log_clear_secrets(void);
 
 void gw_log(struct gw_ctx *ctx, enum gw_log_level level, const char *fmt, ...) GW_PRINTF(3, 4);
-void gw_vlog(struct gw_ctx *ctx, enum gw_log_level level, const char *fmt, va_list ap) GW_PRINTF(3, 0);
+void gw_vlog(struct gw_ctx *ctx, enum gw_log_level level, const char *fmt, va_list ap)
+        GW_PRINTF(3, 0);
 /* Record the error in ctx (status + text), log it at debug, return status. */
 gw_status gw_fail(struct gw_ctx *ctx, gw_status status, const char *fmt, ...) GW_PRINTF(3, 4);
 

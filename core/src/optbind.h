@@ -31,7 +31,8 @@ bool gw_option_parse_value(const struct gw_option *opt, const char *text, void *
 
 /* Print the effective value of every option of @p config, secrets as ***,
  * one "  name: value" line each, to @p out. */
-void gw_options_print(const struct gw_option *table, const void *config, FILE *out, const char *indent);
+void gw_options_print(const struct gw_option *table, const void *config, FILE *out,
+                      const char *indent);
 /* Name of an option type as docs and help show it ("size", "duration", ...). */
 const char *gw_option_type_name(enum gw_opt_type type);
 

@@ -17,7 +17,7 @@ struct gw_pipeline {
 	const struct gw_pipeline_cfg *cfg;
 	const struct gw_loaded_plugin *source;
 	const struct gw_loaded_plugin *sink;
-	void *source_config;             /* bound option structs */
+	void *source_config; /* bound option structs */
 	void *sink_config;
 	struct gw_optstore *source_store;
 	struct gw_optstore *sink_store;
@@ -25,10 +25,10 @@ struct gw_pipeline {
 };
 
 struct gw_plan_options {
-	const char *const *plugin_dirs;  /* --plugin-path, may be NULL */
+	const char *const *plugin_dirs; /* --plugin-path, may be NULL */
 	size_t plugin_dir_count;
-	bool dry_run;                    /* swap every sink for maildir under dry_run_dir */
-	const char *dry_run_dir;         /* default "./dry-run" */
+	bool dry_run;            /* swap every sink for maildir under dry_run_dir */
+	const char *dry_run_dir; /* default "./dry-run" */
 };
 
 struct gw_plan {

@@ -14,10 +14,11 @@
 
 /* A plugin reference with its option mapping: `source: {plugin: imap, host: ...}`. */
 struct gw_endpoint_cfg {
-	char *plugin;             /* plugin name, e.g. "imap" */
-	int options_node;         /* yaml_document node id of the mapping (0 = none); "plugin" key skipped by binding */
-	unsigned line, column;    /* where the mapping starts (1-based) */
-	char *key_path;           /* "pipelines[0].source", for messages */
+	char *plugin;     /* plugin name, e.g. "imap" */
+	int options_node; /* yaml_document node id of the mapping (0 = none); "plugin" key skipped
+	                     by binding */
+	unsigned line, column; /* where the mapping starts (1-based) */
+	char *key_path;        /* "pipelines[0].source", for messages */
 };
 
 struct gw_folder_map_rule {
@@ -39,17 +40,20 @@ struct gw_pipeline_cfg {
 	struct gw_endpoint_cfg source;
 	struct gw_endpoint_cfg sink;
 
-	char *mailboxes_csv;                  /* path, resolved against the profile's folder; NULL if none */
-	struct gw_inline_mailbox *mailboxes;  /* inline list */
+	char *mailboxes_csv; /* path, resolved against the profile's folder; NULL if none */
+	struct gw_inline_mailbox *mailboxes; /* inline list */
 	size_t mailbox_count;
 
-	char **folders_include; size_t folders_include_count; /* patterns; empty = all */
-	char **folders_exclude; size_t folders_exclude_count;
-	struct gw_folder_map_rule *folder_map; size_t folder_map_count;
+	char **folders_include;
+	size_t folders_include_count; /* patterns; empty = all */
+	char **folders_exclude;
+	size_t folders_exclude_count;
+	struct gw_folder_map_rule *folder_map;
+	size_t folder_map_count;
 
-	uint64_t max_count;   /* default 500000 */
-	uint64_t max_size;    /* bytes, default 35 MB (35,000,000... see docs: 35 MiB) */
-	int64_t since;        /* epoch seconds, 0 = no limit */
+	uint64_t max_count; /* default 500000 */
+	uint64_t max_size;  /* bytes, default 35 MB (35,000,000... see docs: 35 MiB) */
+	int64_t since;      /* epoch seconds, 0 = no limit */
 
 	unsigned mailboxes_in_parallel; /* default 4 */
 	unsigned source_connections;    /* per source host, default 8 */
@@ -58,12 +62,13 @@ struct gw_pipeline_cfg {
 };
 
 struct gw_profile {
-	char *path;          /* as given */
-	char *dir;           /* its folder: relative paths in the profile are resolved against it */
+	char *path; /* as given */
+	char *dir;  /* its folder: relative paths in the profile are resolved against it */
 	int version;
-	char **plugin_path; size_t plugin_path_count; /* resolved against dir */
-	char *state_path;    /* default: <dir>/godwit-state.db */
-	char *report_dir;    /* default: <dir>/reports */
+	char **plugin_path;
+	size_t plugin_path_count; /* resolved against dir */
+	char *state_path;         /* default: <dir>/godwit-state.db */
+	char *report_dir;         /* default: <dir>/reports */
 	struct gw_pipeline_cfg *pipelines;
 	size_t pipeline_count;
 

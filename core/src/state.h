@@ -18,20 +18,20 @@ struct gw_state;
 /* Identifies one source folder of one mailbox of one pipeline. */
 struct gw_state_folder_key {
 	const char *pipeline;
-	const char *mailbox;  /* email */
-	const char *folder;   /* source folder name, UTF-8 */
+	const char *mailbox; /* email */
+	const char *folder;  /* source folder name, UTF-8 */
 };
 
 /* One migrated (or pending) message. */
 struct gw_state_record {
 	uint32_t uidvalidity;
 	uint32_t uid;
-	const char *origin_key;   /* see gw_sink_item::origin_key */
-	const char *sink_folder;  /* sink folder id; NULL while pending */
-	const char *sink_id;      /* sink message id; NULL while pending */
+	const char *origin_key;  /* see gw_sink_item::origin_key */
+	const char *sink_folder; /* sink folder id; NULL while pending */
+	const char *sink_id;     /* sink message id; NULL while pending */
 	uint64_t size;
-	const char *sha256_hex;   /* NULL while pending */
-	const char *message_id;   /* may be NULL */
+	const char *sha256_hex; /* NULL while pending */
+	const char *message_id; /* may be NULL */
 	int64_t internal_date;
 };
 
@@ -66,9 +66,8 @@ bool gw_state_drop_pending(struct gw_state *st, const struct gw_state_folder_key
 /* After a UIDVALIDITY change: find a done record of an older uidvalidity of the
  * same folder with this Message-ID and size (and SHA-256 if given). */
 bool gw_state_find_moved(struct gw_state *st, const struct gw_state_folder_key *key,
-                         const char *message_id, uint64_t size, const char *sha256_hex,
-                         bool *found, struct gw_state_record *out_copy_strings_owned_by_state,
-                         char **error);
+                         const char *message_id, uint64_t size, const char *sha256_hex, bool *found,
+                         struct gw_state_record *out_copy_strings_owned_by_state, char **error);
 /* Re-key a found record to the new (uidvalidity, uid) without copying anything. */
 bool gw_state_rekey(struct gw_state *st, const struct gw_state_folder_key *key,
                     uint32_t old_uidvalidity, uint32_t old_uid, uint32_t new_uidvalidity,

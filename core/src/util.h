@@ -46,7 +46,8 @@ bool gw_parse_date(const char *text, int64_t *epoch);
 
 /* Levenshtein distance, for "did you mean". */
 size_t gw_edit_distance(const char *a, const char *b);
-/* Closest of the NULL-terminated @p candidates if close enough to be a plausible typo, else NULL. */
+/* Closest of the NULL-terminated @p candidates if close enough to be a plausible typo, else NULL.
+ */
 const char *gw_did_you_mean(const char *word, const char *const *candidates);
 
 #endif

@@ -51,14 +51,16 @@ struct gw_host {
 	unsigned abi_minor;
 
 	/** Log a line with the context's pipeline/mailbox/folder prefixed. */
-	void (*log)(struct gw_ctx *ctx, enum gw_log_level level, const char *fmt, ...) GW_PRINTF(3, 4);
+	void (*log)(struct gw_ctx *ctx, enum gw_log_level level, const char *fmt, ...)
+	        GW_PRINTF(3, 4);
 
 	/**
 	 * Record why an operation failed and return @p status, so plugins can write
 	 * `return host->fail(ctx, GW_ERR_AUTH, "login refused: %s", text);`.
 	 * The text is kept for the report; never put a secret in it.
 	 */
-	gw_status (*fail)(struct gw_ctx *ctx, gw_status status, const char *fmt, ...) GW_PRINTF(3, 4);
+	gw_status (*fail)(struct gw_ctx *ctx, gw_status status, const char *fmt, ...)
+	        GW_PRINTF(3, 4);
 
 	/** With GW_ERR_THROTTLED: the server's requested pause in milliseconds. */
 	void (*set_retry_after)(struct gw_ctx *ctx, uint32_t milliseconds);
@@ -76,7 +78,8 @@ struct gw_host {
 	/** Release memory the host allocated for the plugin. */
 	void (*free)(void *ptr);
 
-	/** Value of an extra CSV column of @p mailbox (header compared case-insensitively), or NULL. */
+	/** Value of an extra CSV column of @p mailbox (header compared case-insensitively), or
+	 * NULL. */
 	const char *(*mailbox_field)(const struct gw_mailbox *mailbox, const char *column);
 
 	/** The shared IMAP client (godwit/imap.h). */
@@ -85,7 +88,7 @@ struct gw_host {
 
 /** True if @p host is new enough to have @p member. */
 #define GW_HOST_HAS(host, member)                                                                  \
-	((host)->struct_size >= offsetof(struct gw_host, member) + sizeof((host)->member) &&           \
+	((host)->struct_size >= offsetof(struct gw_host, member) + sizeof((host)->member) &&       \
 	 (host)->member != NULL)
 
 #ifdef __cplusplus

@@ -37,15 +37,15 @@ enum gw_imap_tls {
 /** Authentication mechanisms. */
 enum gw_imap_auth {
 	GW_IMAP_AUTH_LOGIN = 0, /**< LOGIN command. */
-	GW_IMAP_AUTH_PLAIN,     /**< AUTHENTICATE PLAIN, optionally with an authorization identity. */
-	GW_IMAP_AUTH_XOAUTH2,   /**< AUTHENTICATE XOAUTH2 with a bearer token. */
+	GW_IMAP_AUTH_PLAIN,   /**< AUTHENTICATE PLAIN, optionally with an authorization identity. */
+	GW_IMAP_AUTH_XOAUTH2, /**< AUTHENTICATE XOAUTH2 with a bearer token. */
 };
 
 /** Where and how to connect. */
 struct gw_imap_params {
 	size_t struct_size;
 	const char *host;
-	uint16_t port;           /**< 0: 993 for implicit TLS, else 143. */
+	uint16_t port; /**< 0: 993 for implicit TLS, else 143. */
 	enum gw_imap_tls tls;
 	bool tls_verify;         /**< Verify chain and host name (the default everywhere). */
 	const char *ca_file;     /**< Extra trust anchors (PEM), or NULL for the system store. */
@@ -68,8 +68,10 @@ struct gw_imap_api {
 	size_t struct_size;
 
 	/** Connect, negotiate TLS as asked, read the greeting and capabilities. */
-	gw_status (*connect)(struct gw_ctx *ctx, const struct gw_imap_params *params, struct gw_imap **out);
-	/** Authenticate. Refuses to send credentials over an unencrypted link unless tls was NONE. */
+	gw_status (*connect)(struct gw_ctx *ctx, const struct gw_imap_params *params,
+	                     struct gw_imap **out);
+	/** Authenticate. Refuses to send credentials over an unencrypted link unless tls was NONE.
+	 */
 	gw_status (*login)(struct gw_imap *imap, const struct gw_imap_credentials *credentials);
 	/** True if the server advertised @p capability (case-insensitive, e.g. "UIDPLUS"). */
 	bool (*has_capability)(struct gw_imap *imap, const char *capability);
@@ -78,9 +80,12 @@ struct gw_imap_api {
 	/** SELECT (or EXAMINE when @p read_only) a folder given in UTF-8. */
 	gw_status (*select)(struct gw_imap *imap, const char *folder, bool read_only,
 	                    struct gw_folder_status *status);
-	/** UID FETCH uid_min:* (UID RFC822.SIZE INTERNALDATE FLAGS ...) of the selected folder, one pass. */
-	gw_status (*scan)(struct gw_imap *imap, const struct gw_scan_request *request, gw_meta_cb cb, void *arg);
-	/** UID FETCH BODY.PEEK[] of the given UIDs, pipelined, streamed into @p target in request order. */
+	/** UID FETCH uid_min:* (UID RFC822.SIZE INTERNALDATE FLAGS ...) of the selected folder, one
+	 * pass. */
+	gw_status (*scan)(struct gw_imap *imap, const struct gw_scan_request *request,
+	                  gw_meta_cb cb, void *arg);
+	/** UID FETCH BODY.PEEK[] of the given UIDs, pipelined, streamed into @p target in request
+	 * order. */
 	gw_status (*fetch)(struct gw_imap *imap, const struct gw_fetch_request *request,
 	                   const struct gw_fetch_target *target);
 	/** Text of the last tagged NO/BAD or BYE, for error messages; "" if none. */

@@ -56,17 +56,20 @@ struct gw_str_list {
 
 /** One declared option. Tables end with an entry whose @c name is NULL. */
 struct gw_option {
-	const char *name;              /**< Key in the profile, lower_snake_case. */
-	enum gw_opt_type type;         /**< Value type. */
-	const char *default_value;     /**< Default, written as in YAML; NULL for none. */
-	unsigned flags;                /**< enum gw_opt_flags. */
-	size_t offset;                 /**< offsetof(config struct, field). */
-	const char *const *choices;    /**< GW_OPT_ENUM: NULL-terminated allowed values. */
-	const char *description;       /**< One line for help and docs. */
+	const char *name;           /**< Key in the profile, lower_snake_case. */
+	enum gw_opt_type type;      /**< Value type. */
+	const char *default_value;  /**< Default, written as in YAML; NULL for none. */
+	unsigned flags;             /**< enum gw_opt_flags. */
+	size_t offset;              /**< offsetof(config struct, field). */
+	const char *const *choices; /**< GW_OPT_ENUM: NULL-terminated allowed values. */
+	const char *description;    /**< One line for help and docs. */
 };
 
 /** Convenience: the terminating entry of an option table. */
-#define GW_OPTION_END {0}
+#define GW_OPTION_END                                                                              \
+	{                                                                                          \
+		0                                                                                  \
+	}
 
 #ifdef __cplusplus
 }

@@ -39,32 +39,34 @@ enum gw_plugin_kind {
 
 /** Capability bits a plugin may declare. */
 enum gw_plugin_caps {
-	GW_CAP_STABLE_IDS = 1u << 0,  /**< Source: scan fills gw_message_meta::stable_id. */
-	GW_CAP_KEYWORDS = 1u << 1,    /**< Source reports / sink keeps keywords. */
-	GW_CAP_INTERNALDATE = 1u << 2,/**< Source reports / sink keeps the internal date. */
-	GW_CAP_LOOKUP = 1u << 3,      /**< Sink implements lookup (exactly-once after a crash). */
+	GW_CAP_STABLE_IDS = 1u << 0,   /**< Source: scan fills gw_message_meta::stable_id. */
+	GW_CAP_KEYWORDS = 1u << 1,     /**< Source reports / sink keeps keywords. */
+	GW_CAP_INTERNALDATE = 1u << 2, /**< Source reports / sink keeps the internal date. */
+	GW_CAP_LOOKUP = 1u << 3,       /**< Sink implements lookup (exactly-once after a crash). */
 };
 
 /** The plugin descriptor. */
 struct gw_plugin {
-	size_t struct_size;        /**< sizeof(struct gw_plugin) as the plugin was built. */
-	unsigned abi_major;        /**< GW_ABI_MAJOR as the plugin was built. */
-	unsigned abi_minor;        /**< GW_ABI_MINOR as the plugin was built. */
-	enum gw_plugin_kind kind;  /**< Source or sink. */
-	const char *name;          /**< Equal to <name> in the file name, e.g. "imap". */
-	const char *version;       /**< The plugin's own version, e.g. "1.2.0". */
-	const char *description;   /**< One line. */
-	const char *license;       /**< SPDX identifier. */
-	uint64_t capabilities;     /**< enum gw_plugin_caps bits. */
-	const struct gw_option *options; /**< Option table ending with GW_OPTION_END; may be NULL. */
-	size_t config_size;        /**< Size of the struct options bind into (zeroed before binding). */
+	size_t struct_size;       /**< sizeof(struct gw_plugin) as the plugin was built. */
+	unsigned abi_major;       /**< GW_ABI_MAJOR as the plugin was built. */
+	unsigned abi_minor;       /**< GW_ABI_MINOR as the plugin was built. */
+	enum gw_plugin_kind kind; /**< Source or sink. */
+	const char *name;         /**< Equal to <name> in the file name, e.g. "imap". */
+	const char *version;      /**< The plugin's own version, e.g. "1.2.0". */
+	const char *description;  /**< One line. */
+	const char *license;      /**< SPDX identifier. */
+	uint64_t capabilities;    /**< enum gw_plugin_caps bits. */
+	const struct gw_option
+	        *options;   /**< Option table ending with GW_OPTION_END; may be NULL. */
+	size_t config_size; /**< Size of the struct options bind into (zeroed before binding). */
 	const struct gw_source_ops *source; /**< Exactly one of source / sink, matching @c kind. */
 	const struct gw_sink_ops *sink;
 };
 
 /** Initialiser for the fields every descriptor starts with. */
 #define GW_PLUGIN_HEADER                                                                           \
-	.struct_size = sizeof(struct gw_plugin), .abi_major = GW_ABI_MAJOR, .abi_minor = GW_ABI_MINOR
+	.struct_size = sizeof(struct gw_plugin), .abi_major = GW_ABI_MAJOR,                        \
+	.abi_minor = GW_ABI_MINOR
 
 /** Type of the entry function the loader looks up. */
 typedef const struct gw_plugin *(*gw_plugin_entry_fn)(void);
@@ -80,8 +82,11 @@ typedef const struct gw_plugin *(*gw_plugin_entry_fn)(void);
  * exports `gw_source_imap_entry`. Use underscores where the file name has dashes.
  */
 #define GW_PLUGIN_DEFINE(kind, cname, descriptor)                                                  \
-	GW_EXPORT const struct gw_plugin *gw_##kind##_##cname##_entry(void);                            \
-	GW_EXPORT const struct gw_plugin *gw_##kind##_##cname##_entry(void) { return &(descriptor); }
+	GW_EXPORT const struct gw_plugin *gw_##kind##_##cname##_entry(void);                       \
+	GW_EXPORT const struct gw_plugin *gw_##kind##_##cname##_entry(void)                        \
+	{                                                                                          \
+		return &(descriptor);                                                              \
+	}
 
 #ifdef __cplusplus
 }

@@ -42,12 +42,14 @@ struct gw_sink_ops {
 	size_t struct_size;
 
 	/** Once per pipeline, after options are bound. Optional. */
-	gw_status (*init)(const struct gw_host *host, struct gw_ctx *ctx, const void *config, void **state);
+	gw_status (*init)(const struct gw_host *host, struct gw_ctx *ctx, const void *config,
+	                  void **state);
 	/** Undo init. Optional. */
 	void (*fini)(void *state);
 
 	/** Connect/open for one mailbox. */
-	gw_status (*open)(void *state, struct gw_ctx *ctx, const struct gw_mailbox *mailbox, void **session);
+	gw_status (*open)(void *state, struct gw_ctx *ctx, const struct gw_mailbox *mailbox,
+	                  void **session);
 
 	/**
 	 * Create @p path if missing and return a handle for append.
@@ -67,8 +69,8 @@ struct gw_sink_ops {
 	 * committed) already written? Optional: without it the core may write a
 	 * message again after a crash, and says so in the report.
 	 */
-	gw_status (*lookup)(void *session, void *folder, const struct gw_sink_item *item, bool *found,
-	                    char message_id[GW_SINK_ID_MAX]);
+	gw_status (*lookup)(void *session, void *folder, const struct gw_sink_item *item,
+	                    bool *found, char message_id[GW_SINK_ID_MAX]);
 
 	/** Make everything appended so far durable. */
 	gw_status (*flush)(void *session);

@@ -29,7 +29,8 @@ typedef gw_status (*gw_meta_cb)(void *arg, const struct gw_message_meta *meta);
 
 /** What scan should report. */
 enum gw_scan_want {
-	GW_SCAN_MESSAGE_ID = 1u << 0, /**< Also fill gw_message_meta::message_id (costs a header read). */
+	GW_SCAN_MESSAGE_ID =
+	        1u << 0, /**< Also fill gw_message_meta::message_id (costs a header read). */
 };
 
 /** Parameters of a scan of the selected folder. */
@@ -52,7 +53,8 @@ struct gw_fetch_target {
 	gw_status (*data)(void *arg, const void *bytes, size_t length);
 	/** The message is complete. */
 	gw_status (*end)(void *arg, uint32_t uid);
-	/** The message could not be fetched (vanished, too large, refused); @p reason for the report. */
+	/** The message could not be fetched (vanished, too large, refused); @p reason for the
+	 * report. */
 	void (*failed)(void *arg, uint32_t uid, gw_status status, const char *reason);
 };
 
@@ -61,26 +63,31 @@ struct gw_fetch_request {
 	size_t struct_size;
 	const uint32_t *uids; /**< Messages to fetch, in the order the core wants them delivered. */
 	size_t count;
-	uint64_t max_size;    /**< Larger messages are reported through failed(), never buffered. */
+	uint64_t max_size; /**< Larger messages are reported through failed(), never buffered. */
 };
 
 /** Source operation table. */
 struct gw_source_ops {
 	size_t struct_size;
 
-	/** Once per pipeline, after options are bound. @p config stays valid until fini. Optional. */
-	gw_status (*init)(const struct gw_host *host, struct gw_ctx *ctx, const void *config, void **state);
+	/** Once per pipeline, after options are bound. @p config stays valid until fini. Optional.
+	 */
+	gw_status (*init)(const struct gw_host *host, struct gw_ctx *ctx, const void *config,
+	                  void **state);
 	/** Undo init. Optional. */
 	void (*fini)(void *state);
 
 	/** Connect and authenticate for one mailbox. */
-	gw_status (*open)(void *state, struct gw_ctx *ctx, const struct gw_mailbox *mailbox, void **session);
+	gw_status (*open)(void *state, struct gw_ctx *ctx, const struct gw_mailbox *mailbox,
+	                  void **session);
 	/** Report every folder of the mailbox. */
 	gw_status (*list_folders)(void *session, gw_folder_cb cb, void *arg);
 	/** Make @p folder (as listed) the current one, read-only. */
-	gw_status (*select_folder)(void *session, const char *folder, struct gw_folder_status *status);
+	gw_status (*select_folder)(void *session, const char *folder,
+	                           struct gw_folder_status *status);
 	/** Report metadata of the current folder's messages. */
-	gw_status (*scan)(void *session, const struct gw_scan_request *request, gw_meta_cb cb, void *arg);
+	gw_status (*scan)(void *session, const struct gw_scan_request *request, gw_meta_cb cb,
+	                  void *arg);
 	/** Stream the exact bytes of messages of the current folder into @p target. */
 	gw_status (*fetch)(void *session, const struct gw_fetch_request *request,
 	                   const struct gw_fetch_target *target);

@@ -17,15 +17,18 @@ extern "C" {
 
 /** Result of a plugin operation. Values are stable across ABI minors. */
 typedef enum gw_status {
-	GW_OK = 0,            /**< Success. */
-	GW_ERR_MESSAGE = 1,   /**< This message only: recorded as failed, the rest goes on. */
-	GW_ERR_FOLDER = 2,    /**< This folder only: recorded, the other folders go on. */
-	GW_ERR_SESSION = 3,   /**< Connection-level (dropped, BYE, timeout): reconnect and retry with backoff. */
-	GW_ERR_AUTH = 4,      /**< Credentials refused: final for this mailbox. */
-	GW_ERR_CONFIG = 5,    /**< Configuration is wrong: final for this mailbox. */
-	GW_ERR_THROTTLED = 6, /**< Server asked us to slow down; retry after gw_host::set_retry_after(). */
+	GW_OK = 0,          /**< Success. */
+	GW_ERR_MESSAGE = 1, /**< This message only: recorded as failed, the rest goes on. */
+	GW_ERR_FOLDER = 2,  /**< This folder only: recorded, the other folders go on. */
+	GW_ERR_SESSION = 3, /**< Connection-level (dropped, BYE, timeout): reconnect and retry with
+	                       backoff. */
+	GW_ERR_AUTH = 4,    /**< Credentials refused: final for this mailbox. */
+	GW_ERR_CONFIG = 5,  /**< Configuration is wrong: final for this mailbox. */
+	GW_ERR_THROTTLED =
+	        6, /**< Server asked us to slow down; retry after gw_host::set_retry_after(). */
 	GW_ERR_CANCELLED = 7, /**< The run is stopping (signal); unwind without side effects. */
-	GW_ERR_MAILBOX = 8,   /**< Mailbox-wide stop that is not auth (quota exceeded, mailbox missing). */
+	GW_ERR_MAILBOX =
+	        8, /**< Mailbox-wide stop that is not auth (quota exceeded, mailbox missing). */
 } gw_status;
 
 /** Short lower-case name of a status ("message", "session", ...), never NULL. */

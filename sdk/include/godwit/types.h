@@ -64,9 +64,9 @@ struct gw_folder_path {
 /** What a source reports when a folder is selected. */
 struct gw_folder_status {
 	size_t struct_size;
-	uint32_t uidvalidity;  /**< Changes invalidate every UID seen before. */
-	uint32_t uidnext;      /**< Next UID the server will assign; 0 if unknown. */
-	uint32_t exists;       /**< Number of messages. */
+	uint32_t uidvalidity;   /**< Changes invalidate every UID seen before. */
+	uint32_t uidnext;       /**< Next UID the server will assign; 0 if unknown. */
+	uint32_t exists;        /**< Number of messages. */
 	uint64_t highestmodseq; /**< CONDSTORE, 0 if unsupported. */
 };
 
@@ -83,15 +83,16 @@ enum gw_flag {
 /** Metadata of one message, as scanned by a source. Pointers are valid only during the callback. */
 struct gw_message_meta {
 	size_t struct_size;
-	uint32_t uid;            /**< Unique within the folder and its uidvalidity. */
-	uint64_t size;           /**< Size in bytes, as the server reports it (RFC822.SIZE). */
-	int64_t internal_date;   /**< Seconds since the epoch (UTC). */
-	int32_t tz_offset_min;   /**< Zone the date was given in, minutes east of UTC. */
-	uint32_t flags;          /**< enum gw_flag bits. */
-	size_t keyword_count;    /**< Keywords other than the ones mapped into @c flags. */
+	uint32_t uid;          /**< Unique within the folder and its uidvalidity. */
+	uint64_t size;         /**< Size in bytes, as the server reports it (RFC822.SIZE). */
+	int64_t internal_date; /**< Seconds since the epoch (UTC). */
+	int32_t tz_offset_min; /**< Zone the date was given in, minutes east of UTC. */
+	uint32_t flags;        /**< enum gw_flag bits. */
+	size_t keyword_count;  /**< Keywords other than the ones mapped into @c flags. */
 	const char *const *keywords;
-	const char *message_id;  /**< Message-ID header value, NULL if not scanned or absent. */
-	const char *stable_id;   /**< Server-side id that survives moves (e.g. X-GM-MSGID), or NULL. */
+	const char *message_id; /**< Message-ID header value, NULL if not scanned or absent. */
+	const char
+	        *stable_id; /**< Server-side id that survives moves (e.g. X-GM-MSGID), or NULL. */
 };
 
 /** Bytes of one message, handed to a sink. Exactly what the source served. */
@@ -100,7 +101,7 @@ struct gw_message {
 	const struct gw_message_meta *meta; /**< Flags, date, keywords. */
 	const unsigned char *data;          /**< @c size bytes, contiguous, read-only. */
 	size_t size;
-	const char *sha256_hex;             /**< Lower-case hex digest of @c data. */
+	const char *sha256_hex; /**< Lower-case hex digest of @c data. */
 };
 
 #ifdef __cplusplus
