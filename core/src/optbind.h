@@ -17,12 +17,17 @@ struct gw_optstore;
 
 /* Bind mapping node @p node_id of @p doc (0: no mapping, defaults only) into
  * @p config (config_size bytes, zeroed by the caller). Keys listed in
- * @p skip_keys (NULL-terminated, e.g. {"plugin", NULL}) are ignored.
+ * @p skip_keys (NULL-terminated, e.g. {"plugin", NULL}) are the caller's: they
+ * are ignored in the mapping, and a table option of that name is neither
+ * required nor given its default here.
  * @p key_path prefixes messages ("pipelines[0].source"). Returns false if
  * any error was added to @p diag. */
 bool gw_options_bind(const struct gw_option *table, yaml_document_t *doc, int node_id,
                      const char *file, const char *key_path, const char *const *skip_keys,
                      void *config, struct gw_optstore **store, struct gw_diag *diag);
+/* An empty store, for gw_option_parse_value outside of gw_options_bind. */
+struct gw_optstore *gw_optstore_new(void);
+/* Frees every bound string and list (secrets are zeroed first); NULL is fine. */
 void gw_optstore_free(struct gw_optstore *store);
 
 /* Parse one textual value of @p opt (used for defaults and by the binder). */

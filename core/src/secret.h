@@ -6,7 +6,8 @@
 
 #include <stdbool.h>
 
-/* True if @p text is written as a reference (${...}). */
+/* True if @p text is written as a reference (starts with "${"). A literal
+ * that must start with "${" is written "$${...}" and resolves to "${...}". */
 bool gw_secret_is_reference(const char *text);
 /* Resolve into *out (caller frees). On failure returns false and *error
  * (caller frees) says what is wrong, e.g. "environment variable DOVECOT_PW is not set". */

@@ -5,13 +5,23 @@
  * written "pending" (before the sink sees the message), then "done" with the
  * sink folder and id, size, SHA-256 and Message-ID once the sink has made it
  * durable. Pending rows found at start-up are resolved with the sink's lookup.
- * Passwords never enter the state. Open one handle per worker thread. */
+ * Passwords never enter the state. Open one handle per worker thread: a
+ * handle is not shared between threads, several handles on one file are fine.
+ * Functions returning bool put one line in *error on failure (caller frees). */
 #ifndef GW_STATE_H
 #define GW_STATE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <godwit/sink.h>
+
+/* Version of the schema this build writes; older files are migrated on open,
+ * newer ones refused. */
+#define GW_STATE_SCHEMA_VERSION 1
+/* Room for an origin key (gw_sink_item::origin_key is at most 32 chars). */
+#define GW_STATE_KEY_MAX 64
 
 struct gw_state;
 
@@ -26,7 +36,7 @@ struct gw_state_folder_key {
 struct gw_state_record {
 	uint32_t uidvalidity;
 	uint32_t uid;
-	const char *origin_key;  /* see gw_sink_item::origin_key */
+	const char *origin_key;  /* see gw_sink_item::origin_key; may be NULL */
 	const char *sink_folder; /* sink folder id; NULL while pending */
 	const char *sink_id;     /* sink message id; NULL while pending */
 	uint64_t size;
@@ -63,12 +73,29 @@ bool gw_state_mark_done(struct gw_state *st, const struct gw_state_folder_key *k
 bool gw_state_drop_pending(struct gw_state *st, const struct gw_state_folder_key *key,
                            const uint32_t *uids, uint32_t uidvalidity, size_t count, char **error);
 
-/* After a UIDVALIDITY change: find a done record of an older uidvalidity of the
- * same folder with this Message-ID and size (and SHA-256 if given). */
+/* A done record of an older UIDVALIDITY that matched (gw_state_find_moved). */
+struct gw_state_moved {
+	uint32_t uidvalidity; /* the old key, for gw_state_rekey */
+	uint32_t uid;
+	int64_t internal_date;
+	char origin_key[GW_STATE_KEY_MAX];
+	char sink_folder[GW_SINK_ID_MAX];
+	char sink_id[GW_SINK_ID_MAX];
+};
+
+/* After a UIDVALIDITY change: find a done record of the same folder under a
+ * UIDVALIDITY other than @p new_uidvalidity with this Message-ID (NULL matches
+ * records without one) and size, and SHA-256 if @p sha256_hex is not NULL.
+ * Without a Message-ID the SHA-256 is required (size alone proves nothing):
+ * a NULL sha256_hex then finds nothing. Among several matches the earliest
+ * migrated is returned, so calling find + rekey per message pairs duplicates
+ * one to one. */
 bool gw_state_find_moved(struct gw_state *st, const struct gw_state_folder_key *key,
-                         const char *message_id, uint64_t size, const char *sha256_hex, bool *found,
-                         struct gw_state_record *out_copy_strings_owned_by_state, char **error);
-/* Re-key a found record to the new (uidvalidity, uid) without copying anything. */
+                         uint32_t new_uidvalidity, const char *message_id, uint64_t size,
+                         const char *sha256_hex, bool *found, struct gw_state_moved *out,
+                         char **error);
+/* Re-key a found done record to the new (uidvalidity, uid) without copying
+ * anything. A pending record at the new key is replaced; a done one is an error. */
 bool gw_state_rekey(struct gw_state *st, const struct gw_state_folder_key *key,
                     uint32_t old_uidvalidity, uint32_t old_uid, uint32_t new_uidvalidity,
                     uint32_t new_uid, char **error);
@@ -76,5 +103,17 @@ bool gw_state_rekey(struct gw_state *st, const struct gw_state_folder_key *key,
 /* Count done records of a mailbox (reports, tests). */
 bool gw_state_count_done(struct gw_state *st, const char *pipeline, const char *mailbox,
                          uint64_t *count, char **error);
+/* Done records of a mailbox in the order they became done (ascending seq), with
+ * their source folder; strings valid during the call. Reports and tests use it
+ * to check that mail arrived newest first. */
+bool gw_state_each_done(struct gw_state *st, const char *pipeline, const char *mailbox,
+                        void (*cb)(const char *folder, const struct gw_state_record *r,
+                                   uint64_t seq, void *arg),
+                        void *arg, char **error);
+
+/* Runs: one row per `godwit run`, for reports and post-mortems. */
+bool gw_state_run_begin(struct gw_state *st, int64_t *run_id, char **error);
+/* @p status: "completed", "partial", "failed" or "cancelled". */
+bool gw_state_run_end(struct gw_state *st, int64_t run_id, const char *status, char **error);
 
 #endif

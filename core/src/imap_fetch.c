@@ -1,0 +1,495 @@
+/* UID FETCH: the metadata scan of a folder, and pipelined streaming of
+ * message bodies into a gw_fetch_target. */
+#include "imap_fetch.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "imap_internal.h"
+#include "log.h"
+#include "spool.h"
+#include "util.h"
+
+/* ---- INTERNALDATE and flags ---- */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's algorithm). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+static unsigned days_in_month(unsigned y, unsigned m)
+{
+	static const unsigned days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	return m == 2 && leap ? 29 : days[m - 1];
+}
+
+/* Read exactly @p n digits. */
+static bool digits(const char **p, unsigned n, unsigned *out)
+{
+	unsigned v = 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)(*p)[i]))
+			return false;
+		v = v * 10 + (unsigned)((*p)[i] - '0');
+	}
+	*p += n;
+	*out = v;
+	return true;
+}
+
+static bool expect(const char **p, char c)
+{
+	if (**p != c)
+		return false;
+	(*p)++;
+	return true;
+}
+
+static bool parse_month(const char **p, unsigned *month)
+{
+	static const char names[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	for (unsigned i = 0; i < 12; i++) {
+		if (strncasecmp(*p, names + 3 * i, 3) == 0) {
+			*p += 3;
+			*month = i + 1;
+			return true;
+		}
+	}
+	return false;
+}
+
+bool gw_imap_parse_internaldate(const char *text, int64_t *epoch, int32_t *tz_offset_min)
+{
+	const char *p = text;
+	unsigned day, month, year, hour, min, sec, zh, zm;
+	if (*p == ' ')
+		p++;
+	if (!isdigit((unsigned char)*p))
+		return false;
+	if (!digits(&p, isdigit((unsigned char)p[1]) ? 2 : 1, &day))
+		return false;
+	if (!expect(&p, '-') || !parse_month(&p, &month) || !expect(&p, '-') ||
+	    !digits(&p, 4, &year) || !expect(&p, ' ') || !digits(&p, 2, &hour) ||
+	    !expect(&p, ':') || !digits(&p, 2, &min) || !expect(&p, ':') || !digits(&p, 2, &sec) ||
+	    !expect(&p, ' '))
+		return false;
+	char sign = *p++;
+	if ((sign != '+' && sign != '-') || !digits(&p, 2, &zh) || !digits(&p, 2, &zm) || *p)
+		return false;
+	if (day < 1 || day > days_in_month(year, month) || hour > 23 || min > 59 || sec > 60 ||
+	    zh > 23 || zm > 59)
+		return false;
+	int32_t offset = (int32_t)(zh * 60 + zm) * (sign == '-' ? -1 : 1);
+	*epoch = days_from_civil(year, month, day) * 86400 + hour * 3600 + min * 60 + sec -
+	         (int64_t)offset * 60;
+	*tz_offset_min = offset;
+	return true;
+}
+
+uint32_t gw_imap_flag_bit(const char *flag)
+{
+	static const struct {
+		const char *name;
+		uint32_t bit;
+	} flags[] = {{"\\Seen", GW_FLAG_SEEN},       {"\\Answered", GW_FLAG_ANSWERED},
+	             {"\\Flagged", GW_FLAG_FLAGGED}, {"\\Deleted", GW_FLAG_DELETED},
+	             {"\\Draft", GW_FLAG_DRAFT},     {"$Forwarded", GW_FLAG_FORWARDED}};
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+		if (strcasecmp(flag, flags[i].name) == 0)
+			return flags[i].bit;
+	return 0;
+}
+
+bool gw_imap_is_keyword(const char *flag)
+{
+	return flag[0] != '\\' && flag[0] != '\0' && gw_imap_flag_bit(flag) == 0;
+}
+
+/* ---- scan ---- */
+
+struct scan_state {
+	struct gw_imap *imap;
+	const struct gw_scan_request *request;
+	bool want_message_id;
+	gw_meta_cb cb;
+	void *arg;
+	const char **keywords;
+	size_t keyword_cap;
+	size_t reported;
+};
+
+/* The item list of "* n FETCH (...)", or NULL. */
+static const struct imap_value *fetch_items(const struct imap_response *resp)
+{
+	if (resp->kind != GW_IMAP_UNTAGGED || resp->cond != GW_IMAP_COND_NONE ||
+	    !imap_value_is_atom(imap_list_item(&resp->data, 1), "FETCH"))
+		return NULL;
+	const struct imap_value *items = imap_list_item(&resp->data, 2);
+	return items && items->type == GW_IV_LIST ? items : NULL;
+}
+
+static void collect_flags(struct scan_state *s, const struct imap_value *flags,
+                          struct gw_message_meta *meta)
+{
+	if (flags->count > s->keyword_cap) {
+		s->keyword_cap = flags->count;
+		s->keywords = gw_xrealloc(s->keywords, s->keyword_cap * sizeof(*s->keywords));
+	}
+	for (size_t i = 0; i < flags->count; i++) {
+		const struct imap_value *f = &flags->items[i];
+		if (f->type != GW_IV_ATOM)
+			continue;
+		meta->flags |= gw_imap_flag_bit(f->str);
+		if (gw_imap_is_keyword(f->str))
+			s->keywords[meta->keyword_count++] = f->str;
+	}
+	meta->keywords = meta->keyword_count ? s->keywords : NULL;
+}
+
+static char *message_id_of(const struct imap_value *items)
+{
+	const struct imap_value *header = imap_list_get_prefix(items, "BODY[HEADER.FIELDS", NULL);
+	if (!header || header->type != GW_IV_STRING)
+		return NULL;
+	return gw_message_id_of((const unsigned char *)header->str, header->len);
+}
+
+static gw_status scan_untagged(void *arg, struct gw_imap *imap, const struct imap_response *resp)
+{
+	struct scan_state *s = arg;
+	const struct imap_value *items = fetch_items(resp);
+	if (!items)
+		return GW_OK;
+	struct gw_message_meta meta = {.struct_size = sizeof(meta)};
+	const struct imap_value *date = imap_list_get(items, "INTERNALDATE");
+	const struct imap_value *flags = imap_list_get(items, "FLAGS");
+	/* Flag updates of other clients arrive as FETCH responses too: skip them. */
+	if (!imap_value_u32(imap_list_get(items, "UID"), &meta.uid) ||
+	    !imap_value_u64(imap_list_get(items, "RFC822.SIZE"), &meta.size) ||
+	    !imap_value_is_string(date) || !flags || flags->type != GW_IV_LIST)
+		return GW_OK;
+	/* "n:*" always includes the last message, even when its UID is below n. */
+	if (meta.uid < s->request->uid_min)
+		return GW_OK;
+	if (!gw_imap_parse_internaldate(date->str, &meta.internal_date, &meta.tz_offset_min))
+		gw_log(imap->ctx, GW_LOG_WARN, "UID %" PRIu32 ": unreadable INTERNALDATE \"%s\"",
+		       meta.uid, date->str);
+	collect_flags(s, flags, &meta);
+	char *message_id = s->want_message_id ? message_id_of(items) : NULL;
+	meta.message_id = message_id;
+	gw_status st = s->cb(s->arg, &meta);
+	free(message_id);
+	s->reported++;
+	return st;
+}
+
+static gw_status check_selected(struct gw_imap *imap)
+{
+	gw_status st = imap_check_usable(imap);
+	if (st == GW_OK && !imap->selected)
+		st = gw_fail(imap->ctx, GW_ERR_FOLDER, "no folder is selected");
+	return st;
+}
+
+gw_status imap_scan(struct gw_imap *imap, const struct gw_scan_request *request, gw_meta_cb cb,
+                    void *arg)
+{
+	gw_status st = check_selected(imap);
+	if (st != GW_OK)
+		return st;
+	if (!request || request->struct_size < offsetof(struct gw_scan_request, uid_min) +
+	                                               sizeof(request->uid_min))
+		return gw_fail(imap->ctx, GW_ERR_CONFIG, "scan request from an unknown ABI");
+	if (imap->exists == 0)
+		return GW_OK; /* some servers answer "n:*" in an empty folder with BAD */
+
+	struct scan_state s = {.imap = imap, .request = request, .cb = cb, .arg = arg};
+	s.want_message_id = (request->want & GW_SCAN_MESSAGE_ID) != 0;
+	char *cmd = gw_xasprintf("UID FETCH %" PRIu32 ":* (UID RFC822.SIZE INTERNALDATE FLAGS%s)",
+	                         request->uid_min ? request->uid_min : 1,
+	                         s.want_message_id ? " BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]" : "");
+	struct imap_response tagged;
+	st = imap_command(imap, cmd, scan_untagged, &s, &tagged);
+	free(cmd);
+	free(s.keywords);
+	if (st == GW_OK && tagged.cond != GW_IMAP_OK)
+		st = imap_fail_response(imap, &tagged, GW_ERR_FOLDER, "cannot scan the folder");
+	imap_response_free(&tagged);
+	if (st == GW_OK)
+		gw_log(imap->ctx, GW_LOG_DEBUG, "scanned %zu messages", s.reported);
+	return st;
+}
+
+/* ---- fetch ---- */
+
+struct inflight {
+	char tag[GW_IMAP_TAG_MAX];
+	uint32_t uid;
+	bool got_body; /* delivered, refused or reported: nothing more to say about it */
+};
+
+struct fetch_state {
+	struct gw_imap *imap;
+	const struct gw_fetch_target *target;
+	uint64_t limit;
+	struct inflight *queue; /* commands in flight, oldest first */
+	size_t queued;
+	size_t next;    /* index of the next UID to request */
+	gw_status stop; /* non-OK: request nothing more, drain, return it */
+
+	bool delivering; /* begin() accepted a message whose end() is still due */
+	uint32_t current_uid;
+	gw_status current_status; /* first failure of data() */
+};
+
+static void note_target_status(struct fetch_state *fs, gw_status st)
+{
+	/* A failed message is the target's business; anything wider stops the fetch. */
+	if (st != GW_OK && st != GW_ERR_MESSAGE && fs->stop == GW_OK)
+		fs->stop = st;
+}
+
+static void report_failed(struct fetch_state *fs, uint32_t uid, gw_status st, const char *fmt, ...)
+        GW_PRINTF(4, 5);
+
+static void report_failed(struct fetch_state *fs, uint32_t uid, gw_status st, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *reason = gw_xvasprintf(fmt, ap);
+	va_end(ap);
+	fs->target->failed(fs->target->arg, uid, st, reason);
+	free(reason);
+}
+
+static struct inflight *waiting_entry(struct fetch_state *fs, bool uid_known, uint32_t uid)
+{
+	for (size_t i = 0; i < fs->queued; i++)
+		if (!fs->queue[i].got_body && (!uid_known || fs->queue[i].uid == uid))
+			return &fs->queue[i];
+	return NULL;
+}
+
+static gw_status deliver_chunk(void *arg, const void *data, size_t len)
+{
+	struct fetch_state *fs = arg;
+	return fs->target->data(fs->target->arg, data, len);
+}
+
+/* Start delivering a body of @p size bytes for @p e; false if it is not wanted. */
+static bool begin_body(struct fetch_state *fs, struct inflight *e, uint64_t size)
+{
+	e->got_body = true;
+	if (size > fs->limit) {
+		report_failed(fs, e->uid, GW_ERR_MESSAGE,
+		              "message of %" PRIu64 " bytes exceeds the limit of %" PRIu64 " bytes",
+		              size, fs->limit);
+		return false;
+	}
+	gw_status st = fs->target->begin(fs->target->arg, e->uid, size);
+	if (st != GW_OK) {
+		note_target_status(fs, st);
+		return false;
+	}
+	fs->delivering = true;
+	fs->current_uid = e->uid;
+	fs->current_status = GW_OK;
+	return true;
+}
+
+static bool is_body_item(const struct imap_value *name)
+{
+	return name && name->type == GW_IV_ATOM && strcasecmp(name->str, "BODY[]") == 0;
+}
+
+/* Literal hook: a BODY[] literal of a FETCH response goes straight to the target. */
+static gw_status body_hook(void *arg, struct imap_parser *p, const struct imap_value *top,
+                           const struct imap_value *list, uint64_t size, bool *consumed)
+{
+	struct fetch_state *fs = arg;
+	if (!imap_value_is_atom(imap_list_item(top, 1), "FETCH") ||
+	    list != imap_list_item(top, 2) || list->count % 2 != 1 ||
+	    !is_body_item(&list->items[list->count - 1]))
+		return GW_OK;
+	*consumed = true;
+	uint32_t uid = 0;
+	bool uid_known = imap_value_u32(imap_list_get(list, "UID"), &uid);
+	struct inflight *e = waiting_entry(fs, uid_known, uid);
+	if (!e || !begin_body(fs, e, size))
+		return imap_parser_stream_literal(p, size, NULL, NULL, NULL);
+	return imap_parser_stream_literal(p, size, deliver_chunk, fs, &fs->current_status);
+}
+
+/* A body small enough to come as a quoted string (or a literal the hook did not see). */
+static void deliver_inline_body(struct fetch_state *fs, const struct imap_value *items)
+{
+	const struct imap_value *body = imap_list_get(items, "BODY[]");
+	if (!body || body->type != GW_IV_STRING)
+		return;
+	uint32_t uid = 0;
+	bool uid_known = imap_value_u32(imap_list_get(items, "UID"), &uid);
+	struct inflight *e = waiting_entry(fs, uid_known, uid);
+	if (!e || !begin_body(fs, e, body->len))
+		return;
+	fs->current_status = fs->target->data(fs->target->arg, body->str, body->len);
+}
+
+/* An untagged FETCH ended: finish the message its BODY[] started. */
+static void finish_message(struct fetch_state *fs, const struct imap_response *resp)
+{
+	const struct imap_value *items = fetch_items(resp);
+	if (!items)
+		return;
+	if (!fs->delivering)
+		deliver_inline_body(fs, items);
+	if (!fs->delivering)
+		return;
+	fs->delivering = false;
+	uint32_t uid;
+	if (imap_value_u32(imap_list_get(items, "UID"), &uid) && uid != fs->current_uid) {
+		report_failed(fs, fs->current_uid, GW_ERR_MESSAGE,
+		              "the server sent UID %" PRIu32 " in answer to UID %" PRIu32, uid,
+		              fs->current_uid);
+		return;
+	}
+	if (fs->current_status != GW_OK) {
+		report_failed(fs, fs->current_uid, fs->current_status,
+		              "the bytes of UID %" PRIu32 " could not be stored", fs->current_uid);
+		note_target_status(fs, fs->current_status);
+		return;
+	}
+	note_target_status(fs, fs->target->end(fs->target->arg, fs->current_uid));
+}
+
+/* The tagged reply of one UID FETCH: the message is done, one way or another. */
+static void complete_command(struct fetch_state *fs, const struct imap_response *resp)
+{
+	size_t i = 0;
+	while (i < fs->queued && strcmp(fs->queue[i].tag, resp->tag) != 0)
+		i++;
+	if (i == fs->queued) {
+		gw_log(fs->imap->ctx, GW_LOG_DEBUG, "ignoring tagged reply %s", resp->tag);
+		return;
+	}
+	struct inflight e = fs->queue[i];
+	memmove(&fs->queue[i], &fs->queue[i + 1], (fs->queued - i - 1) * sizeof(*fs->queue));
+	fs->queued--;
+	if (resp->cond == GW_IMAP_OK) {
+		if (!e.got_body)
+			report_failed(fs, e.uid, GW_ERR_MESSAGE, "UID %" PRIu32 " no longer exists",
+			              e.uid);
+		return;
+	}
+	uint32_t retry_after;
+	if (imap_response_throttled(resp, &retry_after)) {
+		if (fs->stop == GW_OK)
+			fs->stop = imap_fail_response(fs->imap, resp, GW_ERR_THROTTLED,
+			                              "the server throttles fetching");
+		return;
+	}
+	snprintf(fs->imap->last_response, sizeof(fs->imap->last_response), "%s", resp->text);
+	if (!e.got_body)
+		report_failed(fs, e.uid, GW_ERR_MESSAGE, "the server refused UID %" PRIu32 ": %s",
+		              e.uid, resp->text);
+}
+
+/* Keep pipeline_depth commands in flight (one UID each, so replies map to UIDs). */
+static gw_status fill_pipeline(struct fetch_state *fs, const struct gw_fetch_request *request)
+{
+	struct gw_imap *imap = fs->imap;
+	struct gw_buf batch = {0};
+	while (fs->stop == GW_OK && fs->queued < imap->pipeline_depth &&
+	       fs->next < request->count) {
+		struct inflight *e = &fs->queue[fs->queued++];
+		memset(e, 0, sizeof(*e));
+		e->uid = request->uids[fs->next++];
+		imap_next_tag(imap, e->tag);
+		gw_buf_printf(&batch, "%s UID FETCH %" PRIu32 " (BODY.PEEK[])\r\n", e->tag, e->uid);
+	}
+	gw_status st = batch.len ? imap_send_raw(imap, batch.data, batch.len, NULL) : GW_OK;
+	gw_buf_free(&batch);
+	return st;
+}
+
+static gw_status check_fetch_args(struct gw_imap *imap, const struct gw_fetch_request *request,
+                                  const struct gw_fetch_target *target)
+{
+	gw_status st = check_selected(imap);
+	if (st != GW_OK)
+		return st;
+	if (!request ||
+	    request->struct_size <
+	            offsetof(struct gw_fetch_request, max_size) + sizeof(request->max_size) ||
+	    (request->count > 0 && !request->uids))
+		return gw_fail(imap->ctx, GW_ERR_CONFIG, "invalid fetch request");
+	if (!target ||
+	    target->struct_size <
+	            offsetof(struct gw_fetch_target, failed) + sizeof(target->failed) ||
+	    !target->begin || !target->data || !target->end || !target->failed)
+		return gw_fail(imap->ctx, GW_ERR_CONFIG, "incomplete fetch target");
+	return GW_OK;
+}
+
+static gw_status fetch_loop(struct fetch_state *fs, const struct gw_fetch_request *request)
+{
+	struct gw_imap *imap = fs->imap;
+	for (;;) {
+		if (gw_cancel_level() >= 2) {
+			imap->broken = true; /* replies are still on their way */
+			return gw_fail(imap->ctx, GW_ERR_CANCELLED, "fetch interrupted");
+		}
+		if (gw_cancel_level() >= 1 && fs->stop == GW_OK)
+			fs->stop = GW_ERR_CANCELLED;
+		gw_status st = fill_pipeline(fs, request);
+		if (st != GW_OK)
+			return st;
+		if (fs->queued == 0)
+			return fs->stop;
+		struct imap_response resp;
+		st = imap_read(imap, &resp);
+		if (st != GW_OK) {
+			if (fs->delivering)
+				report_failed(fs, fs->current_uid, GW_ERR_SESSION,
+				              "the connection was lost while fetching UID %" PRIu32,
+				              fs->current_uid);
+			fs->delivering = false;
+			imap_response_free(&resp);
+			return st;
+		}
+		if (resp.kind == GW_IMAP_UNTAGGED)
+			finish_message(fs, &resp);
+		else if (resp.kind == GW_IMAP_TAGGED)
+			complete_command(fs, &resp);
+		imap_response_free(&resp);
+	}
+}
+
+gw_status imap_fetch(struct gw_imap *imap, const struct gw_fetch_request *request,
+                     const struct gw_fetch_target *target)
+{
+	gw_status st = check_fetch_args(imap, request, target);
+	if (st != GW_OK)
+		return st;
+	struct fetch_state fs = {.imap = imap, .target = target, .limit = imap->max_literal};
+	/* The request's cap applies as well; the smaller one wins. */
+	if (request->max_size && request->max_size < fs.limit)
+		fs.limit = request->max_size;
+	fs.queue = gw_xcalloc(imap->pipeline_depth, sizeof(*fs.queue));
+	imap->parser.hook = body_hook;
+	imap->parser.hook_arg = &fs;
+	st = fetch_loop(&fs, request);
+	imap->parser.hook = NULL;
+	imap->parser.hook_arg = NULL;
+	free(fs.queue);
+	return st;
+}

@@ -1,0 +1,61 @@
+/* Byte transport of the IMAP client: a TCP connection, optionally wrapped
+ * in TLS (OpenSSL), with a deadline on every read and write and one 64 KiB
+ * read buffer that the parser consumes in place. Every failure is recorded
+ * with gw_fail() on the connection's context and returned as a status:
+ * GW_ERR_SESSION for network, timeout and TLS trouble, GW_ERR_CONFIG where
+ * retrying cannot help (an untrusted certificate, an unreadable ca_file). */
+#ifndef GW_IMAP_IO_H
+#define GW_IMAP_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <godwit/status.h>
+
+#define GW_IMAP_READ_BUF (64u * 1024u)
+
+struct gw_ctx;
+typedef struct ssl_st SSL;
+typedef struct ssl_ctx_st SSL_CTX;
+
+struct imap_io {
+	struct gw_ctx *ctx;
+	char *host; /* for messages and certificate checks */
+	uint16_t port;
+	int fd;
+	SSL_CTX *ssl_ctx;
+	SSL *ssl;
+	int timeout_ms;
+	unsigned char *buf; /* GW_IMAP_READ_BUF bytes; unread data is buf[pos..end) */
+	size_t pos;
+	size_t end;
+};
+
+/* Resolve @p host, connect within @p timeout_ms (tried per address). */
+gw_status imap_io_connect(struct imap_io *io, struct gw_ctx *ctx, const char *host,
+                          uint16_t port, uint32_t timeout_ms);
+
+/* Run a TLS handshake over the connected socket. With @p verify the chain
+ * must lead to the system store or @p ca_file and name @c host. */
+gw_status imap_io_start_tls(struct imap_io *io, bool verify, const char *ca_file);
+
+bool imap_io_is_tls(const struct imap_io *io);
+
+/* Write all @p len bytes or fail. */
+gw_status imap_io_write(struct imap_io *io, const void *data, size_t len);
+
+/* Read at least one more byte into the buffer (compacting it first), or fail
+ * on EOF, timeout or a TLS error. Fails with GW_ERR_SESSION if the buffer is
+ * already full of unread bytes (the caller must consume first). */
+gw_status imap_io_fill(struct imap_io *io);
+
+static inline size_t imap_io_available(const struct imap_io *io)
+{
+	return io->end - io->pos;
+}
+
+/* Close the connection and free everything; safe to call twice. */
+void imap_io_close(struct imap_io *io);
+
+#endif

@@ -1,0 +1,1517 @@
+/* One attempt at one mailbox (see migrate.h).
+ *
+ * Memory: the metadata of every message of the mailbox lives in one array
+ * of 40-byte entries, keywords interned per mailbox; message bytes only pass
+ * through the worker's spool, one message at a time. Nothing else grows with
+ * the mailbox except the report's lists of skipped and failed UIDs. */
+#include "migrate.h"
+
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+/* ---- pipelines ---- */
+
+static void ctx_reset(struct gw_ctx *ctx)
+{
+	ctx->status = GW_OK;
+	ctx->error[0] = '\0';
+	ctx->retry_after_ms = 0;
+}
+
+/* The text a plugin gave with its failure, or a generic one naming the operation. */
+static const char *ctx_error(const struct gw_ctx *ctx, const char *operation, gw_status status,
+                             char *fallback, size_t fallback_size)
+{
+	if (ctx->error[0] != '\0')
+		return ctx->error;
+	snprintf(fallback, fallback_size, "%s failed (%s error)", operation,
+	         gw_status_name(status));
+	return fallback;
+}
+
+bool gw_pipeline_rt_init(struct gw_pipeline_rt *rt, struct gw_pipeline *pipeline)
+{
+	memset(rt, 0, sizeof(*rt));
+	rt->pipeline = pipeline;
+	rt->name = pipeline->cfg->name;
+	rt->rules = gw_folder_rules_of(pipeline->cfg);
+	snprintf(rt->source_label, sizeof(rt->source_label), "source %s",
+	         pipeline->source->desc.name);
+	snprintf(rt->sink_label, sizeof(rt->sink_label), "sink %s", pipeline->sink->desc.name);
+	rt->source_ctx = (struct gw_ctx){.pipeline = rt->name, .plugin = rt->source_label};
+	rt->sink_ctx = (struct gw_ctx){.pipeline = rt->name, .plugin = rt->sink_label};
+	const struct gw_host *host = gw_host_table();
+	char fallback[128];
+	if (pipeline->source->source.init != NULL) {
+		gw_status st = pipeline->source->source.init(
+		        host, &rt->source_ctx, pipeline->source_config, &rt->source_state);
+		if (st != GW_OK) {
+			rt->init_error = gw_xasprintf(
+			        "%s: %s", rt->source_label,
+			        ctx_error(&rt->source_ctx, "init", st, fallback, sizeof(fallback)));
+			return false;
+		}
+	}
+	rt->source_ready = true;
+	if (pipeline->sink->sink.init != NULL) {
+		gw_status st = pipeline->sink->sink.init(host, &rt->sink_ctx, pipeline->sink_config,
+		                                         &rt->sink_state);
+		if (st != GW_OK) {
+			rt->init_error = gw_xasprintf(
+			        "%s: %s", rt->sink_label,
+			        ctx_error(&rt->sink_ctx, "init", st, fallback, sizeof(fallback)));
+			return false;
+		}
+	}
+	rt->sink_ready = true;
+	return true;
+}
+
+void gw_pipeline_rt_fini(struct gw_pipeline_rt *rt)
+{
+	if (rt->sink_ready && rt->pipeline->sink->sink.fini != NULL)
+		rt->pipeline->sink->sink.fini(rt->sink_state);
+	if (rt->source_ready && rt->pipeline->source->source.fini != NULL)
+		rt->pipeline->source->source.fini(rt->source_state);
+	rt->sink_ready = rt->source_ready = false;
+	free(rt->init_error);
+	rt->init_error = NULL;
+}
+
+void gw_mailbox_job_init(struct gw_mailbox_job *job, struct gw_pipeline_rt *rt,
+                         const struct gw_mailbox *mailbox)
+{
+	memset(job, 0, sizeof(*job));
+	job->rt = rt;
+	job->mailbox = mailbox;
+	job->report.pipeline = rt->name;
+	job->report.email = mailbox->email;
+	job->report.max_size = rt->pipeline->cfg->max_size;
+}
+
+void gw_mailbox_job_free(struct gw_mailbox_job *job)
+{
+	gw_mailbox_report_free(&job->report);
+}
+
+void gw_origin_key(const char *pipeline, const char *mailbox, const char *folder,
+                   uint32_t uidvalidity, uint32_t uid, char out[25])
+{
+	struct gw_buf input = {0};
+	gw_buf_puts(&input, pipeline);
+	gw_buf_append(&input, "", 1);
+	gw_buf_puts(&input, mailbox);
+	gw_buf_append(&input, "", 1);
+	gw_buf_puts(&input, folder);
+	gw_buf_append(&input, "", 1);
+	gw_buf_printf(&input, "%u", uidvalidity);
+	gw_buf_append(&input, "", 1);
+	gw_buf_printf(&input, "%u", uid);
+	unsigned char digest[EVP_MAX_MD_SIZE];
+	unsigned int digest_len = 0;
+	EVP_Digest(input.data, input.len, digest, &digest_len, EVP_sha256(), NULL);
+	gw_buf_free(&input);
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < 12; i++) {
+		out[2 * i] = hex[digest[i] >> 4];
+		out[2 * i + 1] = hex[digest[i] & 15];
+	}
+	out[24] = '\0';
+}
+
+/* ---- per-attempt data ---- */
+
+enum entry_state {
+	ENTRY_TODO = 0,
+	ENTRY_DONE,          /* in the state: already in the sink */
+	ENTRY_FAILED_BEFORE, /* failed earlier in this run: not tried again */
+	ENTRY_TOO_LARGE,
+	ENTRY_FILTERED,
+	ENTRY_OVER_CAP,
+	ENTRY_GIVEN_UP, /* its folder failed during the copy */
+};
+
+/* 40 bytes per message; the whole mailbox's metadata is one array of these. */
+struct scan_entry {
+	int64_t internal_date;
+	uint64_t size;
+	uint32_t uid;
+	uint32_t folder;    /* index into attempt::folders */
+	uint32_t kw_offset; /* into keyword_table::pool */
+	int16_t tz_offset_min;
+	uint8_t flags;
+	uint8_t kw_count;
+	uint8_t state; /* enum entry_state */
+};
+
+/* Keywords interned per mailbox: a message stores small indexes, not strings. */
+struct keyword_table {
+	char **names;
+	size_t count;
+	uint32_t *slots; /* open addressing: index + 1, 0 = empty */
+	size_t slot_count;
+	uint16_t *pool;
+	size_t pool_len, pool_cap;
+	bool overflow_warned;
+};
+
+struct run_folder {
+	struct gw_mapped_folder *mapped;
+	struct gw_folder_report *rep;
+	struct gw_state_folder_key key;
+	void *sink_folder;
+	char sink_id[GW_SINK_ID_MAX];
+	bool ensured;
+	bool failed;
+	uint32_t uidvalidity;
+	uint32_t *failed_uids; /* failed earlier in this run, sorted */
+	size_t failed_count;
+	uint32_t *done_uids; /* state's done UIDs for the current uidvalidity, sorted */
+	size_t done_count;
+	uint64_t done_at_scan;
+};
+
+enum item_outcome {
+	ITEM_NONE = 0, /* not yet handed to the source */
+	ITEM_MARKED,   /* pending in the state, being fetched */
+	ITEM_APPENDED, /* the sink has it, not yet durable */
+	ITEM_FAILED,   /* message-level failure, recorded */
+	ITEM_UNCERTAIN /* the sink failed mid-append: left pending for lookup */
+};
+
+struct batch_item {
+	size_t entry;
+	enum item_outcome outcome;
+	uint64_t size;
+	char *message_id;
+	char origin_key[25];
+	char sha256[65];
+	char sink_id[GW_SINK_ID_MAX];
+};
+
+struct attempt {
+	struct gw_mailbox_job *job;
+	struct gw_worker_res *res;
+	const struct gw_pipeline_rt *rt;
+	const struct gw_pipeline_cfg *cfg;
+	const struct gw_source_ops *src_ops;
+	const struct gw_sink_ops *snk_ops;
+	struct gw_ctx sctx, kctx;
+	void *src, *snk;
+	struct gw_mapped_folder *mapped;
+	size_t mapped_count, mapped_cap;
+	struct run_folder *folders;
+	size_t folder_count;
+	long current; /* folder selected at the source, -1 if none */
+	struct scan_entry *entries;
+	size_t entry_count, entry_cap;
+	struct keyword_table kw;
+	struct batch_item batch[GW_BATCH_MESSAGES];
+	size_t batch_count;
+	const char *kw_scratch[256];
+	char *error; /* why the attempt stopped */
+};
+
+static gw_status stop(struct attempt *a, gw_status status, const char *fmt, ...) GW_PRINTF(3, 4);
+
+/* Record why the attempt stops (the first reason wins) and return @p status. */
+static gw_status stop(struct attempt *a, gw_status status, const char *fmt, ...)
+{
+	if (a->error == NULL) {
+		va_list ap;
+		va_start(ap, fmt);
+		a->error = gw_xvasprintf(fmt, ap);
+		va_end(ap);
+	}
+	return status;
+}
+
+static gw_status stop_plugin(struct attempt *a, const struct gw_ctx *ctx, const char *label,
+                             const char *operation, gw_status status)
+{
+	char fallback[160];
+	return stop(a, status, "%s: %s", label,
+	            ctx_error(ctx, operation, status, fallback, sizeof(fallback)));
+}
+
+static gw_status stop_state(struct attempt *a, char *error)
+{
+	gw_status st = stop(a, GW_ERR_MAILBOX, "state: %s", error != NULL ? error : "failed");
+	free(error);
+	return st;
+}
+
+static int cmp_u32(const void *x, const void *y)
+{
+	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+	return a < b ? -1 : a > b;
+}
+
+static bool has_uid(const uint32_t *uids, size_t count, uint32_t uid)
+{
+	return count > 0 && bsearch(&uid, uids, count, sizeof(uid), cmp_u32) != NULL;
+}
+
+/* ---- keywords ---- */
+
+static uint32_t hash_str(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+static void kw_grow(struct keyword_table *kw)
+{
+	size_t n = kw->slot_count ? kw->slot_count * 2 : 64;
+	uint32_t *slots = gw_xcalloc(n, sizeof(*slots));
+	for (size_t i = 0; i < kw->count; i++) {
+		size_t s = hash_str(kw->names[i]) & (n - 1);
+		while (slots[s] != 0)
+			s = (s + 1) & (n - 1);
+		slots[s] = (uint32_t)i + 1;
+	}
+	free(kw->slots);
+	kw->slots = slots;
+	kw->slot_count = n;
+}
+
+/* Index of @p name, added if new; -1 if the table is full (65,536 keywords). */
+static long kw_intern(struct keyword_table *kw, const char *name)
+{
+	if (kw->count * 2 >= kw->slot_count)
+		kw_grow(kw);
+	size_t s = hash_str(name) & (kw->slot_count - 1);
+	while (kw->slots[s] != 0) {
+		if (strcmp(kw->names[kw->slots[s] - 1], name) == 0)
+			return (long)kw->slots[s] - 1;
+		s = (s + 1) & (kw->slot_count - 1);
+	}
+	if (kw->count > UINT16_MAX)
+		return -1;
+	kw->names = gw_xrealloc(kw->names, (kw->count + 1) * sizeof(*kw->names));
+	kw->names[kw->count] = gw_xstrdup(name);
+	kw->slots[s] = (uint32_t)++kw->count;
+	return (long)kw->count - 1;
+}
+
+static void kw_free(struct keyword_table *kw)
+{
+	for (size_t i = 0; i < kw->count; i++)
+		free(kw->names[i]);
+	free(kw->names);
+	free(kw->slots);
+	free(kw->pool);
+	memset(kw, 0, sizeof(*kw));
+}
+
+static void entry_set_keywords(struct attempt *a, struct scan_entry *e,
+                               const struct gw_message_meta *meta)
+{
+	struct keyword_table *kw = &a->kw;
+	size_t n = meta->keyword_count < 255 ? meta->keyword_count : 255;
+	e->kw_offset = (uint32_t)kw->pool_len;
+	e->kw_count = 0;
+	if (n == 0)
+		return;
+	if (kw->pool_len + n > kw->pool_cap) {
+		kw->pool_cap = (kw->pool_len + n) * 2;
+		kw->pool = gw_xrealloc(kw->pool, kw->pool_cap * sizeof(*kw->pool));
+	}
+	for (size_t i = 0; i < n; i++) {
+		long idx = kw_intern(kw, meta->keywords[i]);
+		if (idx < 0)
+			continue;
+		kw->pool[kw->pool_len++] = (uint16_t)idx;
+		e->kw_count++;
+	}
+	if ((meta->keyword_count > 255 || e->kw_count < n) && !kw->overflow_warned) {
+		kw->overflow_warned = true;
+		gw_mailbox_report_warn(&a->job->report,
+		                       "some keywords were dropped: at most 255 per message and "
+		                       "65,536 per mailbox are kept");
+	}
+}
+
+/* ---- folders ---- */
+
+static gw_status on_folder(void *arg, const struct gw_folder_info *info)
+{
+	struct attempt *a = arg;
+	if (info == NULL || info->name == NULL)
+		return GW_OK;
+	if (a->mapped_count == a->mapped_cap) {
+		a->mapped_cap = a->mapped_cap ? a->mapped_cap * 2 : 32;
+		a->mapped = gw_xrealloc(a->mapped, a->mapped_cap * sizeof(*a->mapped));
+	}
+	gw_folder_map(&a->rt->rules, info, &a->mapped[a->mapped_count++]);
+	return GW_OK;
+}
+
+static void fail_folder(struct attempt *a, struct run_folder *rf, const char *reason)
+{
+	rf->failed = true;
+	free(rf->rep->error);
+	rf->rep->error = gw_xstrdup(reason);
+	gw_log(&a->sctx, GW_LOG_WARN, "folder %s failed: %s", rf->mapped->source_name, reason);
+}
+
+/* Failures from earlier attempts of this run: those messages are not tried again. */
+static void load_failed_uids(struct run_folder *rf)
+{
+	rf->failed_count = rf->rep->failure_count;
+	if (rf->failed_count == 0)
+		return;
+	rf->failed_uids = gw_xmalloc(rf->failed_count * sizeof(*rf->failed_uids));
+	for (size_t i = 0; i < rf->failed_count; i++)
+		rf->failed_uids[i] = rf->rep->failures[i].uid;
+	qsort(rf->failed_uids, rf->failed_count, sizeof(*rf->failed_uids), cmp_u32);
+}
+
+static gw_status list_and_map(struct attempt *a)
+{
+	ctx_reset(&a->sctx);
+	gw_status st = a->src_ops->list_folders(a->src, on_folder, a);
+	if (st != GW_OK)
+		return stop_plugin(a, &a->sctx, a->rt->source_label, "listing folders", st);
+	a->folders = gw_xcalloc(a->mapped_count ? a->mapped_count : 1, sizeof(*a->folders));
+	for (size_t i = 0; i < a->mapped_count; i++) {
+		struct gw_mapped_folder *m = &a->mapped[i];
+		if (m->disposition != GW_FOLDER_MIGRATE && m->disposition != GW_FOLDER_ILLEGAL)
+			continue;
+		struct run_folder *rf = &a->folders[a->folder_count++];
+		rf->mapped = m;
+		gw_mailbox_report_folder(&a->job->report, m->source_name);
+		rf->key = (struct gw_state_folder_key){.pipeline = a->rt->name,
+		                                       .mailbox = a->job->mailbox->email,
+		                                       .folder = m->source_name};
+	}
+	/* Only now: adding report folders moves them, so pointers are taken afterwards. */
+	for (size_t i = 0; i < a->folder_count; i++) {
+		struct run_folder *rf = &a->folders[i];
+		rf->rep = gw_mailbox_report_folder(&a->job->report, rf->mapped->source_name);
+		free(rf->rep->error);
+		rf->rep->error = NULL;
+		load_failed_uids(rf);
+		if (rf->mapped->disposition == GW_FOLDER_ILLEGAL)
+			fail_folder(a, rf, rf->mapped->error);
+	}
+	return GW_OK;
+}
+
+static gw_status ensure_folders(struct attempt *a)
+{
+	const char **ids = gw_xcalloc(a->folder_count ? a->folder_count : 1, sizeof(*ids));
+	for (size_t i = 0; i < a->folder_count; i++) {
+		struct run_folder *rf = &a->folders[i];
+		if (rf->failed)
+			continue;
+		a->kctx.folder = rf->mapped->source_name;
+		ctx_reset(&a->kctx);
+		gw_status st = a->snk_ops->ensure_folder(a->snk, &rf->mapped->path,
+		                                         &rf->sink_folder, rf->sink_id);
+		a->kctx.folder = NULL;
+		if (st == GW_ERR_FOLDER || st == GW_ERR_MESSAGE) {
+			char fallback[160];
+			fail_folder(a, rf,
+			            ctx_error(&a->kctx, "creating the folder in the sink", st,
+			                      fallback, sizeof(fallback)));
+			continue;
+		}
+		if (st != GW_OK) {
+			free(ids);
+			return stop_plugin(a, &a->kctx, a->rt->sink_label, "creating a folder", st);
+		}
+		rf->sink_id[GW_SINK_ID_MAX - 1] = '\0';
+		rf->ensured = true;
+		free(rf->rep->sink_folder);
+		rf->rep->sink_folder = gw_xstrdup(rf->sink_id);
+		ids[i] = rf->sink_id;
+	}
+	struct gw_folder_collision *collisions = NULL;
+	size_t n = gw_folder_collisions(ids, a->folder_count, &collisions);
+	for (size_t i = 0; i < n; i++) {
+		const struct run_folder *x = &a->folders[collisions[i].first];
+		const struct run_folder *y = &a->folders[collisions[i].second];
+		gw_mailbox_report_collision(&a->job->report, x->sink_id, x->mapped->source_name,
+		                            y->mapped->source_name);
+		gw_log(&a->kctx, GW_LOG_WARN,
+		       "folders \"%s\" and \"%s\" both land in sink folder %s: merged",
+		       x->mapped->source_name, y->mapped->source_name, x->sink_id);
+	}
+	free(collisions);
+	free(ids);
+	return GW_OK;
+}
+
+/* ---- pending rows from a run that stopped before committing ---- */
+
+struct pending_list {
+	struct gw_state_record *items;
+	size_t count;
+};
+
+static char *dup_or_null(const char *s)
+{
+	return s != NULL ? gw_xstrdup(s) : NULL;
+}
+
+static void collect_pending(const struct gw_state_record *r, void *arg)
+{
+	struct pending_list *list = arg;
+	list->items = gw_xrealloc(list->items, (list->count + 1) * sizeof(*list->items));
+	struct gw_state_record *copy = &list->items[list->count++];
+	*copy = *r;
+	copy->origin_key = dup_or_null(r->origin_key);
+	copy->message_id = dup_or_null(r->message_id);
+	copy->sink_folder = copy->sink_id = copy->sha256_hex = NULL;
+}
+
+static void pending_list_free(struct pending_list *list)
+{
+	for (size_t i = 0; i < list->count; i++) {
+		free((char *)list->items[i].origin_key);
+		free((char *)list->items[i].message_id);
+	}
+	free(list->items);
+}
+
+static bool drop_one_pending(struct attempt *a, struct run_folder *rf,
+                             const struct gw_state_record *r, char **error)
+{
+	return gw_state_drop_pending(a->res->state, &rf->key, &r->uid, r->uidvalidity, 1, error);
+}
+
+/* Pending messages the sink confirmed, fetched once more from the source so the
+ * state records the SHA-256 of exactly the bytes that were written. */
+struct rehash {
+	struct attempt *a;
+	struct run_folder *rf;
+	struct gw_state_record *records; /* from the pending list; sink_id filled */
+	char (*sink_ids)[GW_SINK_ID_MAX];
+	bool *settled;
+	size_t count;
+	long current;
+	char *error;
+};
+
+static gw_status on_rehash_begin(void *arg, uint32_t uid, uint64_t size)
+{
+	struct rehash *rh = arg;
+	rh->current = -1;
+	for (size_t i = 0; i < rh->count; i++) {
+		if (rh->records[i].uid == uid && !rh->settled[i])
+			rh->current = (long)i;
+	}
+	char *error = NULL;
+	if (rh->current < 0 || !gw_spool_begin(rh->a->res->spool, size, &error)) {
+		free(error); /* not re-hashed: dropped and copied again */
+		rh->current = -1;
+		return GW_ERR_MESSAGE;
+	}
+	return GW_OK;
+}
+
+static gw_status on_rehash_data(void *arg, const void *bytes, size_t length)
+{
+	struct rehash *rh = arg;
+	char *error = NULL;
+	if (rh->current >= 0 && !gw_spool_write(rh->a->res->spool, bytes, length, &error)) {
+		free(error);
+		rh->current = -1;
+	}
+	return GW_OK;
+}
+
+static gw_status on_rehash_end(void *arg, uint32_t uid)
+{
+	struct rehash *rh = arg;
+	if (rh->current < 0 || rh->records[rh->current].uid != uid)
+		return GW_OK;
+	size_t i = (size_t)rh->current;
+	rh->current = -1;
+	const unsigned char *data;
+	size_t len;
+	char sha[65];
+	char *error = NULL;
+	if (!gw_spool_finish(rh->a->res->spool, &data, &len, sha, &error)) {
+		free(error);
+		return GW_OK;
+	}
+	char *message_id = gw_message_id_of(data, len);
+	struct gw_state_record done = rh->records[i];
+	done.sink_folder = rh->rf->sink_id;
+	done.sink_id = rh->sink_ids[i];
+	done.size = len;
+	done.sha256_hex = sha;
+	done.message_id = message_id;
+	bool ok = gw_state_mark_done(rh->a->res->state, &rh->rf->key, &done, 1, &error);
+	free(message_id);
+	if (!ok) {
+		free(rh->error);
+		rh->error = error;
+		return GW_ERR_MAILBOX;
+	}
+	rh->settled[i] = true;
+	return GW_OK;
+}
+
+static void on_rehash_failed(void *arg, uint32_t uid, gw_status status, const char *reason)
+{
+	struct rehash *rh = arg;
+	(void)uid;
+	(void)status;
+	(void)reason;
+	rh->current = -1; /* stays unsettled: dropped below */
+}
+
+static gw_status rehash_found(struct attempt *a, struct run_folder *rf, struct rehash *rh)
+{
+	if (rh->count == 0)
+		return GW_OK;
+	uint32_t *uids = gw_xcalloc(rh->count, sizeof(*uids));
+	for (size_t i = 0; i < rh->count; i++)
+		uids[i] = rh->records[i].uid;
+	struct gw_fetch_request request = {.struct_size = sizeof(request),
+	                                   .uids = uids,
+	                                   .count = rh->count,
+	                                   .max_size = UINT64_MAX};
+	struct gw_fetch_target target = {.struct_size = sizeof(target),
+	                                 .arg = rh,
+	                                 .begin = on_rehash_begin,
+	                                 .data = on_rehash_data,
+	                                 .end = on_rehash_end,
+	                                 .failed = on_rehash_failed};
+	ctx_reset(&a->sctx);
+	gw_status st = a->src_ops->fetch(a->src, &request, &target);
+	free(uids);
+	if (st == GW_ERR_MAILBOX && rh->error != NULL)
+		return stop_state(a, gw_xstrdup(rh->error));
+	if (st != GW_OK && st != GW_ERR_MESSAGE)
+		return stop_plugin(a, &a->sctx, a->rt->source_label, "fetch", st);
+	/* Gone from the source since: nothing to compare against, and nothing that a
+	 * later run would copy again either. */
+	char *error = NULL;
+	for (size_t i = 0; i < rh->count; i++) {
+		if (!rh->settled[i] && !drop_one_pending(a, rf, &rh->records[i], &error))
+			return stop_state(a, error);
+	}
+	return GW_OK;
+}
+
+/* Ask the sink whether one pending message arrived. Found (under the folder's
+ * current UIDVALIDITY): queued for re-hashing; otherwise dropped, to be copied again. */
+static gw_status lookup_one(struct attempt *a, struct run_folder *rf, struct gw_state_record *r,
+                            struct rehash *rh, uint32_t uidvalidity)
+{
+	char key[25];
+	if (r->origin_key == NULL) {
+		gw_origin_key(a->rt->name, a->job->mailbox->email, rf->mapped->source_name,
+		              r->uidvalidity, r->uid, key);
+		r->origin_key = gw_xstrdup(key);
+	}
+	struct gw_message_meta meta = {.struct_size = sizeof(meta),
+	                               .uid = r->uid,
+	                               .size = r->size,
+	                               .internal_date = r->internal_date,
+	                               .message_id = r->message_id};
+	struct gw_message message = {
+	        .struct_size = sizeof(message), .meta = &meta, .size = r->size};
+	struct gw_sink_item item = {
+	        .struct_size = sizeof(item), .message = &message, .origin_key = r->origin_key};
+	bool found = false;
+	char *sink_id = rh->sink_ids[rh->count];
+	sink_id[0] = '\0';
+	a->kctx.folder = rf->mapped->source_name;
+	ctx_reset(&a->kctx);
+	gw_status st = a->snk_ops->lookup(a->snk, rf->sink_folder, &item, &found, sink_id);
+	a->kctx.folder = NULL;
+	if (st != GW_OK && st != GW_ERR_MESSAGE)
+		return stop_plugin(a, &a->kctx, a->rt->sink_label, "looking up a message", st);
+	sink_id[GW_SINK_ID_MAX - 1] = '\0';
+	if (st == GW_OK && found && r->uidvalidity == uidvalidity) {
+		rh->records[rh->count++] = *r;
+		return GW_OK;
+	}
+	if (st == GW_OK && found)
+		gw_mailbox_report_warn(&a->job->report,
+		                       "folder \"%s\": a message written before the folder's "
+		                       "UIDVALIDITY changed may be duplicated",
+		                       rf->mapped->source_name);
+	char *error = NULL;
+	if (!drop_one_pending(a, rf, r, &error))
+		return stop_state(a, error);
+	return GW_OK;
+}
+
+static gw_status drop_all_pending(struct attempt *a, struct run_folder *rf,
+                                  const struct pending_list *list)
+{
+	char *error = NULL;
+	for (size_t i = 0; i < list->count; i++) {
+		if (!drop_one_pending(a, rf, &list->items[i], &error))
+			return stop_state(a, error);
+	}
+	gw_mailbox_report_warn(
+	        &a->job->report,
+	        "folder \"%s\": %zu message(s) were being copied when an earlier run stopped; the "
+	        "sink cannot look them up, so they are copied again and may be duplicated",
+	        rf->mapped->source_name, list->count);
+	return GW_OK;
+}
+
+/* Pending rows are messages an earlier run (or attempt) handed to the sink
+ * without committing. Runs with the folder selected at the source. */
+static gw_status resolve_pending(struct attempt *a, struct run_folder *rf, uint32_t uidvalidity)
+{
+	struct pending_list list = {0};
+	char *error = NULL;
+	if (!gw_state_pending(a->res->state, &rf->key, collect_pending, &list, &error))
+		return stop_state(a, error);
+	if (list.count == 0)
+		return GW_OK;
+	gw_status st = GW_OK;
+	if (a->snk_ops->lookup == NULL) {
+		st = drop_all_pending(a, rf, &list);
+		pending_list_free(&list);
+		return st;
+	}
+	struct rehash rh = {.a = a, .rf = rf, .current = -1};
+	rh.records = gw_xcalloc(list.count, sizeof(*rh.records));
+	rh.sink_ids = gw_xcalloc(list.count, sizeof(*rh.sink_ids));
+	rh.settled = gw_xcalloc(list.count, sizeof(*rh.settled));
+	for (size_t i = 0; i < list.count && st == GW_OK; i++)
+		st = lookup_one(a, rf, &list.items[i], &rh, uidvalidity);
+	size_t found = rh.count;
+	if (st == GW_OK)
+		st = rehash_found(a, rf, &rh);
+	if (st == GW_OK)
+		gw_log(&a->sctx, GW_LOG_INFO,
+		       "%zu message(s) in flight when an earlier run stopped: %zu found in the "
+		       "sink, "
+		       "%zu to copy again",
+		       list.count, found, list.count - found);
+	free(rh.records);
+	free(rh.sink_ids);
+	free(rh.settled);
+	free(rh.error);
+	pending_list_free(&list);
+	return st;
+}
+
+/* ---- scanning ---- */
+
+struct scan_ctx {
+	struct attempt *a;
+	struct run_folder *rf;
+	uint32_t folder_index;
+	uint32_t old_uidvalidity; /* != 0: UIDVALIDITY changed, re-match by Message-ID */
+	uint64_t rematched;
+	char *error;
+};
+
+static struct scan_entry *new_entry(struct attempt *a)
+{
+	if (a->entry_count == a->entry_cap) {
+		a->entry_cap = a->entry_cap ? a->entry_cap * 2 : 1024;
+		a->entries = gw_xrealloc(a->entries, a->entry_cap * sizeof(*a->entries));
+	}
+	return &a->entries[a->entry_count++];
+}
+
+/* After a UIDVALIDITY change: was this message migrated under the old one? */
+static bool rematch(struct scan_ctx *sc, const struct gw_message_meta *meta)
+{
+	struct gw_state_moved moved;
+	bool found = false;
+	struct attempt *a = sc->a;
+	if (!gw_state_find_moved(a->res->state, &sc->rf->key, sc->rf->uidvalidity, meta->message_id,
+	                         meta->size, NULL, &found, &moved, &sc->error))
+		return false;
+	if (!found)
+		return true;
+	if (!gw_state_rekey(a->res->state, &sc->rf->key, moved.uidvalidity, moved.uid,
+	                    sc->rf->uidvalidity, meta->uid, &sc->error))
+		return false;
+	sc->rematched++;
+	return true;
+}
+
+static gw_status on_meta(void *arg, const struct gw_message_meta *meta)
+{
+	struct scan_ctx *sc = arg;
+	struct attempt *a = sc->a;
+	if (meta == NULL || meta->uid == 0)
+		return GW_OK;
+	struct scan_entry *e = new_entry(a);
+	*e = (struct scan_entry){
+	        .internal_date = meta->internal_date,
+	        .size = meta->size,
+	        .uid = meta->uid,
+	        .folder = sc->folder_index,
+	        .tz_offset_min = (int16_t)meta->tz_offset_min,
+	        .flags = (uint8_t)meta->flags,
+	        .state = ENTRY_TODO,
+	};
+	entry_set_keywords(a, e, meta);
+	size_t before = sc->rematched;
+	if (has_uid(sc->rf->done_uids, sc->rf->done_count, meta->uid)) {
+		e->state = ENTRY_DONE;
+	} else if (sc->old_uidvalidity != 0 && meta->message_id != NULL) {
+		if (!rematch(sc, meta))
+			return GW_ERR_MAILBOX;
+		if (sc->rematched > before)
+			e->state = ENTRY_DONE;
+	}
+	if (e->state == ENTRY_TODO && has_uid(sc->rf->failed_uids, sc->rf->failed_count, e->uid))
+		e->state = ENTRY_FAILED_BEFORE;
+	if (e->state == ENTRY_DONE)
+		sc->rf->done_at_scan++;
+	return GW_OK;
+}
+
+static gw_status select_at_source(struct attempt *a, size_t index, struct gw_folder_status *status)
+{
+	struct run_folder *rf = &a->folders[index];
+	memset(status, 0, sizeof(*status));
+	status->struct_size = sizeof(*status);
+	a->sctx.folder = rf->mapped->source_name;
+	ctx_reset(&a->sctx);
+	a->current = -1;
+	gw_status st = a->src_ops->select_folder(a->src, rf->mapped->source_name, status);
+	if (st == GW_OK)
+		a->current = (long)index;
+	return st;
+}
+
+/* Folder-level problems fail the folder and let the mailbox go on; the rest stop it. */
+static gw_status folder_or_stop(struct attempt *a, struct run_folder *rf, const char *operation,
+                                gw_status st)
+{
+	if (st == GW_ERR_FOLDER || st == GW_ERR_MESSAGE) {
+		char fallback[160];
+		fail_folder(a, rf, ctx_error(&a->sctx, operation, st, fallback, sizeof(fallback)));
+		return GW_OK;
+	}
+	return stop_plugin(a, &a->sctx, a->rt->source_label, operation, st);
+}
+
+static gw_status load_uidvalidity(struct attempt *a, struct run_folder *rf, uint32_t uidvalidity,
+                                  uint32_t *recorded)
+{
+	char *error = NULL;
+	if (!gw_state_folder_uidvalidity(a->res->state, &rf->key, recorded, &error))
+		return stop_state(a, error);
+	free(rf->done_uids);
+	rf->done_uids = NULL;
+	rf->done_count = 0;
+	if (!gw_state_done_uids(a->res->state, &rf->key, uidvalidity, &rf->done_uids,
+	                        &rf->done_count, &error))
+		return stop_state(a, error);
+	return GW_OK;
+}
+
+static gw_status scan_folder(struct attempt *a, size_t index)
+{
+	struct run_folder *rf = &a->folders[index];
+	struct gw_folder_status status;
+	gw_status st = select_at_source(a, index, &status);
+	if (st != GW_OK)
+		return folder_or_stop(a, rf, "selecting the folder", st);
+	rf->uidvalidity = status.uidvalidity;
+	if ((st = resolve_pending(a, rf, status.uidvalidity)) != GW_OK)
+		return st;
+	uint32_t recorded = 0;
+	if ((st = load_uidvalidity(a, rf, status.uidvalidity, &recorded)) != GW_OK)
+		return st;
+	struct scan_ctx sc = {.a = a, .rf = rf, .folder_index = (uint32_t)index};
+	if (recorded != 0 && recorded != status.uidvalidity)
+		sc.old_uidvalidity = recorded;
+	struct gw_scan_request request = {.struct_size = sizeof(request),
+	                                  .want = sc.old_uidvalidity ? GW_SCAN_MESSAGE_ID : 0,
+	                                  .uid_min = 1};
+	gw_folder_report_reset_scan(rf->rep);
+	rf->done_at_scan = 0;
+	size_t first = a->entry_count;
+	st = a->src_ops->scan(a->src, &request, on_meta, &sc);
+	if (sc.error != NULL)
+		return stop_state(a, sc.error);
+	if (st != GW_OK) {
+		a->entry_count = first;
+		return folder_or_stop(a, rf, "scanning the folder", st);
+	}
+	rf->rep->found = a->entry_count - first;
+	rf->rep->rematched = sc.rematched;
+	char *error = NULL;
+	if (recorded != status.uidvalidity &&
+	    !gw_state_set_folder_uidvalidity(a->res->state, &rf->key, status.uidvalidity, &error))
+		return stop_state(a, error);
+	if (sc.old_uidvalidity != 0) {
+		gw_mailbox_report_warn(
+		        &a->job->report,
+		        "folder \"%s\": UIDVALIDITY changed from %u to %u; %llu "
+		        "message(s) re-matched by Message-ID and size, the others are "
+		        "copied again",
+		        rf->mapped->source_name, sc.old_uidvalidity, status.uidvalidity,
+		        (unsigned long long)sc.rematched);
+	}
+	return GW_OK;
+}
+
+static gw_status scan_folders(struct attempt *a)
+{
+	for (size_t i = 0; i < a->folder_count; i++) {
+		if (gw_cancel_level() >= 1)
+			return stop(a, GW_ERR_CANCELLED, "interrupted");
+		struct run_folder *rf = &a->folders[i];
+		if (rf->failed || !rf->ensured)
+			continue;
+		gw_status st = scan_folder(a, i);
+		if (st != GW_OK)
+			return st;
+	}
+	a->sctx.folder = NULL;
+	return GW_OK;
+}
+
+/* ---- selection: caps and order ---- */
+
+/* Newest first; ties by folder, then by UID descending (later arrivals first). */
+static int cmp_newest_first(const void *x, const void *y)
+{
+	const struct scan_entry *a = x, *b = y;
+	if (a->internal_date != b->internal_date)
+		return a->internal_date > b->internal_date ? -1 : 1;
+	if (a->folder != b->folder)
+		return a->folder < b->folder ? -1 : 1;
+	return a->uid > b->uid ? -1 : a->uid < b->uid;
+}
+
+static uint64_t select_messages(struct attempt *a)
+{
+	uint64_t max_size = a->cfg->max_size;
+	int64_t since = a->cfg->since;
+	for (size_t i = 0; i < a->entry_count; i++) {
+		struct scan_entry *e = &a->entries[i];
+		struct gw_folder_report *rep = a->folders[e->folder].rep;
+		if (e->state != ENTRY_TODO)
+			continue;
+		if (max_size > 0 && e->size > max_size) {
+			e->state = ENTRY_TOO_LARGE;
+			gw_folder_report_skip(rep, e->uid, GW_SKIP_TOO_LARGE, e->size);
+		} else if (since != 0 && e->internal_date < since) {
+			e->state = ENTRY_FILTERED;
+			gw_folder_report_skip(rep, e->uid, GW_SKIP_FILTERED,
+			                      (uint64_t)e->internal_date);
+		}
+	}
+	qsort(a->entries, a->entry_count, sizeof(*a->entries), cmp_newest_first);
+	/* The cap counts what earlier runs migrated too: it bounds the mailbox, not the run. */
+	uint64_t cap = a->cfg->max_count, kept = 0, todo = 0;
+	for (size_t i = 0; i < a->entry_count; i++) {
+		struct scan_entry *e = &a->entries[i];
+		if (e->state == ENTRY_TOO_LARGE || e->state == ENTRY_FILTERED)
+			continue;
+		if (cap == 0 || kept < cap) {
+			kept++;
+			todo += e->state == ENTRY_TODO;
+		} else if (e->state == ENTRY_TODO) {
+			e->state = ENTRY_OVER_CAP;
+			gw_folder_report_skip(a->folders[e->folder].rep, e->uid, GW_SKIP_OVER_CAP,
+			                      0);
+		}
+	}
+	return todo;
+}
+
+/* Done at scan time minus what earlier attempts of this run copied themselves. */
+static void update_already_present(struct attempt *a)
+{
+	for (size_t i = 0; i < a->folder_count; i++) {
+		struct run_folder *rf = &a->folders[i];
+		uint64_t migrated = rf->rep->migrated;
+		rf->rep->already_present =
+		        rf->done_at_scan > migrated ? rf->done_at_scan - migrated : 0;
+	}
+}
+
+/* ---- copying ---- */
+
+static struct run_folder *item_folder(struct attempt *a, const struct batch_item *item)
+{
+	return &a->folders[a->entries[item->entry].folder];
+}
+
+static void fail_item(struct attempt *a, struct batch_item *item, const char *reason)
+{
+	struct scan_entry *e = &a->entries[item->entry];
+	item->outcome = ITEM_FAILED;
+	free(item->message_id);
+	item->message_id = NULL;
+	gw_folder_report_fail(a->folders[e->folder].rep, e->uid, reason);
+	atomic_fetch_add(&a->res->progress->failed, 1);
+	if (a->job->outstanding > 0) {
+		a->job->outstanding--;
+		atomic_fetch_sub(&a->res->progress->planned, 1);
+	}
+	gw_log(&a->sctx, GW_LOG_WARN, "folder %s uid %u: %s",
+	       a->folders[e->folder].mapped->source_name, e->uid, reason);
+}
+
+struct fetch_ctx {
+	struct attempt *a;
+	size_t first, end; /* the group: batch[first, end) */
+	long current;      /* batch index of the message being received, -1 if none */
+	gw_status stop;    /* a sink failure that stops the batch */
+};
+
+static long find_item(struct fetch_ctx *fc, uint32_t uid)
+{
+	for (size_t i = fc->first; i < fc->end; i++) {
+		struct batch_item *item = &fc->a->batch[i];
+		if (item->outcome == ITEM_MARKED && fc->a->entries[item->entry].uid == uid)
+			return (long)i;
+	}
+	return -1;
+}
+
+static gw_status on_fetch_begin(void *arg, uint32_t uid, uint64_t size)
+{
+	struct fetch_ctx *fc = arg;
+	if (gw_cancel_level() >= 2)
+		return GW_ERR_CANCELLED;
+	fc->current = find_item(fc, uid);
+	if (fc->current < 0)
+		return GW_ERR_MESSAGE; /* not asked for: let the source skip it */
+	char *error = NULL;
+	if (!gw_spool_begin(fc->a->res->spool, size, &error)) {
+		fail_item(fc->a, &fc->a->batch[fc->current],
+		          error != NULL ? error : "spool failed");
+		free(error);
+		fc->current = -1;
+		return GW_ERR_MESSAGE;
+	}
+	return GW_OK;
+}
+
+static gw_status on_fetch_data(void *arg, const void *bytes, size_t length)
+{
+	struct fetch_ctx *fc = arg;
+	if (fc->current < 0)
+		return GW_OK;
+	char *error = NULL;
+	if (!gw_spool_write(fc->a->res->spool, bytes, length, &error)) {
+		fail_item(fc->a, &fc->a->batch[fc->current],
+		          error != NULL ? error : "spool failed");
+		free(error);
+		fc->current = -1;
+	}
+	return GW_OK;
+}
+
+static gw_status append_item(struct fetch_ctx *fc, struct batch_item *item,
+                             const unsigned char *data, size_t len)
+{
+	struct attempt *a = fc->a;
+	const struct scan_entry *e = &a->entries[item->entry];
+	struct run_folder *rf = item_folder(a, item);
+	for (size_t i = 0; i < e->kw_count; i++)
+		a->kw_scratch[i] = a->kw.names[a->kw.pool[e->kw_offset + i]];
+	item->message_id = gw_message_id_of(data, len);
+	struct gw_message_meta meta = {
+	        .struct_size = sizeof(meta),
+	        .uid = e->uid,
+	        .size = len,
+	        .internal_date = e->internal_date,
+	        .tz_offset_min = e->tz_offset_min,
+	        .flags = e->flags,
+	        .keyword_count = e->kw_count,
+	        .keywords = a->kw_scratch,
+	        .message_id = item->message_id,
+	};
+	struct gw_message message = {.struct_size = sizeof(message),
+	                             .meta = &meta,
+	                             .data = data,
+	                             .size = len,
+	                             .sha256_hex = item->sha256};
+	struct gw_sink_item sink_item = {.struct_size = sizeof(sink_item),
+	                                 .message = &message,
+	                                 .origin_key = item->origin_key};
+	a->kctx.folder = rf->mapped->source_name;
+	ctx_reset(&a->kctx);
+	gw_status st = a->snk_ops->append(a->snk, rf->sink_folder, &sink_item, item->sink_id);
+	a->kctx.folder = NULL;
+	item->sink_id[GW_SINK_ID_MAX - 1] = '\0';
+	if (st == GW_OK) {
+		item->outcome = ITEM_APPENDED;
+		item->size = len;
+		return GW_OK;
+	}
+	char fallback[160];
+	const char *text = ctx_error(&a->kctx, "append", st, fallback, sizeof(fallback));
+	if (st == GW_ERR_MESSAGE) {
+		char *reason = gw_xasprintf("%s: %s", a->rt->sink_label, text);
+		fail_item(a, item, reason);
+		free(reason);
+		return GW_OK;
+	}
+	/* The sink may or may not hold it: it stays pending and lookup decides later. */
+	item->outcome = ITEM_UNCERTAIN;
+	fc->stop = stop_plugin(a, &a->kctx, a->rt->sink_label, "append", st);
+	return st;
+}
+
+static gw_status on_fetch_end(void *arg, uint32_t uid)
+{
+	struct fetch_ctx *fc = arg;
+	if (fc->current < 0)
+		return GW_OK;
+	struct batch_item *item = &fc->a->batch[fc->current];
+	fc->current = -1;
+	if (fc->a->entries[item->entry].uid != uid)
+		return GW_OK;
+	const unsigned char *data = NULL;
+	size_t len = 0;
+	char *error = NULL;
+	if (!gw_spool_finish(fc->a->res->spool, &data, &len, item->sha256, &error)) {
+		fail_item(fc->a, item, error != NULL ? error : "spool failed");
+		free(error);
+		return GW_OK;
+	}
+	if (gw_cancel_level() >= 2)
+		return GW_ERR_CANCELLED;
+	gw_status st = append_item(fc, item, data, len);
+	if (st != GW_OK)
+		return st;
+	/* A graceful stop finishes the message in flight, then stops the fetch. */
+	return gw_cancel_level() >= 1 ? GW_ERR_CANCELLED : GW_OK;
+}
+
+static void on_fetch_failed(void *arg, uint32_t uid, gw_status status, const char *reason)
+{
+	struct fetch_ctx *fc = arg;
+	long idx = fc->current >= 0 && fc->a->entries[fc->a->batch[fc->current].entry].uid == uid
+	                   ? fc->current
+	                   : find_item(fc, uid);
+	if (idx == fc->current)
+		fc->current = -1;
+	if (idx < 0)
+		return;
+	/* Connection-wide trouble is not this message's fault: the fetch returns it and
+	 * the message is tried again after the reconnect. */
+	if (status == GW_ERR_SESSION || status == GW_ERR_THROTTLED || status == GW_ERR_CANCELLED ||
+	    status == GW_ERR_AUTH || status == GW_ERR_MAILBOX)
+		return;
+	char *text = gw_xasprintf("%s: %s", fc->a->rt->source_label,
+	                          reason != NULL && reason[0] != '\0' ? reason : "fetch failed");
+	fail_item(fc->a, &fc->a->batch[idx], text);
+	free(text);
+}
+
+static gw_status mark_group_pending(struct attempt *a, struct run_folder *rf, size_t first,
+                                    size_t end)
+{
+	struct gw_state_record records[GW_BATCH_MESSAGES];
+	for (size_t i = first; i < end; i++) {
+		struct batch_item *item = &a->batch[i];
+		const struct scan_entry *e = &a->entries[item->entry];
+		gw_origin_key(a->rt->name, a->job->mailbox->email, rf->mapped->source_name,
+		              rf->uidvalidity, e->uid, item->origin_key);
+		records[i - first] = (struct gw_state_record){
+		        .uidvalidity = rf->uidvalidity,
+		        .uid = e->uid,
+		        .origin_key = item->origin_key,
+		        .size = e->size,
+		        .internal_date = e->internal_date,
+		};
+	}
+	char *error = NULL;
+	if (!gw_state_mark_pending(a->res->state, &rf->key, records, end - first, &error))
+		return stop_state(a, error);
+	for (size_t i = first; i < end; i++)
+		a->batch[i].outcome = ITEM_MARKED;
+	return GW_OK;
+}
+
+/* Every message of a failed folder that is still to do is recorded, never dropped silently. */
+static void give_up_folder(struct attempt *a, struct run_folder *rf, const char *reason)
+{
+	fail_folder(a, rf, reason);
+	size_t index = (size_t)(rf - a->folders);
+	char *text = gw_xasprintf("folder failed: %s", reason);
+	for (size_t i = 0; i < a->entry_count; i++) {
+		struct scan_entry *e = &a->entries[i];
+		if (e->folder != index || e->state != ENTRY_TODO)
+			continue;
+		bool in_batch = false;
+		for (size_t b = 0; b < a->batch_count; b++)
+			in_batch |= a->batch[b].entry == i && a->batch[b].outcome != ITEM_NONE;
+		if (in_batch)
+			continue; /* the batch's own bookkeeping records these */
+		e->state = ENTRY_GIVEN_UP;
+		gw_folder_report_fail(rf->rep, e->uid, text);
+		atomic_fetch_add(&a->res->progress->failed, 1);
+		if (a->job->outstanding > 0) {
+			a->job->outstanding--;
+			atomic_fetch_sub(&a->res->progress->planned, 1);
+		}
+	}
+	free(text);
+}
+
+static gw_status fetch_group(struct attempt *a, size_t first, size_t end)
+{
+	struct run_folder *rf = item_folder(a, &a->batch[first]);
+	size_t index = (size_t)(rf - a->folders);
+	if (a->current != (long)index) {
+		struct gw_folder_status status;
+		gw_status st = select_at_source(a, index, &status);
+		if (st != GW_OK)
+			return st;
+		if (status.uidvalidity != rf->uidvalidity)
+			return stop(a, GW_ERR_SESSION,
+			            "folder \"%s\": UIDVALIDITY changed during the run (%u -> %u); "
+			            "scanning again",
+			            rf->mapped->source_name, rf->uidvalidity, status.uidvalidity);
+	}
+	a->sctx.folder = rf->mapped->source_name;
+	gw_status st = mark_group_pending(a, rf, first, end);
+	if (st != GW_OK)
+		return st;
+	uint32_t uids[GW_BATCH_MESSAGES];
+	for (size_t i = first; i < end; i++)
+		uids[i - first] = a->entries[a->batch[i].entry].uid;
+	uint64_t max_size = a->cfg->max_size > 0 ? a->cfg->max_size : UINT64_MAX;
+	struct gw_fetch_request request = {.struct_size = sizeof(request),
+	                                   .uids = uids,
+	                                   .count = end - first,
+	                                   .max_size = max_size};
+	struct fetch_ctx fc = {.a = a, .first = first, .end = end, .current = -1};
+	struct gw_fetch_target target = {.struct_size = sizeof(target),
+	                                 .arg = &fc,
+	                                 .begin = on_fetch_begin,
+	                                 .data = on_fetch_data,
+	                                 .end = on_fetch_end,
+	                                 .failed = on_fetch_failed};
+	ctx_reset(&a->sctx);
+	st = a->src_ops->fetch(a->src, &request, &target);
+	if (fc.stop != GW_OK)
+		return fc.stop;
+	if (st == GW_ERR_MESSAGE)
+		st = GW_OK;
+	if (st == GW_OK) {
+		for (size_t i = first; i < end; i++) {
+			if (a->batch[i].outcome == ITEM_MARKED)
+				fail_item(a, &a->batch[i],
+				          "the source did not deliver the message");
+		}
+	}
+	return st;
+}
+
+/* Reorder the batch so each folder's messages are contiguous, keeping the
+ * date order within each folder and the folders in order of first appearance. */
+static void group_batch(struct attempt *a)
+{
+	struct batch_item sorted[GW_BATCH_MESSAGES];
+	bool taken[GW_BATCH_MESSAGES] = {false};
+	size_t n = 0;
+	for (size_t i = 0; i < a->batch_count; i++) {
+		if (taken[i])
+			continue;
+		uint32_t folder = a->entries[a->batch[i].entry].folder;
+		for (size_t j = i; j < a->batch_count; j++) {
+			if (!taken[j] && a->entries[a->batch[j].entry].folder == folder) {
+				taken[j] = true;
+				sorted[n++] = a->batch[j];
+			}
+		}
+	}
+	memcpy(a->batch, sorted, n * sizeof(*sorted));
+}
+
+static gw_status flush_sink(struct attempt *a)
+{
+	ctx_reset(&a->kctx);
+	gw_status st = a->snk_ops->flush(a->snk);
+	if (st == GW_OK)
+		return GW_OK;
+	/* Nothing of the batch is known durable: it stays pending for lookup. */
+	if (st == GW_ERR_MESSAGE || st == GW_ERR_FOLDER)
+		st = GW_ERR_SESSION;
+	return stop_plugin(a, &a->kctx, a->rt->sink_label, "flush", st);
+}
+
+static void count_migrated(struct attempt *a, struct batch_item *item)
+{
+	struct run_folder *rf = item_folder(a, item);
+	rf->rep->migrated++;
+	rf->rep->bytes += item->size;
+	a->entries[item->entry].state = ENTRY_DONE;
+	a->job->attempt_migrated = true;
+	atomic_fetch_add(&a->res->progress->done, 1);
+	atomic_fetch_add(&a->res->progress->bytes, item->size);
+	if (a->job->outstanding > 0)
+		a->job->outstanding--;
+}
+
+/* Mark the appended messages of one folder group done, in one transaction. */
+static gw_status commit_group(struct attempt *a, size_t first, size_t end)
+{
+	struct gw_state_record records[GW_BATCH_MESSAGES];
+	size_t n = 0;
+	struct run_folder *rf = item_folder(a, &a->batch[first]);
+	for (size_t i = first; i < end; i++) {
+		const struct batch_item *item = &a->batch[i];
+		if (item->outcome != ITEM_APPENDED)
+			continue;
+		const struct scan_entry *e = &a->entries[item->entry];
+		records[n++] = (struct gw_state_record){
+		        .uidvalidity = rf->uidvalidity,
+		        .uid = e->uid,
+		        .origin_key = item->origin_key,
+		        .sink_folder = rf->sink_id,
+		        .sink_id = item->sink_id,
+		        .size = item->size,
+		        .sha256_hex = item->sha256,
+		        .message_id = item->message_id,
+		        .internal_date = e->internal_date,
+		};
+	}
+	char *error = NULL;
+	if (n > 0 && !gw_state_mark_done(a->res->state, &rf->key, records, n, &error))
+		return stop_state(a, error);
+	for (size_t i = first; i < end; i++) {
+		if (a->batch[i].outcome == ITEM_APPENDED)
+			count_migrated(a, &a->batch[i]);
+	}
+	return GW_OK;
+}
+
+/* Pending rows of messages that never reached the sink are forgotten, so the
+ * next attempt copies them without asking the sink. */
+static gw_status drop_group_pending(struct attempt *a, size_t first, size_t end)
+{
+	uint32_t uids[GW_BATCH_MESSAGES];
+	size_t n = 0;
+	struct run_folder *rf = item_folder(a, &a->batch[first]);
+	for (size_t i = first; i < end; i++) {
+		enum item_outcome o = a->batch[i].outcome;
+		if (o == ITEM_FAILED || o == ITEM_MARKED)
+			uids[n++] = a->entries[a->batch[i].entry].uid;
+	}
+	char *error = NULL;
+	if (n > 0 &&
+	    !gw_state_drop_pending(a->res->state, &rf->key, uids, rf->uidvalidity, n, &error))
+		return stop_state(a, error);
+	return GW_OK;
+}
+
+static size_t group_end(struct attempt *a, size_t first)
+{
+	uint32_t folder = a->entries[a->batch[first].entry].folder;
+	size_t end = first + 1;
+	while (end < a->batch_count && a->entries[a->batch[end].entry].folder == folder)
+		end++;
+	return end;
+}
+
+static gw_status commit_batch(struct attempt *a, bool any_appended)
+{
+	gw_status st = any_appended ? flush_sink(a) : GW_OK;
+	for (size_t first = 0; first < a->batch_count;) {
+		size_t end = group_end(a, first);
+		gw_status gs = st == GW_OK ? commit_group(a, first, end) : GW_OK;
+		if (gs == GW_OK)
+			gs = drop_group_pending(a, first, end);
+		if (st == GW_OK)
+			st = gs;
+		first = end;
+	}
+	return st;
+}
+
+static void batch_reset(struct attempt *a)
+{
+	for (size_t i = 0; i < a->batch_count; i++)
+		free(a->batch[i].message_id);
+	memset(a->batch, 0, sizeof(a->batch));
+	a->batch_count = 0;
+}
+
+static gw_status run_batch(struct attempt *a)
+{
+	group_batch(a);
+	gw_status st = GW_OK;
+	for (size_t first = 0; first < a->batch_count && st == GW_OK;) {
+		size_t end = group_end(a, first);
+		struct run_folder *rf = item_folder(a, &a->batch[first]);
+		if (gw_cancel_level() >= 1) {
+			st = stop(a, GW_ERR_CANCELLED, "interrupted");
+			break;
+		}
+		if (!rf->failed) {
+			st = fetch_group(a, first, end);
+			if (st == GW_ERR_FOLDER) {
+				char fallback[160];
+				give_up_folder(a, rf,
+				               ctx_error(&a->sctx, "fetch", st, fallback,
+				                         sizeof(fallback)));
+				for (size_t i = first; i < end; i++) {
+					if (a->batch[i].outcome == ITEM_MARKED)
+						fail_item(a, &a->batch[i], rf->rep->error);
+				}
+				st = GW_OK;
+			} else if (st == GW_ERR_CANCELLED) {
+				st = stop(a, st, "interrupted");
+			} else if (st != GW_OK) {
+				st = stop_plugin(a, &a->sctx, a->rt->source_label, "fetch", st);
+			}
+		}
+		first = end;
+	}
+	if (gw_cancel_level() >= 2)
+		return stop(a, GW_ERR_CANCELLED,
+		            "stopped at once; the batch in flight is resolved "
+		            "on the next run");
+	if (st == GW_ERR_CANCELLED)
+		stop(a, GW_ERR_CANCELLED, "interrupted");
+	bool any_appended = false;
+	for (size_t i = 0; i < a->batch_count; i++)
+		any_appended |= a->batch[i].outcome == ITEM_APPENDED;
+	gw_status commit = commit_batch(a, any_appended);
+	return st != GW_OK ? st : commit;
+}
+
+static gw_status migrate_selected(struct attempt *a)
+{
+	size_t pos = 0;
+	for (;;) {
+		if (gw_cancel_level() >= 1)
+			return stop(a, GW_ERR_CANCELLED, "interrupted");
+		batch_reset(a);
+		uint64_t bytes = 0;
+		while (pos < a->entry_count && a->batch_count < GW_BATCH_MESSAGES) {
+			const struct scan_entry *e = &a->entries[pos];
+			if (e->state != ENTRY_TODO || a->folders[e->folder].failed) {
+				pos++;
+				continue;
+			}
+			if (a->batch_count > 0 && bytes + e->size > GW_BATCH_BYTES)
+				break;
+			a->batch[a->batch_count++].entry = pos++;
+			bytes += e->size;
+		}
+		if (a->batch_count == 0)
+			return GW_OK;
+		gw_status st = run_batch(a);
+		batch_reset(a);
+		if (st != GW_OK)
+			return st;
+	}
+}
+
+/* ---- the attempt ---- */
+
+static gw_status open_sessions(struct attempt *a)
+{
+	const struct gw_pipeline_rt *rt = a->rt;
+	ctx_reset(&a->sctx);
+	gw_status st = a->src_ops->open(rt->source_state, &a->sctx, a->job->mailbox, &a->src);
+	if (st != GW_OK) {
+		a->src = NULL;
+		return stop_plugin(a, &a->sctx, rt->source_label, "open", st);
+	}
+	ctx_reset(&a->kctx);
+	st = a->snk_ops->open(rt->sink_state, &a->kctx, a->job->mailbox, &a->snk);
+	if (st != GW_OK) {
+		a->snk = NULL;
+		return stop_plugin(a, &a->kctx, rt->sink_label, "open", st);
+	}
+	return GW_OK;
+}
+
+static void close_sessions(struct attempt *a)
+{
+	if (a->snk != NULL)
+		a->snk_ops->close(a->snk);
+	if (a->src != NULL)
+		a->src_ops->close(a->src);
+	a->snk = a->src = NULL;
+}
+
+static void attempt_free(struct attempt *a)
+{
+	batch_reset(a);
+	for (size_t i = 0; i < a->folder_count; i++) {
+		free(a->folders[i].failed_uids);
+		free(a->folders[i].done_uids);
+	}
+	free(a->folders);
+	for (size_t i = 0; i < a->mapped_count; i++)
+		gw_mapped_folder_free(&a->mapped[i]);
+	free(a->mapped);
+	free(a->entries);
+	kw_free(&a->kw);
+	free(a->error);
+}
+
+/* This attempt's share of the run's progress total. */
+static void plan_progress(struct attempt *a, uint64_t todo)
+{
+	struct gw_progress *p = a->res->progress;
+	atomic_fetch_sub(&p->planned, a->job->outstanding);
+	atomic_fetch_add(&p->planned, todo);
+	a->job->outstanding = todo;
+}
+
+static gw_status run_attempt(struct attempt *a)
+{
+	gw_status st = open_sessions(a);
+	if (st == GW_OK)
+		st = list_and_map(a);
+	if (st == GW_OK)
+		st = ensure_folders(a);
+	if (st == GW_OK)
+		st = scan_folders(a);
+	if (st != GW_OK)
+		return st;
+	uint64_t todo = select_messages(a);
+	update_already_present(a);
+	plan_progress(a, todo);
+	gw_log(&a->sctx, GW_LOG_INFO, "%zu folder(s), %zu message(s) found, %llu to copy",
+	       a->folder_count, a->entry_count, (unsigned long long)todo);
+	return migrate_selected(a);
+}
+
+gw_status gw_migrate_attempt(struct gw_mailbox_job *job, struct gw_worker_res *res,
+                             uint32_t *retry_after_ms)
+{
+	struct attempt a = {
+	        .job = job,
+	        .res = res,
+	        .rt = job->rt,
+	        .cfg = job->rt->pipeline->cfg,
+	        .src_ops = &job->rt->pipeline->source->source,
+	        .snk_ops = &job->rt->pipeline->sink->sink,
+	        .current = -1,
+	};
+	a.sctx = (struct gw_ctx){.pipeline = a.rt->name,
+	                         .mailbox = job->mailbox->email,
+	                         .plugin = a.rt->source_label};
+	a.kctx = (struct gw_ctx){
+	        .pipeline = a.rt->name, .mailbox = job->mailbox->email, .plugin = a.rt->sink_label};
+	job->attempt_migrated = false;
+	job->report.attempts++;
+	gw_status st = run_attempt(&a);
+	close_sessions(&a);
+	*retry_after_ms = a.sctx.retry_after_ms > a.kctx.retry_after_ms ? a.sctx.retry_after_ms
+	                                                                : a.kctx.retry_after_ms;
+	gw_mailbox_report_set_error(&job->report, st == GW_OK ? NULL : a.error);
+	attempt_free(&a);
+	return st;
+}

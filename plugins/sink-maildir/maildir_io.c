@@ -1,0 +1,100 @@
+/* File-system primitives of the maildir sink: complete writes, directories,
+ * fsync. Everything reports errno text; nothing here knows about messages. */
+#include "maildir.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static bool io_fail(char **error, const char *what, const char *path)
+{
+	if (error)
+		*error = md_xasprintf("%s %s: %s", what, path, strerror(errno));
+	return false;
+}
+
+static bool write_fully(int fd, const unsigned char *data, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, data, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return false;
+		if (n == 0) {
+			errno = EIO;
+			return false;
+		}
+		data += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+bool md_write_new_file(const char *path, const void *data, size_t len, int64_t mtime,
+                       bool set_times, char **error)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return io_fail(error, "cannot create", path);
+	if (!write_fully(fd, data, len)) {
+		io_fail(error, "cannot write", path);
+		close(fd);
+		unlink(path);
+		return false;
+	}
+	/* atime too: Maildir readers (Dovecot) take INTERNALDATE from mtime,
+	 * and an atime in the future or past of it would look like a read. */
+	struct timespec times[2] = {{.tv_sec = (time_t)mtime}, {.tv_sec = (time_t)mtime}};
+	if (set_times && futimens(fd, times) != 0) {
+		io_fail(error, "cannot set the time of", path);
+		close(fd);
+		unlink(path);
+		return false;
+	}
+	/* close() reports delayed write errors on some file systems (NFS). */
+	if (close(fd) != 0) {
+		io_fail(error, "cannot write", path);
+		unlink(path);
+		return false;
+	}
+	return true;
+}
+
+bool md_mkdir(const char *path, bool *created, char **error)
+{
+	*created = false;
+	if (mkdir(path, 0700) == 0) {
+		*created = true;
+		return true;
+	}
+	if (errno != EEXIST)
+		return io_fail(error, "cannot create directory", path);
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return io_fail(error, "cannot examine", path);
+	if (!S_ISDIR(st.st_mode)) {
+		errno = ENOTDIR;
+		return io_fail(error, "cannot use", path);
+	}
+	return true;
+}
+
+bool md_fsync_path(const char *path, bool directory, char **error)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0));
+	if (fd < 0)
+		return io_fail(error, "cannot open", path);
+	int rc;
+	while ((rc = fsync(fd)) != 0 && errno == EINTR)
+		;
+	if (rc != 0) {
+		io_fail(error, "cannot fsync", path);
+		close(fd);
+		return false;
+	}
+	close(fd);
+	return true;
+}

@@ -1,0 +1,270 @@
+/* The generic IMAP source: any RFC 3501 server. All protocol work is done by
+ * the core's IMAP client (host->imap); this plugin only turns options and a
+ * mailbox row into connection parameters and credentials. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <godwit/godwit.h>
+
+struct imap_config {
+	const char *host;
+	int64_t port;
+	int tls;
+	const char *ca_file;
+	bool tls_verify;
+	int auth;
+	const char *user;
+	const char *password;
+	const char *admin_user;
+	const char *admin_password;
+	const char *oauth_token;
+	uint64_t timeout_ms;
+	int64_t pipeline_depth;
+};
+
+/* Indexes match enum gw_imap_tls and enum gw_imap_auth. */
+static const char *const tls_choices[] = {"implicit", "starttls", "none", NULL};
+static const char *const auth_choices[] = {"login", "plain", "xoauth2", NULL};
+
+#define OPT(field) offsetof(struct imap_config, field)
+
+static const struct gw_option options[] = {
+        {.name = "host", .type = GW_OPT_STRING, .flags = GW_OPT_REQUIRED, .offset = OPT(host),
+         .description = "IMAP server host name or address"},
+        {.name = "port", .type = GW_OPT_INT, .default_value = "0", .offset = OPT(port),
+         .description = "TCP port; 0 means 993 for tls: implicit, else 143"},
+        {.name = "tls", .type = GW_OPT_ENUM, .default_value = "implicit", .offset = OPT(tls),
+         .choices = tls_choices,
+         .description = "implicit (TLS from the start), starttls, or none (unencrypted; "
+                        "must be explicit)"},
+        {.name = "ca_file", .type = GW_OPT_STRING, .offset = OPT(ca_file),
+         .description = "PEM file with extra certificate authorities to trust"},
+        {.name = "tls_verify", .type = GW_OPT_BOOL, .default_value = "true",
+         .offset = OPT(tls_verify),
+         .description = "Verify the server certificate and host name; false is insecure"},
+        {.name = "auth", .type = GW_OPT_ENUM, .default_value = "login", .offset = OPT(auth),
+         .choices = auth_choices,
+         .description = "Authentication: login, plain (AUTHENTICATE PLAIN) or xoauth2"},
+        {.name = "user", .type = GW_OPT_STRING, .offset = OPT(user),
+         .description = "Login name; default: the CSV UserName, else EmailAddress"},
+        {.name = "password", .type = GW_OPT_SECRET, .offset = OPT(password),
+         .description = "Password; default: the CSV Password column"},
+        {.name = "admin_user", .type = GW_OPT_STRING, .offset = OPT(admin_user),
+         .description = "Admin (master) user: logs in with AUTHENTICATE PLAIN as the "
+                        "mailbox user"},
+        {.name = "admin_password", .type = GW_OPT_SECRET, .offset = OPT(admin_password),
+         .description = "Password of admin_user"},
+        {.name = "oauth_token", .type = GW_OPT_SECRET, .offset = OPT(oauth_token),
+         .description = "OAuth2 access token for auth: xoauth2; default: the CSV Password "
+                        "column"},
+        {.name = "timeout", .type = GW_OPT_DURATION, .default_value = "60s",
+         .offset = OPT(timeout_ms), .description = "Time limit of every network read or write"},
+        {.name = "pipeline_depth", .type = GW_OPT_INT, .default_value = "16",
+         .offset = OPT(pipeline_depth),
+         .description = "Message fetches kept in flight on one connection (1-1024)"},
+        GW_OPTION_END,
+};
+
+struct imap_source {
+	const struct gw_host *host;
+	const struct imap_config *cfg;
+	struct gw_imap_params params;
+};
+
+struct imap_session {
+	struct imap_source *source;
+	struct gw_imap *imap;
+};
+
+/* Bodies are streamed, never buffered, so the client's literal cap only needs
+ * to stay out of the way of the core's max_size, which every fetch carries. */
+#define LITERAL_CAP (4ull * 1024 * 1024 * 1024)
+
+static gw_status check_config(const struct gw_host *host, struct gw_ctx *ctx,
+                              const struct imap_config *cfg)
+{
+	if (cfg->port < 0 || cfg->port > 65535)
+		return host->fail(ctx, GW_ERR_CONFIG, "port %lld is out of range (0-65535)",
+		                  (long long)cfg->port);
+	if (cfg->pipeline_depth < 1 || cfg->pipeline_depth > 1024)
+		return host->fail(ctx, GW_ERR_CONFIG, "pipeline_depth %lld is out of range (1-1024)",
+		                  (long long)cfg->pipeline_depth);
+	if (cfg->timeout_ms == 0 || cfg->timeout_ms > UINT32_MAX)
+		return host->fail(ctx, GW_ERR_CONFIG, "timeout must be between 1ms and 49 days");
+	if (cfg->admin_user && !cfg->admin_password)
+		return host->fail(ctx, GW_ERR_CONFIG, "admin_user is set but admin_password is not");
+	if (cfg->admin_user && cfg->auth == GW_IMAP_AUTH_XOAUTH2)
+		return host->fail(ctx, GW_ERR_CONFIG,
+		                  "admin_user needs auth: plain (or login), not xoauth2");
+	return GW_OK;
+}
+
+static gw_status source_init(const struct gw_host *host, struct gw_ctx *ctx, const void *config,
+                             void **state)
+{
+	const struct imap_config *cfg = config;
+	if (!GW_HOST_HAS(host, imap) || host->imap->struct_size < sizeof(struct gw_imap_api))
+		return host->fail(ctx, GW_ERR_CONFIG, "this godwit offers no IMAP client to plugins");
+	gw_status st = check_config(host, ctx, cfg);
+	if (st != GW_OK)
+		return st;
+	struct imap_source *src = calloc(1, sizeof(*src));
+	if (!src)
+		return host->fail(ctx, GW_ERR_CONFIG, "out of memory");
+	src->host = host;
+	src->cfg = cfg;
+	src->params = (struct gw_imap_params){
+	        .struct_size = sizeof(struct gw_imap_params),
+	        .host = cfg->host,
+	        .port = (uint16_t)cfg->port,
+	        .tls = (enum gw_imap_tls)cfg->tls,
+	        .tls_verify = cfg->tls_verify,
+	        .ca_file = cfg->ca_file,
+	        .timeout_ms = (uint32_t)cfg->timeout_ms,
+	        .max_literal = LITERAL_CAP,
+	        .pipeline_depth = (unsigned)cfg->pipeline_depth,
+	};
+	*state = src;
+	return GW_OK;
+}
+
+static void source_fini(void *state)
+{
+	free(state);
+}
+
+static bool is_set(const char *s)
+{
+	return s && *s;
+}
+
+/* Who logs in for @p mailbox, and with what; GW_ERR_CONFIG if a secret is missing. */
+static gw_status credentials_for(struct imap_source *src, struct gw_ctx *ctx,
+                                 const struct gw_mailbox *mailbox,
+                                 struct gw_imap_credentials *c)
+{
+	const struct imap_config *cfg = src->cfg;
+	const char *user = is_set(cfg->user)               ? cfg->user
+	                   : is_set(mailbox->username) ? mailbox->username
+	                                                   : mailbox->email;
+	*c = (struct gw_imap_credentials){.struct_size = sizeof(*c),
+	                                  .mechanism = (enum gw_imap_auth)cfg->auth,
+	                                  .user = user};
+	if (is_set(cfg->admin_user)) {
+		c->mechanism = GW_IMAP_AUTH_PLAIN;
+		c->user = cfg->admin_user;
+		c->authzid = user;
+		c->secret = cfg->admin_password;
+	} else if (cfg->auth == GW_IMAP_AUTH_XOAUTH2) {
+		c->secret = is_set(cfg->oauth_token) ? cfg->oauth_token : mailbox->password;
+		if (!is_set(c->secret))
+			return src->host->fail(ctx, GW_ERR_CONFIG,
+			                       "no OAuth2 token for mailbox %s: set oauth_token or "
+			                       "the CSV Password column",
+			                       mailbox->email);
+	} else {
+		c->secret = is_set(cfg->password) ? cfg->password : mailbox->password;
+	}
+	if (!is_set(c->secret))
+		return src->host->fail(ctx, GW_ERR_CONFIG,
+		                       "no password for mailbox %s: set password in the profile or "
+		                       "the CSV Password column",
+		                       mailbox->email);
+	return GW_OK;
+}
+
+static gw_status source_open(void *state, struct gw_ctx *ctx, const struct gw_mailbox *mailbox,
+                             void **session)
+{
+	struct imap_source *src = state;
+	const struct gw_imap_api *imap = src->host->imap;
+	struct gw_imap_credentials creds;
+	*session = NULL;
+	gw_status st = credentials_for(src, ctx, mailbox, &creds);
+	if (st != GW_OK)
+		return st;
+	struct gw_imap *conn = NULL;
+	st = imap->connect(ctx, &src->params, &conn);
+	if (st == GW_OK)
+		st = imap->login(conn, &creds);
+	if (st != GW_OK) {
+		imap->close(conn);
+		return st;
+	}
+	struct imap_session *s = calloc(1, sizeof(*s));
+	if (!s) {
+		imap->close(conn);
+		return src->host->fail(ctx, GW_ERR_SESSION, "out of memory");
+	}
+	s->source = src;
+	s->imap = conn;
+	*session = s;
+	return GW_OK;
+}
+
+static gw_status source_list_folders(void *session, gw_folder_cb cb, void *arg)
+{
+	struct imap_session *s = session;
+	return s->source->host->imap->list(s->imap, cb, arg);
+}
+
+static gw_status source_select_folder(void *session, const char *folder,
+                                      struct gw_folder_status *status)
+{
+	struct imap_session *s = session;
+	return s->source->host->imap->select(s->imap, folder, true, status);
+}
+
+static gw_status source_scan(void *session, const struct gw_scan_request *request, gw_meta_cb cb,
+                             void *arg)
+{
+	struct imap_session *s = session;
+	return s->source->host->imap->scan(s->imap, request, cb, arg);
+}
+
+static gw_status source_fetch(void *session, const struct gw_fetch_request *request,
+                              const struct gw_fetch_target *target)
+{
+	struct imap_session *s = session;
+	return s->source->host->imap->fetch(s->imap, request, target);
+}
+
+static void source_close(void *session)
+{
+	struct imap_session *s = session;
+	if (!s)
+		return;
+	s->source->host->imap->close(s->imap);
+	free(s);
+}
+
+static const struct gw_source_ops ops = {
+        .struct_size = sizeof(struct gw_source_ops),
+        .init = source_init,
+        .fini = source_fini,
+        .open = source_open,
+        .list_folders = source_list_folders,
+        .select_folder = source_select_folder,
+        .scan = source_scan,
+        .fetch = source_fetch,
+        .close = source_close,
+};
+
+static const struct gw_plugin plugin = {
+        GW_PLUGIN_HEADER,
+        .kind = GW_PLUGIN_SOURCE,
+        .name = "imap",
+        .version = "0.1.0",
+        .description = "Any IMAP server (RFC 3501): LOGIN, PLAIN with an admin identity, "
+                       "XOAUTH2",
+        .license = "MIT",
+        .capabilities = GW_CAP_KEYWORDS | GW_CAP_INTERNALDATE,
+        .options = options,
+        .config_size = sizeof(struct imap_config),
+        .source = &ops,
+};
+
+GW_PLUGIN_DEFINE(source, imap, plugin)

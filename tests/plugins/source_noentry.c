@@ -1,0 +1,13 @@
+/* A shared object without the entry symbol its file name promises. */
+#include "test_plugin_ops.h"
+
+static const struct gw_source_ops ops = {TEST_SOURCE_OPS};
+
+static const struct gw_plugin plugin = {
+        GW_PLUGIN_HEADER,
+        .kind = GW_PLUGIN_SOURCE,
+        .name = "noentry",
+        .source = &ops,
+};
+
+GW_PLUGIN_DEFINE(source, something_else, plugin)
