@@ -453,6 +453,8 @@ static gw_status fetch_loop(struct fetch_state *fs, const struct gw_fetch_reques
 		gw_status st = fill_pipeline(fs, request);
 		if (st != GW_OK)
 			return st;
+		if (fs->queued == 0 && fs->stop == GW_ERR_CANCELLED)
+			return gw_fail(imap->ctx, GW_ERR_CANCELLED, "fetch stopped: the run is stopping");
 		if (fs->queued == 0)
 			return fs->stop;
 		struct imap_response resp;

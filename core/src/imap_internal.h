@@ -58,8 +58,7 @@ void imap_next_tag(struct gw_imap *imap, char tag[GW_IMAP_TAG_MAX]);
 
 /* Write "<tag> <command>\r\n". @p trace replaces the command in the trace
  * (credentials); NULL traces it as is. */
-gw_status imap_send(struct gw_imap *imap, const char *tag, const char *command,
-                    const char *trace);
+gw_status imap_send(struct gw_imap *imap, const char *tag, const char *command, const char *trace);
 /* Write raw bytes (a batch of commands, a SASL response); traced as @p trace
  * when not NULL, else line by line. */
 gw_status imap_send_raw(struct gw_imap *imap, const char *data, size_t len, const char *trace);
@@ -76,8 +75,8 @@ gw_status imap_wait(struct gw_imap *imap, const char *tag, imap_untagged_fn fn, 
                     struct imap_response *tagged);
 
 /* imap_send + imap_wait with a fresh tag. */
-gw_status imap_command(struct gw_imap *imap, const char *command, imap_untagged_fn fn,
-                       void *arg, struct imap_response *tagged);
+gw_status imap_command(struct gw_imap *imap, const char *command, imap_untagged_fn fn, void *arg,
+                       struct imap_response *tagged);
 
 /* Record a tagged NO/BAD (or BYE) as the last response and fail with
  * @p status, or GW_ERR_THROTTLED (setting the retry delay) if the server

@@ -304,6 +304,16 @@ static gw_status ssl_wait(struct imap_io *io, int rc, int64_t deadline, const ch
 	return GW_OK;
 }
 
+/* Retrying cannot make an untrusted certificate trusted: GW_ERR_CONFIG. */
+static gw_status fail_verify(struct imap_io *io, long verify)
+{
+	const char *hint = "set tls_verify: false or ca_file to trust it";
+	if (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH)
+		hint = "connect with a name the certificate carries, or set tls_verify: false";
+	return gw_fail(io->ctx, GW_ERR_CONFIG, "certificate verify failed for host %s: %s; %s",
+	               io->host, X509_verify_cert_error_string(verify), hint);
+}
+
 static gw_status handshake(struct imap_io *io)
 {
 	int64_t deadline = now_ms() + io->timeout_ms;
@@ -315,10 +325,7 @@ static gw_status handshake(struct imap_io *io)
 			return GW_OK;
 		long verify = SSL_get_verify_result(io->ssl);
 		if (verify != X509_V_OK)
-			return gw_fail(io->ctx, GW_ERR_CONFIG,
-			               "certificate verify failed for host %s: %s; set tls_verify: "
-			               "false or ca_file to trust it",
-			               io->host, X509_verify_cert_error_string(verify));
+			return fail_verify(io, verify);
 		gw_status st = ssl_wait(io, rc, deadline, "in TLS handshake with");
 		if (st != GW_OK)
 			return st;

@@ -33,8 +33,8 @@ struct imap_io {
 };
 
 /* Resolve @p host, connect within @p timeout_ms (tried per address). */
-gw_status imap_io_connect(struct imap_io *io, struct gw_ctx *ctx, const char *host,
-                          uint16_t port, uint32_t timeout_ms);
+gw_status imap_io_connect(struct imap_io *io, struct gw_ctx *ctx, const char *host, uint16_t port,
+                          uint32_t timeout_ms);
 
 /* Run a TLS handshake over the connected socket. With @p verify the chain
  * must lead to the system store or @p ca_file and name @c host. */

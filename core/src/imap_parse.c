@@ -396,7 +396,8 @@ static gw_status parse_status(struct imap_parser *p, struct imap_response *resp)
 {
 	if (peek(p) == ' ')
 		p->pos++;
-	if (peek(p) == '[') {
+	/* A "[" without its "]" is text from a sloppy server, not a response code. */
+	if (peek(p) == '[' && strchr(p->line.data + p->pos, ']')) {
 		p->pos++;
 		gw_status st = parse_values(p, &resp->code, &resp->code, ']', 1);
 		if (st != GW_OK)

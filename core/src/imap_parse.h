@@ -16,10 +16,10 @@
 #include "imap_io.h"
 #include "util.h"
 
-#define GW_IMAP_MAX_LINE          (1024u * 1024u)
-#define GW_IMAP_MAX_RESPONSE      (8u * 1024u * 1024u)
+#define GW_IMAP_MAX_LINE           (1024u * 1024u)
+#define GW_IMAP_MAX_RESPONSE       (8u * 1024u * 1024u)
 #define GW_IMAP_MAX_INLINE_LITERAL (1024u * 1024u)
-#define GW_IMAP_MAX_DEPTH         64
+#define GW_IMAP_MAX_DEPTH          64
 
 enum imap_vtype {
 	GW_IV_ATOM = 1, /* also numbers and flags; BODY[...]<n> is one atom */
@@ -31,8 +31,8 @@ enum imap_vtype {
 
 struct imap_value {
 	enum imap_vtype type;
-	char *str;  /* ATOM, STRING: NUL-terminated copy */
-	size_t len; /* ATOM, STRING: bytes in str; SKIPPED: literal size */
+	char *str;                /* ATOM, STRING: NUL-terminated copy */
+	size_t len;               /* ATOM, STRING: bytes in str; SKIPPED: literal size */
 	struct imap_value *items; /* LIST */
 	size_t count;
 	size_t cap;
@@ -55,10 +55,10 @@ enum imap_cond {
 
 struct imap_response {
 	enum imap_resp_kind kind;
-	char *tag;           /* TAGGED */
-	enum imap_cond cond; /* status responses (tagged or untagged) */
+	char *tag;              /* TAGGED */
+	enum imap_cond cond;    /* status responses (tagged or untagged) */
 	struct imap_value code; /* LIST: the response code, "[UIDNEXT 5]" -> (UIDNEXT 5) */
-	char *text;          /* status or continuation text, "" if none */
+	char *text;             /* status or continuation text, "" if none */
 	struct imap_value data; /* LIST: untagged data, "* 3 FETCH (...)" -> (3 FETCH (...)) */
 	size_t mem;
 };
@@ -71,9 +71,8 @@ struct imap_parser;
  * parser keeps it in memory or discards it. A non-GW_OK return aborts the
  * parse (the connection is then unusable). */
 typedef gw_status (*imap_literal_hook)(void *arg, struct imap_parser *parser,
-                                       const struct imap_value *top,
-                                       const struct imap_value *list, uint64_t size,
-                                       bool *consumed);
+                                       const struct imap_value *top, const struct imap_value *list,
+                                       uint64_t size, bool *consumed);
 
 /* Receives streamed literal bytes; a non-GW_OK return discards the rest. */
 typedef gw_status (*imap_chunk_fn)(void *arg, const void *data, size_t len);

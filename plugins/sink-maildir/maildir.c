@@ -1,14 +1,11 @@
 /* The maildir sink: writes each mailbox into a Maildir++ (or fs-layout)
  * tree, byte for byte, with flags, keywords and the internal date as mtime.
- * README.md documents the layout, file names and folder-name escaping.
- *
- * Durability (fsync: true): append writes tmp/<unique>, sets the times and
- * renames it into cur/, without any fsync; flush() then calls syncfs() once for
- * the file system of the mailbox root and fsyncs every directory touched since
- * the last flush. The core marks the batch done in its state only after flush
- * returned, so a crash before that leaves the state rows pending and lookup()
- * finds whatever did reach cur/ (by the origin key in the file name). Nothing
- * is copied twice and nothing is reported done before it is on disk. */
+ * README.md documents the layout, file names, folder-name escaping and why
+ * the durability protocol is safe: append writes tmp/<unique> (no fsync per
+ * message); flush syncs the file system once, renames the batch into cur/ and
+ * fsyncs the directories it touched; the core commits its state after that.
+ * A message therefore appears in cur/ only with its bytes on disk, and
+ * lookup() finds by origin key whatever reached cur/ before a crash. */
 #define _GNU_SOURCE /* syncfs */
 #include "maildir.h"
 
@@ -47,6 +44,15 @@ struct md_folder {
 	struct md_list warned; /* keywords that could not get a letter */
 };
 
+/* A message in tmp/ waiting for flush to move it into cur/. */
+struct md_delivery {
+	struct md_folder *folder;
+	char *tmp;
+	char *final;
+	char *origin_key; /* may be NULL */
+	char *base;       /* the message id */
+};
+
 struct md_session {
 	struct md_plugin *plugin;
 	struct gw_ctx *ctx;
@@ -56,7 +62,10 @@ struct md_session {
 	size_t folder_count;
 	unsigned long counter;     /* makes tmp/ names unique within the process */
 	struct md_list dirty_dirs; /* directories whose entries changed since the last flush */
-	struct md_list written; /* files written since the last flush (fallback without syncfs) */
+	struct md_list written;    /* other files written since the last flush (keyword overflow) */
+	struct md_delivery *deliveries; /* written to tmp/, renamed into cur/ by flush */
+	size_t delivery_count;
+	size_t delivery_cap;
 };
 
 /* ---- small helpers ------------------------------------------------------------ */
@@ -195,8 +204,33 @@ static void md_fini(void *state)
 	free(state);
 }
 
+static void delivery_free(struct md_delivery *d)
+{
+	free(d->tmp);
+	free(d->final);
+	free(d->origin_key);
+	free(d->base);
+}
+
+/* Drop deliveries from @p from on: their tmp/ files go (never reported
+ * durable), and their folders' key sets, which already hold their keys, are
+ * read again from disk on next use. */
+static void deliveries_drop(struct md_session *s, size_t from)
+{
+	for (size_t i = from; i < s->delivery_count; i++) {
+		struct md_delivery *d = &s->deliveries[i];
+		unlink(d->tmp);
+		md_keyset_free(&d->folder->keys);
+		d->folder->keys_loaded = false;
+		delivery_free(d);
+	}
+	s->delivery_count = 0;
+}
+
 static void session_free(struct md_session *s)
 {
+	deliveries_drop(s, 0);
+	free(s->deliveries);
 	for (size_t i = 0; i < s->folder_count; i++) {
 		struct md_folder *f = s->folders[i];
 		free(f->id);
@@ -232,7 +266,7 @@ static gw_status md_open(void *state, struct gw_ctx *ctx, const struct gw_mailbo
 		return rc;
 	}
 	if (!session_mkdir_parents(s, s->root, &error) || !make_maildir(s, s->root, &error)) {
-		gw_status rc = session_fail(s, io_status(errno), error);
+		gw_status rc = session_fail(s, GW_ERR_MAILBOX, error);
 		session_free(s);
 		return rc;
 	}
@@ -308,7 +342,13 @@ static gw_status folder_names(struct md_session *s, const struct gw_folder_path 
 		*rel = join(escaped, path->count, ".", '.');
 		if (md_fit_name(rel, MD_NAME_MAX))
 			warn_cut(s, "a Maildir++ folder name", *rel);
-		*id = md_xstrdup(*rel);
+		if (!md_component_is_safe(*rel, strlen(*rel))) {
+			rc = session_fail(s, GW_ERR_FOLDER,
+			                  md_xasprintf("refusing folder directory \"%s\"", *rel));
+			free(*rel);
+		} else {
+			*id = md_xstrdup(*rel);
+		}
 	} else if (rc == GW_OK) {
 		*rel = join(escaped, path->count, "", '/');
 		*id = md_xstrdup(*rel);
@@ -333,10 +373,11 @@ static gw_status check_path(struct md_session *s, const struct gw_folder_path *p
 	return GW_OK;
 }
 
-static struct md_folder *find_folder(struct md_session *s, const char *id)
+/* By directory, not id: in the fs layout a shortened id may stand for two directories. */
+static struct md_folder *find_folder(struct md_session *s, const char *dir)
 {
 	for (size_t i = 0; i < s->folder_count; i++)
-		if (strcmp(s->folders[i]->id, id) == 0)
+		if (strcmp(s->folders[i]->dir, dir) == 0)
 			return s->folders[i];
 	return NULL;
 }
@@ -373,9 +414,22 @@ static bool create_folder_dirs(struct md_session *s, const char *rel, const char
 			return false;
 		}
 		close(fd);
+		mark_parent_dirty(s, marker);
 		free(marker);
 	}
 	return true;
+}
+
+/* Messages a killed run left in tmp/ were never delivered: nobody will. */
+static void remove_stale_tmp(struct md_session *s, struct md_folder *f)
+{
+	char *tmp = md_xasprintf("%s/tmp", f->dir);
+	size_t n = md_remove_stale_tmp(tmp, s->plugin->hostname);
+	if (n > 0)
+		s->plugin->host->log(s->ctx, GW_LOG_INFO,
+		                     "removed %zu unfinished files an interrupted run left in %s",
+		                     n, tmp);
+	free(tmp);
 }
 
 static gw_status md_ensure_folder(void *session, const struct gw_folder_path *path, void **folder,
@@ -389,18 +443,21 @@ static gw_status md_ensure_folder(void *session, const struct gw_folder_path *pa
 		rc = folder_names(s, path, &rel, &id);
 	if (rc != GW_OK)
 		return rc;
-	struct md_folder *f = find_folder(s, id);
-	if (!f) {
-		char *dir = *rel ? md_xasprintf("%s/%s", s->root, rel) : md_xstrdup(s->root);
-		if (!create_folder_dirs(s, rel, dir, &error)) {
-			free(dir);
-			free(rel);
-			free(id);
-			return session_fail(s, io_status(errno), error);
-		}
+	char *dir = *rel ? md_xasprintf("%s/%s", s->root, rel) : md_xstrdup(s->root);
+	struct md_folder *f = find_folder(s, dir);
+	if (f) {
+		free(dir);
+	} else if (!create_folder_dirs(s, rel, dir, &error)) {
+		int err = errno;
+		free(dir);
+		free(rel);
+		free(id);
+		return session_fail(s, io_status(err), error);
+	} else {
 		f = md_xcalloc(1, sizeof(*f));
 		f->id = md_xstrdup(id);
 		f->dir = dir;
+		remove_stale_tmp(s, f);
 		s->folders = md_xrealloc(s->folders, (s->folder_count + 1) * sizeof(*s->folders));
 		s->folders[s->folder_count++] = f;
 	}
@@ -445,7 +502,19 @@ static gw_status load_keys(struct md_session *s, struct md_folder *f)
 	return rc;
 }
 
-/* The existing file of @p key, confirmed on disk (the set holds hashes only). */
+static const struct md_delivery *find_delivery(struct md_session *s, struct md_folder *f,
+                                               const char *key)
+{
+	for (size_t i = 0; i < s->delivery_count; i++) {
+		const struct md_delivery *d = &s->deliveries[i];
+		if (d->folder == f && d->origin_key && strcmp(d->origin_key, key) == 0)
+			return d;
+	}
+	return NULL;
+}
+
+/* The file of @p key: appended in this batch, or on disk (confirmed there,
+ * because the set holds hashes only). */
 static gw_status find_existing(struct md_session *s, struct md_folder *f, const char *key,
                                bool *found, char message_id[GW_SINK_ID_MAX])
 {
@@ -454,6 +523,12 @@ static gw_status find_existing(struct md_session *s, struct md_folder *f, const 
 	gw_status rc = load_keys(s, f);
 	if (rc != GW_OK || !md_keyset_has(&f->keys, key))
 		return rc;
+	const struct md_delivery *d = find_delivery(s, f, key);
+	if (d) {
+		snprintf(message_id, GW_SINK_ID_MAX, "%s", d->base);
+		*found = true;
+		return GW_OK;
+	}
 	static const char *const subdirs[] = {"cur", "new"};
 	for (size_t i = 0; i < 2 && !*found; i++) {
 		char *dir = md_xasprintf("%s/%s", f->dir, subdirs[i]);
@@ -521,13 +596,13 @@ static gw_status keyword_letter(struct md_session *s, struct md_folder *f, const
 {
 	char *error = NULL;
 	bool changed = false;
-	int index = md_keywords_index(&f->keywords, f->dir, keyword, &changed, &error);
+	int index = md_keywords_index(&f->keywords, f->dir, keyword, s->plugin->cfg->fsync,
+	                              &changed, &error);
 	if (index == -2)
 		return session_fail(s, io_status(errno), error);
 	if (changed) {
 		char *path = md_xasprintf("%s/dovecot-keywords", f->dir);
 		mark_parent_dirty(s, path);
-		list_add_unique(&s->written, path);
 		free(path);
 	}
 	if (index >= 0) {
@@ -632,29 +707,21 @@ static char *base_name(struct md_session *s, const struct gw_sink_item *item)
 	                    (long long)time(NULL), s->plugin->hostname, m->size);
 }
 
-static gw_status deliver(struct md_session *s, struct md_folder *f, const struct gw_sink_item *item,
-                         const char *base, const char *letters)
+static void add_delivery(struct md_session *s, struct md_folder *f, char *tmp, char *final,
+                         const char *origin_key, const char *base)
 {
-	char *tmp = NULL;
-	gw_status rc = write_tmp(s, f, item->message, &tmp);
-	if (rc != GW_OK)
-		return rc;
-	char *final = md_xasprintf("%s/cur/%s:2,%s", f->dir, base, letters);
-	if (rename(tmp, final) != 0) {
-		int err = errno;
-		rc = session_fail(
-		        s, io_status(err),
-		        md_xasprintf("cannot move %s to %s: %s", tmp, final, strerror(err)));
-		unlink(tmp);
-	} else {
-		mark_parent_dirty(s, tmp);
-		mark_parent_dirty(s, final);
-		if (s->plugin->cfg->fsync)
-			list_add(&s->written, final);
+	if (s->delivery_count == s->delivery_cap) {
+		s->delivery_cap = s->delivery_cap ? 2 * s->delivery_cap : 64;
+		s->deliveries =
+		        md_xrealloc(s->deliveries, s->delivery_cap * sizeof(*s->deliveries));
 	}
-	free(tmp);
-	free(final);
-	return rc;
+	s->deliveries[s->delivery_count++] = (struct md_delivery){
+	        .folder = f,
+	        .tmp = tmp,
+	        .final = final,
+	        .origin_key = origin_key ? md_xstrdup(origin_key) : NULL,
+	        .base = md_xstrdup(base),
+	};
 }
 
 static gw_status md_append(void *session, void *folder, const struct gw_sink_item *item,
@@ -664,6 +731,7 @@ static gw_status md_append(void *session, void *folder, const struct gw_sink_ite
 	struct md_folder *f = folder;
 	struct md_flags flags = {0};
 	bool present = false;
+	char *tmp = NULL;
 
 	gw_status rc = check_item(s, item);
 	/* Appending an origin that is already there would duplicate it: hand back the file. */
@@ -672,24 +740,28 @@ static gw_status md_append(void *session, void *folder, const struct gw_sink_ite
 	if (rc != GW_OK || present)
 		return rc;
 	rc = build_flags(s, f, item->message->meta, &flags);
-	char *base = rc == GW_OK ? base_name(s, item) : NULL;
 	if (rc == GW_OK)
-		rc = deliver(s, f, item, base, flags.letters);
+		rc = write_tmp(s, f, item->message, &tmp);
 	if (rc == GW_OK) {
+		char *base = base_name(s, item);
+		char *final = md_xasprintf("%s/cur/%s:2,%s", f->dir, base, flags.letters);
+		add_delivery(s, f, tmp, final, item->origin_key, base);
 		for (size_t i = 0; i < flags.unmapped_count; i++)
 			record_overflow(s, f, base, flags.unmapped[i]);
 		if (item->origin_key)
 			md_keyset_add(&f->keys, item->origin_key, strlen(item->origin_key));
 		snprintf(message_id, GW_SINK_ID_MAX, "%s", base);
+		free(base);
 	}
-	free(base);
 	free(flags.unmapped);
 	return rc;
 }
 
 /* ---- flush ------------------------------------------------------------------------------- */
 
-static gw_status sync_files(struct md_session *s)
+/* Everything written since the last flush onto the disk: one syncfs for the
+ * mailbox's file system, or (kernels without it) one fsync per file. */
+static gw_status sync_data(struct md_session *s)
 {
 	if (syncfs(s->root_fd) == 0)
 		return GW_OK;
@@ -697,9 +769,43 @@ static gw_status sync_files(struct md_session *s)
 		return session_fail(s, io_status(errno),
 		                    md_xasprintf("cannot sync the file system of %s: %s", s->root,
 		                                 strerror(errno)));
-	for (size_t i = 0; i < s->written.count; i++) {
-		char *error = NULL;
+	char *error = NULL;
+	for (size_t i = 0; i < s->delivery_count; i++)
+		if (!md_fsync_path(s->deliveries[i].tmp, false, &error))
+			return session_fail(s, io_status(errno), error);
+	for (size_t i = 0; i < s->written.count; i++)
 		if (!md_fsync_path(s->written.items[i], false, &error))
+			return session_fail(s, io_status(errno), error);
+	return GW_OK;
+}
+
+/* tmp/ -> cur/, in append order. A message is in cur/ only once its bytes are
+ * on disk, so cur/ never holds a partial message, whatever happens. */
+static gw_status move_into_cur(struct md_session *s)
+{
+	for (size_t i = 0; i < s->delivery_count; i++) {
+		struct md_delivery *d = &s->deliveries[i];
+		if (rename(d->tmp, d->final) != 0) {
+			int err = errno;
+			gw_status rc = session_fail(s, io_status(err),
+			                            md_xasprintf("cannot move %s to %s: %s", d->tmp,
+			                                         d->final, strerror(err)));
+			deliveries_drop(s, i);
+			return rc;
+		}
+		mark_parent_dirty(s, d->tmp);
+		mark_parent_dirty(s, d->final);
+		delivery_free(d);
+	}
+	s->delivery_count = 0;
+	return GW_OK;
+}
+
+static gw_status sync_dirs(struct md_session *s)
+{
+	for (size_t i = 0; i < s->dirty_dirs.count; i++) {
+		char *error = NULL;
+		if (!md_fsync_path(s->dirty_dirs.items[i], true, &error))
 			return session_fail(s, io_status(errno), error);
 	}
 	return GW_OK;
@@ -708,21 +814,23 @@ static gw_status sync_files(struct md_session *s)
 static gw_status md_flush(void *session)
 {
 	struct md_session *s = session;
+	bool durable = s->plugin->cfg->fsync;
 	gw_status rc = GW_OK;
 
-	if (s->plugin->cfg->fsync && (s->dirty_dirs.count > 0 || s->written.count > 0)) {
-		rc = sync_files(s);
-		for (size_t i = 0; rc == GW_OK && i < s->dirty_dirs.count; i++) {
-			char *error = NULL;
-			if (!md_fsync_path(s->dirty_dirs.items[i], true, &error))
-				rc = session_fail(s, io_status(errno), error);
-		}
+	if (durable && s->delivery_count + s->written.count > 0)
+		rc = sync_data(s);
+	if (rc == GW_OK)
+		rc = move_into_cur(s);
+	if (rc == GW_OK && durable)
+		rc = sync_dirs(s);
+	if (rc != GW_OK) {
+		/* The core retries the batch; lookup finds what already reached cur/. */
+		deliveries_drop(s, 0);
+		return rc;
 	}
-	if (rc == GW_OK) {
-		list_clear(&s->dirty_dirs);
-		list_clear(&s->written);
-	}
-	return rc;
+	list_clear(&s->dirty_dirs);
+	list_clear(&s->written);
+	return GW_OK;
 }
 
 /* ---- descriptor ----------------------------------------------------------------------------- */

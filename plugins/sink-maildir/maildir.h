@@ -101,11 +101,13 @@ struct md_keywords {
 /* Read <folder>/dovecot-keywords if present. */
 bool md_keywords_load(struct md_keywords *kw, const char *folder_dir, char **error);
 /* Letter index of @p name, adding it (and rewriting the file atomically) if
- * new. Returns -1 if all 26 slots are taken or the name cannot be stored
+ * new; with @p durable the new file is fsynced before it replaces the old one
+ * (a keyword file lost to a crash would strip letters of messages already
+ * flushed). Returns -1 if all 26 slots are taken or the name cannot be stored
  * (space or control character), -2 if the file could not be written (*error
  * set, caller frees); *changed tells whether the file was written. */
 int md_keywords_index(struct md_keywords *kw, const char *folder_dir, const char *name,
-                      bool *changed, char **error);
+                      bool durable, bool *changed, char **error);
 void md_keywords_free(struct md_keywords *kw);
 
 /* ---- files (maildir_io.c) ---- */
@@ -116,5 +118,8 @@ bool md_write_new_file(const char *path, const void *data, size_t len, int64_t m
 /* mkdir if missing; *created tells whether it was created. */
 bool md_mkdir(const char *path, bool *created, char **error);
 bool md_fsync_path(const char *path, bool directory, char **error);
+/* Remove files an interrupted run of this sink left in @p tmp_dir: names this
+ * sink makes on @p host whose writing process is gone. Returns how many. */
+size_t md_remove_stale_tmp(const char *tmp_dir, const char *host);
 
 #endif

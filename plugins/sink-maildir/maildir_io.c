@@ -2,16 +2,22 @@
  * fsync. Everything reports errno text; nothing here knows about messages. */
 #include "maildir.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Keeps errno: callers choose the status scope from it. */
 static bool io_fail(char **error, const char *what, const char *path)
 {
+	int err = errno;
 	if (error)
-		*error = md_xasprintf("%s %s: %s", what, path, strerror(errno));
+		*error = md_xasprintf("%s %s: %s", what, path, strerror(err));
+	errno = err;
 	return false;
 }
 
@@ -97,4 +103,42 @@ bool md_fsync_path(const char *path, bool directory, char **error)
 	}
 	close(fd);
 	return true;
+}
+
+/* "<digits>.P<pid>Q<digits>.<host>": a tmp/ name this sink made on @p host. */
+static bool our_tmp_name(const char *name, const char *host, long *pid)
+{
+	char *end;
+	const char *p = name;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	if (p == name || strncmp(p, ".P", 2) != 0)
+		return false;
+	*pid = strtol(p + 2, &end, 10);
+	if (end == p + 2 || *end != 'Q' || *pid <= 0)
+		return false;
+	p = end + 1;
+	const char *digits = p;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	return p > digits && *p == '.' && strcmp(p + 1, host) == 0;
+}
+
+size_t md_remove_stale_tmp(const char *tmp_dir, const char *host)
+{
+	DIR *d = opendir(tmp_dir);
+	size_t removed = 0;
+	if (!d)
+		return 0;
+	for (struct dirent *e; (e = readdir(d));) {
+		long pid;
+		if (!our_tmp_name(e->d_name, host, &pid) || pid == (long)getpid())
+			continue;
+		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue; /* its writer may still be running */
+		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+			removed++;
+	}
+	closedir(d);
+	return removed;
 }

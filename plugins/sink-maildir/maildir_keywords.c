@@ -64,7 +64,8 @@ static bool write_all(int fd, const char *data, size_t len)
 	return true;
 }
 
-static bool keywords_save(const struct md_keywords *kw, const char *folder_dir, char **error)
+static bool keywords_save(const struct md_keywords *kw, const char *folder_dir, bool durable,
+                          char **error)
 {
 	struct md_str text = {0};
 	for (int i = 0; i < MD_KEYWORD_SLOTS; i++) {
@@ -78,6 +79,8 @@ static bool keywords_save(const struct md_keywords *kw, const char *folder_dir, 
 	char *path = md_xasprintf("%s/" KEYWORDS_FILE, folder_dir);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	bool ok = fd >= 0 && write_all(fd, text.data ? text.data : "", text.len);
+	if (ok && durable && fsync(fd) != 0)
+		ok = false;
 	if (fd >= 0 && close(fd) != 0)
 		ok = false;
 	if (ok && rename(tmp, path) != 0)
@@ -105,7 +108,7 @@ static bool storable(const char *name)
 }
 
 int md_keywords_index(struct md_keywords *kw, const char *folder_dir, const char *name,
-                      bool *changed, char **error)
+                      bool durable, bool *changed, char **error)
 {
 	int free_slot = -1;
 
@@ -119,7 +122,7 @@ int md_keywords_index(struct md_keywords *kw, const char *folder_dir, const char
 	if (free_slot < 0 || !storable(name))
 		return -1;
 	kw->names[free_slot] = md_xstrdup(name);
-	if (!keywords_save(kw, folder_dir, error)) {
+	if (!keywords_save(kw, folder_dir, durable, error)) {
 		free(kw->names[free_slot]);
 		kw->names[free_slot] = NULL;
 		return -2;

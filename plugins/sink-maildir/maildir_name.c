@@ -27,19 +27,25 @@ void md_sha256_hex(const void *data, size_t len, char out[65])
 
 /* ---- escaping ------------------------------------------------------------- */
 
-/* Bytes escaped wherever they appear. '~' is escaped everywhere (Dovecot only
- * needs it at the start) so that an unescaped '~' can only be the truncation
- * marker: a cut name then never equals an uncut one. */
-static bool needs_escape(unsigned char c)
+/* The escaping is Dovecot's listescape convention exactly as Dovecot applies
+ * it, wherever Dovecot accepts the name: Dovecot opens a folder by escaping its
+ * name, so a directory escaped differently would be listed but not found. */
+static bool needs_escape(unsigned char c, size_t pos, bool fs_layout)
 {
-	return c < 0x20 || c == 0x7f || c == '\\' || c == '.' || c == '/' || c == '~';
+	if (c < 0x20 || c == 0x7f || c == '\\' || c == '/')
+		return true;
+	if (c == '~')
+		return pos == 0;       /* "~x" could expand to a home directory */
+	return c == '.' && !fs_layout; /* the Maildir++ hierarchy separator */
 }
 
 /* Names that mean something inside a maildir directory in the fs layout,
- * where folders are subdirectories of their parent folder. */
+ * where folders are subdirectories of their parent folder, and the two names
+ * that are not subdirectories at all. */
 static bool fs_reserved(const char *name)
 {
-	static const char *const exact[] = {"cur", "new", "tmp", "maildirfolder", "subscriptions"};
+	static const char *const exact[] = {
+	        ".", "..", "cur", "new", "tmp", "maildirfolder", "subscriptions"};
 	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
 		if (strcmp(name, exact[i]) == 0)
 			return true;
@@ -57,16 +63,13 @@ char *md_escape_component(const char *name, bool fs_layout)
 {
 	struct md_str out = {0};
 	const unsigned char *p = (const unsigned char *)name;
+	bool reserved = fs_layout && fs_reserved(name);
 
-	if (fs_layout && fs_reserved(name) && *p) {
-		add_escape(&out, *p);
-		p++;
-	}
-	for (; *p; p++) {
-		if (needs_escape(*p))
-			add_escape(&out, *p);
+	for (size_t pos = 0; p[pos]; pos++) {
+		if ((pos == 0 && reserved) || needs_escape(p[pos], pos, fs_layout))
+			add_escape(&out, p[pos]);
 		else
-			md_str_addc(&out, (char)*p);
+			md_str_addc(&out, (char)p[pos]);
 	}
 	return md_str_take(&out);
 }

@@ -32,37 +32,68 @@ static const char *const auth_choices[] = {"login", "plain", "xoauth2", NULL};
 #define OPT(field) offsetof(struct imap_config, field)
 
 static const struct gw_option options[] = {
-        {.name = "host", .type = GW_OPT_STRING, .flags = GW_OPT_REQUIRED, .offset = OPT(host),
+        {.name = "host",
+         .type = GW_OPT_STRING,
+         .flags = GW_OPT_REQUIRED,
+         .offset = OPT(host),
          .description = "IMAP server host name or address"},
-        {.name = "port", .type = GW_OPT_INT, .default_value = "0", .offset = OPT(port),
+        {.name = "port",
+         .type = GW_OPT_INT,
+         .default_value = "0",
+         .offset = OPT(port),
          .description = "TCP port; 0 means 993 for tls: implicit, else 143"},
-        {.name = "tls", .type = GW_OPT_ENUM, .default_value = "implicit", .offset = OPT(tls),
+        {.name = "tls",
+         .type = GW_OPT_ENUM,
+         .default_value = "implicit",
+         .offset = OPT(tls),
          .choices = tls_choices,
          .description = "implicit (TLS from the start), starttls, or none (unencrypted; "
                         "must be explicit)"},
-        {.name = "ca_file", .type = GW_OPT_STRING, .offset = OPT(ca_file),
+        {.name = "ca_file",
+         .type = GW_OPT_STRING,
+         .offset = OPT(ca_file),
          .description = "PEM file with extra certificate authorities to trust"},
-        {.name = "tls_verify", .type = GW_OPT_BOOL, .default_value = "true",
+        {.name = "tls_verify",
+         .type = GW_OPT_BOOL,
+         .default_value = "true",
          .offset = OPT(tls_verify),
          .description = "Verify the server certificate and host name; false is insecure"},
-        {.name = "auth", .type = GW_OPT_ENUM, .default_value = "login", .offset = OPT(auth),
+        {.name = "auth",
+         .type = GW_OPT_ENUM,
+         .default_value = "login",
+         .offset = OPT(auth),
          .choices = auth_choices,
          .description = "Authentication: login, plain (AUTHENTICATE PLAIN) or xoauth2"},
-        {.name = "user", .type = GW_OPT_STRING, .offset = OPT(user),
+        {.name = "user",
+         .type = GW_OPT_STRING,
+         .offset = OPT(user),
          .description = "Login name; default: the CSV UserName, else EmailAddress"},
-        {.name = "password", .type = GW_OPT_SECRET, .offset = OPT(password),
+        {.name = "password",
+         .type = GW_OPT_SECRET,
+         .offset = OPT(password),
          .description = "Password; default: the CSV Password column"},
-        {.name = "admin_user", .type = GW_OPT_STRING, .offset = OPT(admin_user),
+        {.name = "admin_user",
+         .type = GW_OPT_STRING,
+         .offset = OPT(admin_user),
          .description = "Admin (master) user: logs in with AUTHENTICATE PLAIN as the "
                         "mailbox user"},
-        {.name = "admin_password", .type = GW_OPT_SECRET, .offset = OPT(admin_password),
+        {.name = "admin_password",
+         .type = GW_OPT_SECRET,
+         .offset = OPT(admin_password),
          .description = "Password of admin_user"},
-        {.name = "oauth_token", .type = GW_OPT_SECRET, .offset = OPT(oauth_token),
+        {.name = "oauth_token",
+         .type = GW_OPT_SECRET,
+         .offset = OPT(oauth_token),
          .description = "OAuth2 access token for auth: xoauth2; default: the CSV Password "
                         "column"},
-        {.name = "timeout", .type = GW_OPT_DURATION, .default_value = "60s",
-         .offset = OPT(timeout_ms), .description = "Time limit of every network read or write"},
-        {.name = "pipeline_depth", .type = GW_OPT_INT, .default_value = "16",
+        {.name = "timeout",
+         .type = GW_OPT_DURATION,
+         .default_value = "60s",
+         .offset = OPT(timeout_ms),
+         .description = "Time limit of every network read or write"},
+        {.name = "pipeline_depth",
+         .type = GW_OPT_INT,
+         .default_value = "16",
          .offset = OPT(pipeline_depth),
          .description = "Message fetches kept in flight on one connection (1-1024)"},
         GW_OPTION_END,
@@ -90,12 +121,14 @@ static gw_status check_config(const struct gw_host *host, struct gw_ctx *ctx,
 		return host->fail(ctx, GW_ERR_CONFIG, "port %lld is out of range (0-65535)",
 		                  (long long)cfg->port);
 	if (cfg->pipeline_depth < 1 || cfg->pipeline_depth > 1024)
-		return host->fail(ctx, GW_ERR_CONFIG, "pipeline_depth %lld is out of range (1-1024)",
+		return host->fail(ctx, GW_ERR_CONFIG,
+		                  "pipeline_depth %lld is out of range (1-1024)",
 		                  (long long)cfg->pipeline_depth);
 	if (cfg->timeout_ms == 0 || cfg->timeout_ms > UINT32_MAX)
 		return host->fail(ctx, GW_ERR_CONFIG, "timeout must be between 1ms and 49 days");
 	if (cfg->admin_user && !cfg->admin_password)
-		return host->fail(ctx, GW_ERR_CONFIG, "admin_user is set but admin_password is not");
+		return host->fail(ctx, GW_ERR_CONFIG,
+		                  "admin_user is set but admin_password is not");
 	if (cfg->admin_user && cfg->auth == GW_IMAP_AUTH_XOAUTH2)
 		return host->fail(ctx, GW_ERR_CONFIG,
 		                  "admin_user needs auth: plain (or login), not xoauth2");
@@ -107,7 +140,8 @@ static gw_status source_init(const struct gw_host *host, struct gw_ctx *ctx, con
 {
 	const struct imap_config *cfg = config;
 	if (!GW_HOST_HAS(host, imap) || host->imap->struct_size < sizeof(struct gw_imap_api))
-		return host->fail(ctx, GW_ERR_CONFIG, "this godwit offers no IMAP client to plugins");
+		return host->fail(ctx, GW_ERR_CONFIG,
+		                  "this godwit offers no IMAP client to plugins");
 	gw_status st = check_config(host, ctx, cfg);
 	if (st != GW_OK)
 		return st;
@@ -143,16 +177,14 @@ static bool is_set(const char *s)
 
 /* Who logs in for @p mailbox, and with what; GW_ERR_CONFIG if a secret is missing. */
 static gw_status credentials_for(struct imap_source *src, struct gw_ctx *ctx,
-                                 const struct gw_mailbox *mailbox,
-                                 struct gw_imap_credentials *c)
+                                 const struct gw_mailbox *mailbox, struct gw_imap_credentials *c)
 {
 	const struct imap_config *cfg = src->cfg;
-	const char *user = is_set(cfg->user)               ? cfg->user
+	const char *user = is_set(cfg->user)           ? cfg->user
 	                   : is_set(mailbox->username) ? mailbox->username
-	                                                   : mailbox->email;
-	*c = (struct gw_imap_credentials){.struct_size = sizeof(*c),
-	                                  .mechanism = (enum gw_imap_auth)cfg->auth,
-	                                  .user = user};
+	                                               : mailbox->email;
+	*c = (struct gw_imap_credentials){
+	        .struct_size = sizeof(*c), .mechanism = (enum gw_imap_auth)cfg->auth, .user = user};
 	if (is_set(cfg->admin_user)) {
 		c->mechanism = GW_IMAP_AUTH_PLAIN;
 		c->user = cfg->admin_user;

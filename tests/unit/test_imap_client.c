@@ -22,13 +22,18 @@
 #define GREETING "* OK [CAPABILITY IMAP4rev1 LITERAL+ AUTH=PLAIN] ready\r\n"
 #define LOGIN_STEPS                                                                                \
 	{P_SEND, GREETING, 0}, {P_EXPECT, "LOGIN \"user\" \"secret\"", 0},                         \
-	        {P_SEND, "$T OK [CAPABILITY IMAP4rev1 LITERAL+] logged in\r\n", 0}
+	{                                                                                          \
+		P_SEND, "$T OK [CAPABILITY IMAP4rev1 LITERAL+] logged in\r\n", 0                   \
+	}
 #define EXAMINE_STEPS(exists)                                                                      \
-	{P_EXPECT, "EXAMINE \"INBOX\"", 0},                                                         \
-	        {P_SEND,                                                                           \
-	         "* " #exists " EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n* OK [UIDNEXT 100] ok\r\n"   \
-	         "$T OK [READ-ONLY] done\r\n",                                                     \
-	         0}
+	{P_EXPECT, "EXAMINE \"INBOX\"", 0},                                                        \
+	{                                                                                          \
+		P_SEND,                                                                            \
+		        "* " #exists                                                               \
+		        " EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n* OK [UIDNEXT 100] ok\r\n"          \
+		        "$T OK [READ-ONLY] done\r\n",                                              \
+		        0                                                                          \
+	}
 
 static const struct gw_imap_api *api;
 static struct gw_ctx ctx;
@@ -42,10 +47,10 @@ static int setup(void **state)
 	return 0;
 }
 
-static struct gw_imap *open_with(const struct peer_step *steps, enum gw_imap_tls tls,
+static struct gw_imap *open_with(const struct peer_step *steps, size_t count, enum gw_imap_tls tls,
                                  uint32_t timeout_ms, unsigned depth, gw_status *status)
 {
-	peer_start(&peer, steps);
+	peer_start(&peer, steps, count);
 	struct gw_imap_params params = {
 	        .struct_size = sizeof(params),
 	        .host = "127.0.0.1",
@@ -61,10 +66,10 @@ static struct gw_imap *open_with(const struct peer_step *steps, enum gw_imap_tls
 }
 
 /* Connect and log in as user/secret with LOGIN. */
-static struct gw_imap *open_session(const struct peer_step *steps, unsigned depth)
+static struct gw_imap *open_session(const struct peer_step *steps, size_t count, unsigned depth)
 {
 	gw_status st;
-	struct gw_imap *imap = open_with(steps, GW_IMAP_TLS_NONE, 0, depth, &st);
+	struct gw_imap *imap = open_with(steps, count, GW_IMAP_TLS_NONE, 0, depth, &st);
 	assert_int_equal(st, GW_OK);
 	struct gw_imap_credentials creds = {.struct_size = sizeof(creds),
 	                                    .mechanism = GW_IMAP_AUTH_LOGIN,
@@ -105,18 +110,26 @@ static const char *literal(int slot, const char *prefix, const char *text, const
 struct record {
 	struct gw_buf events;
 	struct gw_buf bytes;
+	uint32_t refuse_begin; /* begin() of this UID answers GW_ERR_MESSAGE */
+	uint32_t refuse_data;  /* data() of this UID answers GW_ERR_MAILBOX */
+	uint32_t current;
 };
+
+static struct record refusals;
 
 static gw_status rec_begin(void *arg, uint32_t uid, uint64_t size)
 {
 	struct record *r = arg;
 	gw_buf_printf(&r->events, "begin %u %llu|", uid, (unsigned long long)size);
-	return GW_OK;
+	r->current = uid;
+	return uid == r->refuse_begin ? GW_ERR_MESSAGE : GW_OK;
 }
 
 static gw_status rec_data(void *arg, const void *bytes, size_t length)
 {
 	struct record *r = arg;
+	if (r->current == r->refuse_data)
+		return GW_ERR_MAILBOX;
 	gw_buf_append(&r->bytes, bytes, length);
 	return GW_OK;
 }
@@ -137,7 +150,8 @@ static void rec_failed(void *arg, uint32_t uid, gw_status status, const char *re
 static gw_status fetch_uids(struct gw_imap *imap, struct record *r, const uint32_t *uids,
                             size_t count, uint64_t max_size)
 {
-	memset(r, 0, sizeof(*r));
+	*r = refusals;
+	memset(&refusals, 0, sizeof(refusals));
 	gw_buf_append(&r->events, "", 0);
 	gw_buf_append(&r->bytes, "", 0);
 	struct gw_fetch_target target = {.struct_size = sizeof(target),
@@ -193,7 +207,7 @@ static void test_list_plain(void **state)
 	         "$T OK done\r\n",
 	         0},
 	};
-	struct gw_imap *imap = open_session(steps, 0);
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 0);
 	struct folders out = {0};
 	gw_buf_append(&out.text, "", 0);
 	assert_int_equal(api->list(imap, on_folder, &out), GW_OK);
@@ -234,7 +248,7 @@ static void test_list_special_use_and_namespaces(void **state)
 	         "$T OK done\r\n",
 	         0},
 	};
-	struct gw_imap *imap = open_session(steps, 0);
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 0);
 	struct folders out = {0};
 	gw_buf_append(&out.text, "", 0);
 	assert_int_equal(api->list(imap, on_folder, &out), GW_OK);
@@ -289,7 +303,7 @@ static void test_scan(void **state)
 	         "$T OK done\r\n",
 	         0},
 	};
-	struct gw_imap *imap = open_session(steps, 0);
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 0);
 	select_inbox(imap, 3);
 	struct scanned out = {0};
 	gw_buf_append(&out.text, "", 0);
@@ -298,9 +312,8 @@ static void test_scan(void **state)
 	assert_int_equal(api->scan(imap, &req, on_meta, &out), GW_OK);
 	/* UID 4 came with 5:* (the last message) and is filtered; the FLAGS-only
 	 * FETCH is a flag update, not a message. */
-	assert_string_equal(out.text.data,
-	                    "[5 1234 837596665 -420 33 Junk $label1 <a@b.example>]"
-	                    "[9 10 -2209032000 -720 30 -]");
+	assert_string_equal(out.text.data, "[5 1234 837596665 -420 33 Junk $label1 <a@b.example>]"
+	                                   "[9 10 -2209032000 -720 30 -]");
 	gw_buf_free(&out.text);
 	finish(imap);
 }
@@ -309,7 +322,7 @@ static void test_scan_empty_folder_sends_nothing(void **state)
 {
 	(void)state;
 	const struct peer_step steps[] = {LOGIN_STEPS, EXAMINE_STEPS(0)};
-	struct gw_imap *imap = open_session(steps, 0);
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 0);
 	select_inbox(imap, 0);
 	struct scanned out = {0};
 	gw_buf_append(&out.text, "", 0);
@@ -347,7 +360,7 @@ static void test_fetch_pipelined(void **state)
 	        {P_SEND, "A5 OK nothing\r\n", 0},
 	        {P_SEND, "* 3 FETCH (BODY[] \"ti\\\"ny\" UID 8)\r\nA6 OK done\r\n", 0},
 	};
-	struct gw_imap *imap = open_session(steps, 2);
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 2);
 	select_inbox(imap, 4);
 	struct record r;
 	const uint32_t uids[] = {5, 6, 7, 8};
@@ -379,7 +392,7 @@ static void test_fetch_large_and_oversized(void **state)
 	        {P_SEND, ")\r\nA4 OK done\r\n* 3 FETCH (UID 7 BODY[] {3}\r\nabc)\r\nA5 OK done\r\n",
 	         0},
 	};
-	struct gw_imap *imap = open_session(steps, 0);
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 0);
 	select_inbox(imap, 3);
 	struct record r;
 	const uint32_t uids[] = {5, 6, 7};
@@ -411,7 +424,7 @@ static void test_fetch_bye_midway(void **state)
 	         "* BYE Server shutting down\r\n",
 	         0},
 	};
-	struct gw_imap *imap = open_session(steps, 0);
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 0);
 	select_inbox(imap, 2);
 	struct record r;
 	const uint32_t uids[] = {5, 6};
@@ -438,7 +451,7 @@ static void test_fetch_eof_in_literal(void **state)
 	        {P_SEND, "* 1 FETCH (UID 5 BODY[] {100}\r\nonly ten b", 0},
 	        {P_CLOSE, NULL, 0},
 	};
-	struct gw_imap *imap = open_session(steps, 0);
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 0);
 	select_inbox(imap, 1);
 	struct record r;
 	const uint32_t uids[] = {5};
@@ -452,6 +465,73 @@ static void test_fetch_eof_in_literal(void **state)
 	finish(imap);
 }
 
+static void test_fetch_throttled(void **state)
+{
+	(void)state;
+	/* depth 2: A5 (UID 7) goes out when A3 completes; A4 is throttled, so UID 8 is
+	 * never requested, while A5, already in flight, is still delivered. */
+	const struct peer_step steps[] = {
+	        LOGIN_STEPS,
+	        EXAMINE_STEPS(3),
+	        {P_EXPECT, "UID FETCH 5 (BODY.PEEK[])", 0},
+	        {P_EXPECT, "UID FETCH 6 (BODY.PEEK[])", 0},
+	        {P_SEND, "* 1 FETCH (UID 5 BODY[] {2}\r\nok)\r\nA3 OK done\r\n", 0},
+	        {P_EXPECT, "UID FETCH 7 (BODY.PEEK[])", 0},
+	        {P_SEND,
+	         "A4 NO [THROTTLED] Request is throttled. Suggested Backoff Time: 1500 "
+	         "milliseconds\r\n"
+	         "* 3 FETCH (UID 7 BODY[] {3}\r\nsev)\r\nA5 OK done\r\n",
+	         0},
+	};
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 2);
+	select_inbox(imap, 3);
+	struct record r;
+	const uint32_t uids[] = {5, 6, 7, 8};
+	assert_int_equal(fetch_uids(imap, &r, uids, 4, 0), GW_ERR_THROTTLED);
+	assert_string_equal(r.events.data, "begin 5 2|end 5|begin 7 3|end 7|");
+	assert_int_equal(ctx.retry_after_ms, 1500);
+	assert_string_equal(ctx.error, "the server throttles fetching: Request is throttled. "
+	                               "Suggested Backoff Time: 1500 milliseconds");
+	record_free(&r);
+	finish(imap);
+}
+
+static void test_fetch_target_refusals_and_wrong_uid(void **state)
+{
+	(void)state;
+	const struct peer_step steps[] = {
+	        LOGIN_STEPS,
+	        EXAMINE_STEPS(4),
+	        {P_EXPECT, "UID FETCH 5 (BODY.PEEK[])", 0},
+	        {P_EXPECT, "UID FETCH 6 (BODY.PEEK[])", 0},
+	        {P_EXPECT, "UID FETCH 7 (BODY.PEEK[])", 0},
+	        {P_EXPECT, "UID FETCH 8 (BODY.PEEK[])", 0},
+	        {P_SEND,
+	         "* 1 FETCH (UID 5 BODY[] {3}\r\nxxx)\r\nA3 OK done\r\n"
+	         "* 2 FETCH (UID 6 BODY[] {3}\r\nyyy)\r\nA4 OK done\r\n"
+	         "* 3 FETCH (BODY[] {3}\r\nzzz UID 9)\r\nA5 OK done\r\n"
+	         "* 4 FETCH (UID 8 BODY[] {3}\r\nabc)\r\nA6 OK [sloppy server\r\n",
+	         0},
+	};
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 0);
+	select_inbox(imap, 4);
+	struct record r;
+	refusals.refuse_begin = 5;
+	refusals.refuse_data = 6;
+	const uint32_t uids[] = {5, 6, 7, 8};
+	/* begin() refusing one message skips it; data() failing with a wider scope
+	 * reports the message and stops the fetch once the replies are drained. */
+	assert_int_equal(fetch_uids(imap, &r, uids, 4, 0), GW_ERR_MAILBOX);
+	assert_string_equal(r.events.data,
+	                    "begin 5 3|"
+	                    "begin 6 3|failed 6 mailbox the bytes of UID 6 could not be stored|"
+	                    "begin 7 3|failed 7 message the server sent UID 9 in answer to UID 7|"
+	                    "begin 8 3|end 8|");
+	assert_string_equal(r.bytes.data, "zzzabc");
+	record_free(&r);
+	finish(imap);
+}
+
 static void test_line_over_cap(void **state)
 {
 	(void)state;
@@ -461,7 +541,7 @@ static void test_line_over_cap(void **state)
 	        {P_SEND, "* OK ", 0},
 	        {P_RAW_BYTES, NULL, 1024 * 1024 + 64},
 	};
-	struct gw_imap *imap = open_session(steps, 0);
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 0);
 	struct gw_folder_status status = {.struct_size = sizeof(status)};
 	assert_int_equal(api->select(imap, "INBOX", true, &status), GW_ERR_SESSION);
 	assert_string_equal(ctx.error, "IMAP server 127.0.0.1 sent a line longer than 1048576 "
@@ -489,7 +569,7 @@ static void test_malformed_responses(void **state)
 		        {P_EXPECT, "LIST \"\" \"*\"", 0},
 		        {P_SEND, cases[i].reply, 0},
 		};
-		struct gw_imap *imap = open_session(steps, 0);
+		struct gw_imap *imap = open_session(PEER_STEPS(steps), 0);
 		struct folders out = {0};
 		assert_int_equal(api->list(imap, on_folder, &out), GW_ERR_SESSION);
 		char want[256];
@@ -513,7 +593,7 @@ static void test_nesting_limit(void **state)
 	        {P_EXPECT, "LIST \"\" \"*\"", 0},
 	        {P_SEND, reply, 0},
 	};
-	struct gw_imap *imap = open_session(steps, 0);
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 0);
 	struct folders out = {0};
 	assert_int_equal(api->list(imap, on_folder, &out), GW_ERR_SESSION);
 	assert_string_equal(ctx.error, "IMAP protocol error from 127.0.0.1: lists nested too "
@@ -532,7 +612,7 @@ static void test_login_refused(void **state)
 	        {P_SEND, "$T NO [AUTHENTICATIONFAILED] Authentication failed.\r\n", 0},
 	};
 	gw_status st;
-	struct gw_imap *imap = open_with(steps, GW_IMAP_TLS_NONE, 0, 0, &st);
+	struct gw_imap *imap = open_with(PEER_STEPS(steps), GW_IMAP_TLS_NONE, 0, 0, &st);
 	assert_int_equal(st, GW_OK);
 	struct gw_imap_credentials creds = {.struct_size = sizeof(creds),
 	                                    .mechanism = GW_IMAP_AUTH_LOGIN,
@@ -558,7 +638,7 @@ static void test_login_synchronizing_literal(void **state)
 	        {P_SEND, "* CAPABILITY IMAP4rev1 X-After-Login\r\n$T OK done\r\n", 0},
 	};
 	gw_status st;
-	struct gw_imap *imap = open_with(steps, GW_IMAP_TLS_NONE, 0, 0, &st);
+	struct gw_imap *imap = open_with(PEER_STEPS(steps), GW_IMAP_TLS_NONE, 0, 0, &st);
 	assert_int_equal(st, GW_OK);
 	assert_false(api->has_capability(imap, "x-after-login"));
 	struct gw_imap_credentials creds = {.struct_size = sizeof(creds),
@@ -583,7 +663,7 @@ static void test_authenticate_plain_master(void **state)
 	        {P_SEND, "$T OK [CAPABILITY IMAP4rev1 UIDPLUS] welcome bob\r\n", 0},
 	};
 	gw_status st;
-	struct gw_imap *imap = open_with(steps, GW_IMAP_TLS_NONE, 0, 0, &st);
+	struct gw_imap *imap = open_with(PEER_STEPS(steps), GW_IMAP_TLS_NONE, 0, 0, &st);
 	assert_int_equal(st, GW_OK);
 	struct gw_imap_credentials creds = {.struct_size = sizeof(creds),
 	                                    .mechanism = GW_IMAP_AUTH_PLAIN,
@@ -610,7 +690,7 @@ static void test_authenticate_xoauth2_refused(void **state)
 	        {P_SEND, "$T NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)\r\n", 0},
 	};
 	gw_status st;
-	struct gw_imap *imap = open_with(steps, GW_IMAP_TLS_NONE, 0, 0, &st);
+	struct gw_imap *imap = open_with(PEER_STEPS(steps), GW_IMAP_TLS_NONE, 0, 0, &st);
 	assert_int_equal(st, GW_OK);
 	struct gw_imap_credentials creds = {.struct_size = sizeof(creds),
 	                                    .mechanism = GW_IMAP_AUTH_XOAUTH2,
@@ -633,7 +713,7 @@ static void test_throttled_select(void **state)
 	         "milliseconds\r\n",
 	         0},
 	};
-	struct gw_imap *imap = open_session(steps, 0);
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 0);
 	struct gw_folder_status status = {.struct_size = sizeof(status)};
 	assert_int_equal(api->select(imap, "Gelöschte \"Elemente\"", true, &status),
 	                 GW_ERR_THROTTLED);
@@ -651,7 +731,7 @@ static void test_select_missing_folder(void **state)
 	        {P_EXPECT, "EXAMINE \"Nope\"", 0},
 	        {P_SEND, "$T NO [NONEXISTENT] Mailbox doesn't exist: Nope\r\n", 0},
 	};
-	struct gw_imap *imap = open_session(steps, 0);
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 0);
 	struct gw_folder_status status = {.struct_size = sizeof(status)};
 	assert_int_equal(api->select(imap, "Nope", true, &status), GW_ERR_FOLDER);
 	assert_string_equal(ctx.error,
@@ -672,7 +752,7 @@ static void test_timeout(void **state)
 	        {P_SLEEP, NULL, 700},
 	};
 	gw_status st;
-	struct gw_imap *imap = open_with(steps, GW_IMAP_TLS_NONE, 200, 0, &st);
+	struct gw_imap *imap = open_with(PEER_STEPS(steps), GW_IMAP_TLS_NONE, 200, 0, &st);
 	assert_int_equal(st, GW_OK);
 	struct gw_imap_credentials creds = {.struct_size = sizeof(creds),
 	                                    .mechanism = GW_IMAP_AUTH_LOGIN,
@@ -692,7 +772,7 @@ static void test_starttls_not_offered(void **state)
 	        {P_SEND, "* OK [CAPABILITY IMAP4rev1] hi\r\n", 0},
 	};
 	gw_status st;
-	struct gw_imap *imap = open_with(steps, GW_IMAP_TLS_STARTTLS, 0, 0, &st);
+	struct gw_imap *imap = open_with(PEER_STEPS(steps), GW_IMAP_TLS_STARTTLS, 0, 0, &st);
 	assert_null(imap);
 	assert_int_equal(st, GW_ERR_CONFIG);
 	assert_string_equal(ctx.error,
@@ -707,7 +787,7 @@ static void test_greeting_bye(void **state)
 	        {P_SEND, "* BYE Too many connections\r\n", 0},
 	};
 	gw_status st;
-	struct gw_imap *imap = open_with(steps, GW_IMAP_TLS_NONE, 0, 0, &st);
+	struct gw_imap *imap = open_with(PEER_STEPS(steps), GW_IMAP_TLS_NONE, 0, 0, &st);
 	assert_null(imap);
 	assert_int_equal(st, GW_ERR_SESSION);
 	assert_string_equal(ctx.error,
@@ -720,7 +800,8 @@ static void test_connection_refused(void **state)
 	(void)state;
 	/* A port nobody listens on: bind one, learn its number, close it. */
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in addr = {.sin_family = AF_INET,
+	                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t len = sizeof(addr);
 	bind(fd, (struct sockaddr *)&addr, sizeof(addr));
 	getsockname(fd, (struct sockaddr *)&addr, &len);
@@ -756,7 +837,7 @@ static void test_trace_redacts_credentials(void **state)
 	        {P_SEND, "* 1 FETCH (UID 5 BODY[] {12}\r\nhello\r\nworld)\r\n$T OK done\r\n", 0},
 	};
 	gw_status st;
-	struct gw_imap *imap = open_with(steps, GW_IMAP_TLS_NONE, 0, 0, &st);
+	struct gw_imap *imap = open_with(PEER_STEPS(steps), GW_IMAP_TLS_NONE, 0, 0, &st);
 	assert_int_equal(st, GW_OK);
 	struct gw_imap_credentials creds = {.struct_size = sizeof(creds),
 	                                    .mechanism = GW_IMAP_AUTH_LOGIN,
@@ -861,6 +942,8 @@ int main(void)
 	        cmocka_unit_test_setup(test_fetch_large_and_oversized, setup),
 	        cmocka_unit_test_setup(test_fetch_bye_midway, setup),
 	        cmocka_unit_test_setup(test_fetch_eof_in_literal, setup),
+	        cmocka_unit_test_setup(test_fetch_throttled, setup),
+	        cmocka_unit_test_setup(test_fetch_target_refusals_and_wrong_uid, setup),
 	        cmocka_unit_test_setup(test_line_over_cap, setup),
 	        cmocka_unit_test_setup(test_malformed_responses, setup),
 	        cmocka_unit_test_setup(test_nesting_limit, setup),

@@ -20,15 +20,15 @@
 
 enum peer_op {
 	P_END = 0,
-	P_SEND,       /* text, "$T" replaced by the tag of the last expected command */
-	P_CHUNKED,    /* text in pieces of `size` bytes with a pause between them */
-	P_EXPECT,     /* read a command line: "<tag> <text>" must match exactly */
-	P_EXPECT_RAW, /* read a line that must equal text exactly (no tag) */
+	P_SEND,          /* text, "$T" replaced by the tag of the last expected command */
+	P_CHUNKED,       /* text in pieces of `size` bytes with a pause between them */
+	P_EXPECT,        /* read a command line: "<tag> <text>" must match exactly */
+	P_EXPECT_RAW,    /* read a line that must equal text exactly (no tag) */
 	P_EXPECT_PREFIX, /* read a command line: "<tag> <text>..." */
-	P_LITERAL,    /* send `size` bytes of the pattern byte i%251 (a literal body) */
-	P_RAW_BYTES,  /* send `size` bytes of 'a' with no line end */
-	P_SLEEP,      /* pause `size` milliseconds */
-	P_CLOSE,      /* close the connection now */
+	P_LITERAL,       /* send `size` bytes of the pattern byte i%251 (a literal body) */
+	P_RAW_BYTES,     /* send `size` bytes of 'a' with no line end */
+	P_SLEEP,         /* pause `size` milliseconds */
+	P_CLOSE,         /* close the connection now */
 };
 
 struct peer_step {
@@ -43,6 +43,7 @@ struct peer {
 	uint16_t port;
 	pthread_t thread;
 	const struct peer_step *steps;
+	size_t step_count;
 	char tag[64];
 	char error[1024]; /* first deviation from the script, "" if none */
 };
@@ -154,7 +155,8 @@ static void *peer_main(void *arg)
 	}
 	int one = 1;
 	setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	for (const struct peer_step *s = p->steps; s->op != P_END && s->op != P_CLOSE; s++) {
+	for (const struct peer_step *s = p->steps;
+	     s < p->steps + p->step_count && s->op != P_END && s->op != P_CLOSE; s++) {
 		switch (s->op) {
 		case P_SEND: peer_send_text(p, s->text, 0); break;
 		case P_CHUNKED: peer_send_text(p, s->text, s->size); break;
@@ -178,12 +180,15 @@ static void *peer_main(void *arg)
 	return NULL;
 }
 
-static void peer_start(struct peer *p, const struct peer_step *steps)
+/* Play @p count steps (pass an array with PEER_STEPS). */
+static void peer_start(struct peer *p, const struct peer_step *steps, size_t count)
 {
 	memset(p, 0, sizeof(*p));
 	p->steps = steps;
+	p->step_count = count;
 	p->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in addr = {.sin_family = AF_INET,
+	                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t len = sizeof(addr);
 	if (p->listen_fd < 0 || bind(p->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
 	    listen(p->listen_fd, 1) != 0 ||
@@ -202,5 +207,7 @@ static const char *peer_finish(struct peer *p)
 	close(p->listen_fd);
 	return p->error;
 }
+
+#define PEER_STEPS(array) (array), (sizeof(array) / sizeof((array)[0]))
 
 #endif

@@ -114,14 +114,14 @@ static void test_decode_rejects(void **state)
 	static const struct bad bad[] = {
 	        {"&", "unterminated base64 run"},
 	        {"a&APw", "unterminated base64 run"},
-	        {"&AGE-", "printable ASCII character encoded in base64"},        /* 'a' */
-	        {"&ACY-", "printable ASCII character encoded in base64"},        /* '&' */
-	        {"&APx-", "non-zero or excess padding bits in base64 run"},      /* pad bits */
-	        {"&APwA-", "non-zero or excess padding bits in base64 run"},     /* extra char */
-	        {"&2D0-", "high surrogate without its low surrogate"},           /* D83D alone */
-	        {"&3gA-", "low surrogate without a high surrogate"},             /* DE00 alone */
-	        {"&2D3YPQ-", "high surrogate without its low surrogate"},        /* D83D D83D */
-	        {"&AP/-", "invalid character in base64 run"},                    /* '/' */
+	        {"&AGE-", "printable ASCII character encoded in base64"},    /* 'a' */
+	        {"&ACY-", "printable ASCII character encoded in base64"},    /* '&' */
+	        {"&APx-", "non-zero or excess padding bits in base64 run"},  /* pad bits */
+	        {"&APwA-", "non-zero or excess padding bits in base64 run"}, /* extra char */
+	        {"&2D0-", "high surrogate without its low surrogate"},       /* D83D alone */
+	        {"&3gA-", "low surrogate without a high surrogate"},         /* DE00 alone */
+	        {"&2D3YPQ-", "high surrogate without its low surrogate"},    /* D83D D83D */
+	        {"&AP/-", "invalid character in base64 run"},                /* '/' */
 	        {"&AP=-", "invalid character in base64 run"},
 	        {"&APw-&APw-", "two adjacent base64 runs"},
 	        {"caf\xc3\xa9", "8-bit byte in modified UTF-7 name"},
@@ -135,16 +135,17 @@ static void test_decode_rejects(void **state)
 			fail_msg("accepted \"%s\" as \"%s\"", bad[i].wire, utf8);
 		assert_non_null(error);
 		if (strcmp(error, bad[i].error) != 0)
-			fail_msg("\"%s\": got \"%s\", want \"%s\"", bad[i].wire, error, bad[i].error);
+			fail_msg("\"%s\": got \"%s\", want \"%s\"", bad[i].wire, error,
+			         bad[i].error);
 	}
 }
 
 static void test_encode_rejects_bad_utf8(void **state)
 {
 	(void)state;
-	static const char *const bad[] = {
-	        "\xff", "a\xc3", "\xc0\xaf" /* overlong '/' */, "\xed\xa0\x80" /* surrogate */,
-	        "\xf4\x90\x80\x80" /* > U+10FFFF */};
+	static const char *const bad[] = {"\xff", "a\xc3", "\xc0\xaf" /* overlong '/' */,
+	                                  "\xed\xa0\x80" /* surrogate */,
+	                                  "\xf4\x90\x80\x80" /* > U+10FFFF */};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		const char *error = NULL;
 		assert_null(gw_imap_utf7_encode(bad[i], &error));

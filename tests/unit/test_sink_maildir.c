@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -223,6 +224,8 @@ static void flush_ok(struct fixture *f)
 		fail_msg("flush: %s", f->ctx.error);
 }
 
+static void flush_ok(struct fixture *f);
+
 /* ---- bytes ---- */
 
 static void expect_exact(struct fixture *f, const char *dir, const char *id, struct msg *m)
@@ -304,6 +307,7 @@ static char *flags_after_append(struct fixture *f, void *folder, const char *dir
 	char id[GW_SINK_ID_MAX], path[PATH_MAX];
 	make_msg(&m, "x\r\n", 3, 1000000000, flags, kw, kw_count, origin);
 	append_ok(f, folder, &m, id);
+	flush_ok(f);
 	return file_of(dir, id, path, sizeof(path));
 }
 
@@ -465,6 +469,7 @@ static void test_mtime(void **unused)
 		snprintf(origin, sizeof(origin), "d%zu", i);
 		make_msg(&m, "Subject: d\r\n\r\n", 14, dates[i], 0, NULL, 0, origin);
 		append_ok(f, inbox, &m, id);
+		flush_ok(f);
 		free(file_of(f->root, id, path, sizeof(path)));
 		struct stat st;
 		assert_int_equal(stat(path, &st), 0);
@@ -486,20 +491,25 @@ static int hexval(char c)
 	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* The README's decoder: returns false for a shortened (irreversible) component. */
+/* The README's decoder. A component of 197-200 bytes ending in "~" and 8 hex
+ * digits was shortened and cannot be decoded: returns false for it. */
+static bool is_shortened(const char *c, size_t len, size_t min, size_t max)
+{
+	if (len < min || len > max || c[len - 9] != '~')
+		return false;
+	for (size_t i = len - 8; i < len; i++)
+		if (hexval(c[i]) < 0)
+			return false;
+	return true;
+}
+
 static bool decode_component(const char *c, size_t len, char *out)
 {
-	if (len >= 9 && c[len - 9] == '~') {
-		bool hex = true;
-		for (size_t i = len - 8; i < len; i++)
-			hex = hex && hexval(c[i]) >= 0;
-		if (hex)
-			return false;
-	}
+	if (is_shortened(c, len, 197, 200))
+		return false;
 	size_t n = 0;
 	for (size_t i = 0; i < len; i++) {
-		if (c[i] == '\\' && i + 2 < len + 0 && hexval(c[i + 1]) >= 0 &&
-		    hexval(c[i + 2]) >= 0) {
+		if (c[i] == '\\' && i + 2 < len && hexval(c[i + 1]) >= 0 && hexval(c[i + 2]) >= 0) {
 			out[n++] = (char)(hexval(c[i + 1]) * 16 + hexval(c[i + 2]));
 			i += 2;
 		} else {
@@ -517,6 +527,8 @@ static bool decode_id(const char *id, bool fs, char *out)
 		strcpy(out, "INBOX");
 		return true;
 	}
+	if (!fs && is_shortened(id, strlen(id), 252, 255))
+		return false;
 	const char *p = fs ? id : id + 1;
 	char sep = fs ? '/' : '.';
 	assert_true(fs || id[0] == '.');
@@ -579,21 +591,22 @@ struct name_case {
 };
 
 static const struct name_case name_cases[] = {
-        {{".."}, 1, ".\\2e\\2e", "\\2e\\2e"},
+        {{".."}, 1, ".\\2e\\2e", "\\2e."},
         {{"."}, 1, ".\\2e", "\\2e"},
+        {{".hidden"}, 1, ".\\2ehidden", ".hidden"},
         {{"a/b"}, 1, ".a\\2fb", "a\\2fb"},
-        {{"a.b"}, 1, ".a\\2eb", "a\\2eb"},
+        {{"a.b"}, 1, ".a\\2eb", "a.b"},
         {{"\\"}, 1, ".\\5c", "\\5c"},
         {{"\\2e"}, 1, ".\\5c2e", "\\5c2e"},
         {{"~x"}, 1, ".\\7ex", "\\7ex"},
-        {{"x~12345678"}, 1, ".x\\7e12345678", "x\\7e12345678"},
+        {{"x~12345678"}, 1, ".x~12345678", "x~12345678"},
         {{"a\x01"
           "b\x1f\x7f"},
          1,
          ".a\\01b\\1f\\7f",
          "a\\01b\\1f\\7f"},
         {{"Archive", "2019"}, 2, ".Archive.2019", "Archive/2019"},
-        {{"..", ".."}, 2, ".\\2e\\2e.\\2e\\2e", "\\2e\\2e/\\2e\\2e"},
+        {{"..", ".."}, 2, ".\\2e\\2e.\\2e\\2e", "\\2e./\\2e."},
         {{"Über", "Ärger & Co"}, 2, ".Über.Ärger & Co", "Über/Ärger & Co"},
         {{"cur"}, 1, ".cur", "\\63ur"},
         {{"dovecot-keywords"}, 1, ".dovecot-keywords", "\\64ovecot-keywords"},
@@ -814,8 +827,14 @@ static void test_flush(void **unused)
 		make_msg(&m, "Subject: f\r\n\r\n", 14, 1400000000 + i, 0, NULL, 0, origin);
 		append_ok(f, deep, &m, id);
 	}
-	flush_ok(f);
+	/* Before flush nothing is in cur/: a message appears there only once its
+	 * bytes are on disk. */
 	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s/a/b/c/cur", f->root);
+	assert_int_equal(entries_in(dir), 0);
+	snprintf(dir, sizeof(dir), "%s/a/b/c/tmp", f->root);
+	assert_int_equal(entries_in(dir), 20);
+	flush_ok(f);
 	snprintf(dir, sizeof(dir), "%s/a/b/c/cur", f->root);
 	assert_int_equal(entries_in(dir), 20);
 	snprintf(dir, sizeof(dir), "%s/a/b/c/tmp", f->root);
@@ -826,6 +845,79 @@ static void test_flush(void **unused)
 	snprintf(dir, sizeof(dir), "%s/a", f->root);
 	assert_int_equal(entries_in(dir), 1);
 	flush_ok(f);
+	stop(f);
+}
+
+/* Appended but never flushed: nothing delivered, nothing left behind. */
+static void test_close_without_flush(void **unused)
+{
+	struct fixture *f = start("abandon", NULL, &alice);
+	char id[GW_SINK_ID_MAX], found_id[GW_SINK_ID_MAX];
+	void *inbox = ensure(f, (const char *[]){"INBOX"}, 1, GW_ROLE_INBOX, id);
+	struct msg m;
+	make_msg(&m, "Subject: a\r\n\r\n", 14, 1, 0, NULL, 0, "ab1");
+	append_ok(f, inbox, &m, id);
+	/* Within the batch the origin is known: appending it again writes nothing. */
+	bool found = false;
+	assert_int_equal(plugin->sink.lookup(f->session, inbox, &m.item, &found, found_id), GW_OK);
+	assert_true(found);
+	assert_string_equal(found_id, id);
+	char again[GW_SINK_ID_MAX];
+	append_ok(f, inbox, &m, again);
+	assert_string_equal(again, id);
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s/tmp", f->root);
+	assert_int_equal(entries_in(dir), 1);
+
+	plugin->sink.close(f->session);
+	assert_int_equal(entries_in(dir), 0);
+	snprintf(dir, sizeof(dir), "%s/cur", f->root);
+	assert_int_equal(entries_in(dir), 0);
+	assert_int_equal(plugin->sink.open(f->state, &f->ctx, &alice, &f->session), GW_OK);
+	inbox = ensure(f, (const char *[]){"INBOX"}, 1, GW_ROLE_INBOX, id);
+	assert_int_equal(plugin->sink.lookup(f->session, inbox, &m.item, &found, found_id), GW_OK);
+	assert_false(found);
+	stop(f);
+}
+
+/* Files a killed run left in tmp/ are removed when the folder is opened again. */
+static void test_stale_tmp_removed(void **unused)
+{
+	struct fixture *f = start("stale", NULL, &alice);
+	char host[256] = "", path[PATH_MAX], id[GW_SINK_ID_MAX];
+	plugin->sink.close(f->session);
+	f->session = NULL;
+	gethostname(host, sizeof(host) - 1);
+	for (char *p = host; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '.' || *p == '-'))
+			*p = '_';
+	host[64] = '\0';
+	pid_t child = fork();
+	if (child == 0)
+		_exit(0);
+	waitpid(child, NULL, 0); /* a pid that is surely gone */
+	const char *names[3];
+	char dead[300], alive[300];
+	snprintf(dead, sizeof(dead), "1700000000.P%ldQ3.%s", (long)child, host);
+	snprintf(alive, sizeof(alive), "1700000000.P%ldQ3.%s", (long)getppid(), host);
+	names[0] = dead;
+	names[1] = alive;
+	names[2] = "1700000000.M1P2.otherdeliverer";
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/tmp/%s", f->root, names[i]);
+		FILE *fp = fopen(path, "w");
+		assert_non_null(fp);
+		fclose(fp);
+	}
+	assert_int_equal(plugin->sink.open(f->state, &f->ctx, &alice, &f->session), GW_OK);
+	ensure(f, (const char *[]){"INBOX"}, 1, GW_ROLE_INBOX, id);
+	snprintf(path, sizeof(path), "%s/tmp/%s", f->root, dead);
+	assert_int_equal(access(path, F_OK), -1);
+	snprintf(path, sizeof(path), "%s/tmp/%s", f->root, alive);
+	assert_int_equal(access(path, F_OK), 0);
+	snprintf(path, sizeof(path), "%s/tmp", f->root);
+	assert_int_equal(entries_in(path), 2);
 	stop(f);
 }
 
@@ -892,6 +984,8 @@ int main(void)
 	        cmocka_unit_test(test_no_collisions),
 	        cmocka_unit_test(test_lookup_across_sessions),
 	        cmocka_unit_test(test_flush),
+	        cmocka_unit_test(test_close_without_flush),
+	        cmocka_unit_test(test_stale_tmp_removed),
 	        cmocka_unit_test(test_path_template),
 	};
 	return cmocka_run_group_tests(tests, load_plugin, unload_plugin);
