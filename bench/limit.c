@@ -33,7 +33,7 @@
 /* Large reads: one SSL_read/recv per 256 KB keeps the per-call overhead out of
  * the measurement. */
 #define READ_BUFFER_SIZE (256 * 1024)
-#define MAX_FOLDERS 4096
+#define MAX_FOLDERS      4096
 
 struct options {
 	const char *host;
@@ -219,7 +219,8 @@ static bool conn_read_line(struct conn *c)
 		if (nl)
 			break;
 	}
-	while (c->line_len > 0 && (c->line[c->line_len - 1] == '\n' || c->line[c->line_len - 1] == '\r'))
+	while (c->line_len > 0 &&
+	       (c->line[c->line_len - 1] == '\n' || c->line[c->line_len - 1] == '\r'))
 		c->line_len--;
 	c->line[c->line_len] = '\0';
 	return true;
@@ -556,7 +557,8 @@ int main(int argc, char **argv)
 {
 	struct options opt;
 	if (!parse_options(argc, argv, &opt)) {
-		fputs("usage: limit --host H --port P --user U [--tls] [--ca FILE] [--connections N]\n"
+		fputs("usage: limit --host H --port P --user U [--tls] [--ca FILE] [--connections "
+		      "N]\n"
 		      "       (password in LIMIT_PASSWORD)\n",
 		      stderr);
 		return 2;
@@ -590,7 +592,8 @@ int main(int argc, char **argv)
 		sum.messages += workers[i].totals.messages;
 		sum.bytes += workers[i].totals.bytes;
 		if (workers[i].totals.failed) {
-			fprintf(stderr, "limit: connection %d: %s\n", i + 1, workers[i].totals.error);
+			fprintf(stderr, "limit: connection %d: %s\n", i + 1,
+			        workers[i].totals.error);
 			sum.failed = true;
 		}
 		conn_close(&workers[i].conn);

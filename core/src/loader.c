@@ -258,7 +258,8 @@ static size_t bound_size(enum gw_opt_type type)
 {
 	switch (type) {
 	case GW_OPT_STRING:
-	case GW_OPT_SECRET: return sizeof(const char *);
+	case GW_OPT_SECRET:
+	case GW_OPT_PATH: return sizeof(const char *);
 	case GW_OPT_INT: return sizeof(int64_t);
 	case GW_OPT_BOOL: return sizeof(bool);
 	case GW_OPT_SIZE:

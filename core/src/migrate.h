@@ -20,7 +20,7 @@
 
 /* Messages per batch and bytes per batch: a batch is the unit of commit. */
 #define GW_BATCH_MESSAGES 64
-#define GW_BATCH_BYTES (32u * 1024 * 1024)
+#define GW_BATCH_BYTES    (32u * 1024 * 1024)
 
 /* A pipeline whose plugins are initialised (once, before workers start). */
 struct gw_pipeline_rt {
@@ -59,7 +59,7 @@ struct gw_mailbox_job {
 	struct gw_pipeline_rt *rt;
 	const struct gw_mailbox *mailbox;
 	struct gw_mailbox_report report;
-	uint64_t outstanding; /* this job's share of gw_progress::planned still to do */
+	uint64_t outstanding;  /* this job's share of gw_progress::planned still to do */
 	bool attempt_migrated; /* the last attempt committed at least one message */
 };
 

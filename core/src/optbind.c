@@ -19,11 +19,14 @@ struct gw_optstore {
 	size_t cap;
 	char **secrets; /* wiped before they are freed */
 	size_t secret_count;
+	char *base_dir; /* GW_OPT_PATH values are relative to it; NULL: kept as written */
 };
 
-struct gw_optstore *gw_optstore_new(void)
+struct gw_optstore *gw_optstore_new(const char *base_dir)
 {
-	return gw_xcalloc(1, sizeof(struct gw_optstore));
+	struct gw_optstore *store = gw_xcalloc(1, sizeof(struct gw_optstore));
+	store->base_dir = base_dir ? gw_xstrdup(base_dir) : NULL;
+	return store;
 }
 
 static void *store_keep(struct gw_optstore *store, void *ptr)
@@ -59,6 +62,7 @@ void gw_optstore_free(struct gw_optstore *store)
 	}
 	free(store->secrets);
 	free(store->ptrs);
+	free(store->base_dir);
 	free(store);
 }
 
@@ -73,6 +77,7 @@ const char *gw_option_type_name(enum gw_opt_type type)
 	case GW_OPT_ENUM: return "enum";
 	case GW_OPT_LIST: return "list";
 	case GW_OPT_SECRET: return "secret";
+	case GW_OPT_PATH: return "path";
 	}
 	return "unknown";
 }
@@ -89,6 +94,7 @@ static const char *type_with_article(enum gw_opt_type type)
 	case GW_OPT_SIZE: return "a size";
 	case GW_OPT_DURATION: return "a duration";
 	case GW_OPT_SECRET: return "a secret";
+	case GW_OPT_PATH: return "a path";
 	}
 	return "a value";
 }
@@ -189,6 +195,12 @@ bool gw_option_parse_value(const struct gw_option *opt, const char *text, void *
 		*(const char **)field(config, opt) = store_keep(store, gw_xstrdup(text));
 		return true;
 	case GW_OPT_SECRET: return parse_secret(opt, text, config, store, error);
+	case GW_OPT_PATH:
+		*(const char **)field(config, opt) = store_keep(
+		        store, text[0] != '/' && store->base_dir
+		                       ? gw_xasprintf("%s/%s", store->base_dir, text)
+		                       : gw_xstrdup(text));
+		return true;
 	case GW_OPT_ENUM: return parse_enum(opt, text, field(config, opt), error);
 	case GW_OPT_LIST: bind_list(config, opt, &text, 1, store); return true;
 	case GW_OPT_INT:
@@ -437,7 +449,7 @@ bool gw_options_bind(const struct gw_option *table, yaml_document_t *doc, int no
                      void *config, struct gw_optstore **store, struct gw_diag *diag)
 {
 	if (!*store)
-		*store = gw_optstore_new();
+		*store = gw_optstore_new(NULL);
 	size_t errors_before = diag->errors;
 	struct binder b = {
 	        .table = table,
@@ -531,7 +543,8 @@ static void print_value(FILE *out, const struct gw_option *opt, const void *conf
 {
 	const void *f = const_field(config, opt);
 	switch (opt->type) {
-	case GW_OPT_STRING: {
+	case GW_OPT_STRING:
+	case GW_OPT_PATH: {
 		const char *s = *(const char *const *)f;
 		fputs(s ? s : "(unset)", out);
 		break;

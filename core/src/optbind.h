@@ -26,7 +26,8 @@ bool gw_options_bind(const struct gw_option *table, yaml_document_t *doc, int no
                      const char *file, const char *key_path, const char *const *skip_keys,
                      void *config, struct gw_optstore **store, struct gw_diag *diag);
 /* An empty store, for gw_option_parse_value outside of gw_options_bind. */
-struct gw_optstore *gw_optstore_new(void);
+/* @p base_dir: GW_OPT_PATH values that are relative are joined to it (NULL: kept as written). */
+struct gw_optstore *gw_optstore_new(const char *base_dir);
 /* Frees every bound string and list (secrets are zeroed first); NULL is fine. */
 void gw_optstore_free(struct gw_optstore *store);
 

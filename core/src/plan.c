@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "util.h"
@@ -52,6 +53,7 @@ static bool bind_endpoint(struct gw_plan *plan, const struct gw_loaded_plugin *p
                           struct gw_optstore **store, struct gw_diag *diag)
 {
 	*config = gw_xcalloc(1, plugin->desc.config_size ? plugin->desc.config_size : 1);
+	*store = gw_optstore_new(plan->profile->dir);
 	return gw_options_bind(plugin->desc.options, &plan->profile->doc, ep->options_node,
 	                       plan->profile->path, ep->key_path, endpoint_skip_keys, *config,
 	                       store, diag);
@@ -76,12 +78,21 @@ static bool bind_dry_run_sink(struct gw_plan *plan, struct gw_pipeline *pl, cons
 		              pl->sink->path);
 		return false;
 	}
-	/* Bind the path first so the binder does not report the required option missing. */
+	/* The dry-run folder comes from the command line: relative to the current folder. */
+	pl->sink_store = gw_optstore_new(NULL);
+	/* "path" is a skip key: the binder neither requires it nor applies its default. */
 	if (!gw_options_bind(pl->sink->desc.options, &plan->profile->doc, 0, plan->profile->path,
 	                     "--dry-run sink", (const char *const[]){"path", NULL}, pl->sink_config,
 	                     &pl->sink_store, diag))
 		return false;
-	char *path = gw_xasprintf("%s/%s/{email}", dir, pl->cfg->name);
+	char *abs_dir = dir[0] == '/' ? gw_xstrdup(dir) : NULL;
+	if (!abs_dir) {
+		char *cwd = getcwd(NULL, 0);
+		abs_dir = gw_xasprintf("%s/%s", cwd ? cwd : ".", dir);
+		free(cwd);
+	}
+	char *path = gw_xasprintf("%s/%s/{email}", abs_dir, pl->cfg->name);
+	free(abs_dir);
 	bool ok = gw_option_parse_value(path_opt, path, pl->sink_config, pl->sink_store, &error);
 	if (!ok) {
 		gw_diag_error(diag, NULL, 0, 0, "--dry-run sink path '%s': %s", path, error);

@@ -145,8 +145,7 @@ void gw_run_report_add(struct gw_run_report *report, const struct gw_mailbox_rep
 /* Write totals, close and rename the files into place. *error on failure. */
 bool gw_run_report_close(struct gw_run_report *report, int64_t finished_ms,
                          const char *const *pipelines, size_t pipeline_count,
-                         const struct gw_budget_report *budgets, size_t budget_count,
-                         char **error);
+                         const struct gw_budget_report *budgets, size_t budget_count, char **error);
 const char *gw_run_report_json_path(const struct gw_run_report *report);
 const char *gw_run_report_csv_path(const struct gw_run_report *report);
 const struct gw_counts *gw_run_report_totals(const struct gw_run_report *report);

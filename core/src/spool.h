@@ -19,8 +19,10 @@ void gw_spool_free(struct gw_spool *spool);
 /* Start a message of @p expected_size bytes (the server's literal size). */
 bool gw_spool_begin(struct gw_spool *spool, uint64_t expected_size, char **error);
 bool gw_spool_write(struct gw_spool *spool, const void *data, size_t len, char **error);
-/* Finish: the bytes (contiguous, valid until the next begin), their length and
- * lower-case hex SHA-256. Fails if fewer/more bytes than announced arrived. */
+/* Finish: the bytes (contiguous, read-only, valid until the next begin or
+ * free), their length and lower-case hex SHA-256. Fails if fewer/more bytes
+ * than announced arrived (write already refuses the first byte too many).
+ * Errors: *error is one line, caller frees. */
 bool gw_spool_finish(struct gw_spool *spool, const unsigned char **data, size_t *len,
                      char sha256_hex[65], char **error);
 

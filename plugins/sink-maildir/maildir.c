@@ -839,7 +839,7 @@ static const char *const layout_choices[] = {"maildirpp", "fs", NULL};
 
 static const struct gw_option md_options[] = {
         {.name = "path",
-         .type = GW_OPT_STRING,
+         .type = GW_OPT_PATH,
          .flags = GW_OPT_REQUIRED,
          .offset = offsetof(struct md_config, path),
          .description = "Maildir root of each mailbox; {email}, {user}, {domain} and {username} "

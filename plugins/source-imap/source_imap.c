@@ -50,7 +50,7 @@ static const struct gw_option options[] = {
          .description = "implicit (TLS from the start), starttls, or none (unencrypted; "
                         "must be explicit)"},
         {.name = "ca_file",
-         .type = GW_OPT_STRING,
+         .type = GW_OPT_PATH,
          .offset = OPT(ca_file),
          .description = "PEM file with extra certificate authorities to trust"},
         {.name = "tls_verify",

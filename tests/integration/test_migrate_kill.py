@@ -8,6 +8,7 @@ a second SIGINT stops at once.
 """
 
 import os
+import re
 import signal
 import sqlite3
 import sys
@@ -86,11 +87,21 @@ class Kill(MigrationCase):
             ("late in the run", lambda: self.done_count() >= self.total - 150),
         ]
         copied = []
+        pending_after = []
+        stderr_of_runs = []
         for label, predicate in points:
             proc, out, err = self.stop_when(predicate, signal.SIGKILL)
             self.assertEqual(-signal.SIGKILL, proc.returncode, label)
+            stderr_of_runs.append(err)
             copied.append(self.done_count())
+            pending_after.append(self.work.pending_count())
         self.assertEqual(copied, sorted(copied), "each run went further")
+        # Killed inside a batch: rows stayed pending, and the next run asked the sink.
+        self.assertGreater(pending_after[1], 0)
+        resolved = re.findall(r"(\d+) message\(s\) in flight when an earlier run stopped: "
+                              r"(\d+) found in the sink", stderr_of_runs[2])
+        self.assertEqual(pending_after[1], sum(int(n) for n, _found in resolved))
+        self.assertGreater(sum(int(found) for _n, found in resolved), 0)
         final = self.work.run()
         self.assertRun(final, 0)
         box = mailbox_of(self.work.report_of(final.stdout), ALICE)

@@ -134,10 +134,8 @@ static void test_include_exclude(void **state)
 	(void)state;
 	const char *include[] = {"INBOX", "Work/*", "\\Sent"};
 	const char *exclude[] = {"Work/Private*", "Junk"};
-	struct gw_folder_rules rules = {.include = include,
-	                                .include_count = 3,
-	                                .exclude = exclude,
-	                                .exclude_count = 2};
+	struct gw_folder_rules rules = {
+	        .include = include, .include_count = 3, .exclude = exclude, .exclude_count = 2};
 	assert_int_equal(disposition_of(&rules, "INBOX", '/', GW_ROLE_INBOX, true),
 	                 GW_FOLDER_MIGRATE);
 	assert_int_equal(disposition_of(&rules, "inbox", '/', GW_ROLE_INBOX, true),
@@ -196,7 +194,8 @@ static void test_map_rules(void **state)
 	assert_maps_to(&rules, "Archives", '/', GW_ROLE_NONE, "Archives");
 	assert_maps_to(&rules, "Gesendet", '/', GW_ROLE_SENT, "Sent Items");
 	assert_maps_to(&rules, "Old Stuff", '/', GW_ROLE_NONE, "Legacy | Old Stuff");
-	assert_maps_to(&rules, "Lists/python-dev/Digest", '/', GW_ROLE_NONE, "Digests | python-dev");
+	assert_maps_to(&rules, "Lists/python-dev/Digest", '/', GW_ROLE_NONE,
+	               "Digests | python-dev");
 	/* No star in the pattern: the target's '*' is literal. */
 	assert_maps_to(&rules, "Flat", '/', GW_ROLE_NONE, "Deep | er | *");
 	/* The first matching rule wins: a \Sent folder under Archives goes to Archive. */
@@ -211,9 +210,10 @@ static void test_illegal_names(void **state)
 	struct gw_mapped_folder m;
 	gw_folder_map(&none, &info, &m);
 	assert_int_equal(m.disposition, GW_FOLDER_ILLEGAL);
-	assert_string_equal(m.error, "cannot migrate folder \"A//B\" (mapped to \"A//B\"): component "
-	                             "2 of the name is empty (the hierarchy delimiter '/' appears at "
-	                             "the start, at the end or twice in a row)");
+	assert_string_equal(m.error,
+	                    "cannot migrate folder \"A//B\" (mapped to \"A//B\"): component "
+	                    "2 of the name is empty (the hierarchy delimiter '/' appears at "
+	                    "the start, at the end or twice in a row)");
 	assert_int_equal(m.component_count, 0);
 	gw_mapped_folder_free(&m);
 
@@ -229,9 +229,10 @@ static void test_illegal_names(void **state)
 	info = folder("X", '/', GW_ROLE_NONE, true);
 	gw_folder_map(&rules, &info, &m);
 	assert_int_equal(m.disposition, GW_FOLDER_ILLEGAL);
-	assert_string_equal(m.error, "cannot migrate folder \"X\" (mapped to \"Y/\"): component 2 of "
-	                             "the name is empty (the hierarchy delimiter '/' appears at the "
-	                             "start, at the end or twice in a row)");
+	assert_string_equal(m.error,
+	                    "cannot migrate folder \"X\" (mapped to \"Y/\"): component 2 of "
+	                    "the name is empty (the hierarchy delimiter '/' appears at the "
+	                    "start, at the end or twice in a row)");
 	gw_mapped_folder_free(&m);
 
 	/* Excluded folders are not judged: an illegal name that is excluded is just excluded. */

@@ -426,7 +426,7 @@ static void test_parse_value(void **state)
 {
 	(void)state;
 	struct test_cfg cfg = {0};
-	struct gw_optstore *store = gw_optstore_new();
+	struct gw_optstore *store = gw_optstore_new(NULL);
 	char *error = NULL;
 	assert_true(gw_option_parse_value(&test_options[1], "-5", &cfg, store, &error));
 	assert_int_equal(cfg.port, -5);
@@ -438,6 +438,31 @@ static void test_parse_value(void **state)
 	                    "expected a duration such as 500ms, 30s, 5m, 1h or 2d, got 'soon'");
 	free(error);
 	gw_optstore_free(store);
+}
+
+/* Paths in a profile mean the same whichever folder godwit is started from:
+ * relative ones are joined to the profile's folder, absolute ones kept. */
+static void test_path_relative_to_profile(void **state)
+{
+	(void)state;
+	static const struct gw_option path_option[] = {
+	        {.name = "root", .type = GW_OPT_PATH, .offset = 0},
+	        GW_OPTION_END,
+	};
+	const char *bound = NULL;
+	char *error = NULL;
+	struct gw_optstore *store = gw_optstore_new("/etc/godwit");
+	assert_true(gw_option_parse_value(&path_option[0], "./out/{email}", &bound, store, &error));
+	assert_string_equal(bound, "/etc/godwit/./out/{email}");
+	assert_true(gw_option_parse_value(&path_option[0], "/srv/mail", &bound, store, &error));
+	assert_string_equal(bound, "/srv/mail");
+	gw_optstore_free(store);
+
+	store = gw_optstore_new(NULL);
+	assert_true(gw_option_parse_value(&path_option[0], "rel/dir", &bound, store, &error));
+	assert_string_equal(bound, "rel/dir");
+	gw_optstore_free(store);
+	assert_string_equal(gw_option_type_name(GW_OPT_PATH), "path");
 }
 
 static char *print_to_string(const struct test_cfg *cfg)
@@ -539,6 +564,7 @@ int main(void)
 	        cmocka_unit_test(test_parse_value),
 	        cmocka_unit_test(test_print),
 	        cmocka_unit_test(test_type_names),
+	        cmocka_unit_test(test_path_relative_to_profile),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

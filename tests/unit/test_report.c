@@ -40,13 +40,15 @@ static void test_json_escaping(void **state)
 	/* Valid UTF-8 passes through unchanged: 2, 3 and 4 byte sequences. */
 	assert_json("Grüße – 📬", strlen("Grüße – 📬"), "\"Grüße – 📬\"");
 	/* Invalid UTF-8: each offending byte becomes U+FFFD. */
-	assert_json("a\xff" "b", 3, "\"a\\ufffdb\"");
-	assert_json("\xc3", 1, "\"\\ufffd\"");                 /* truncated */
-	assert_json("\xc3(", 2, "\"\\ufffd(\"");               /* bad continuation */
-	assert_json("\xc0\xaf", 2, "\"\\ufffd\\ufffd\"");      /* overlong '/' */
+	assert_json("a\xff"
+	            "b",
+	            3, "\"a\\ufffdb\"");
+	assert_json("\xc3", 1, "\"\\ufffd\"");                       /* truncated */
+	assert_json("\xc3(", 2, "\"\\ufffd(\"");                     /* bad continuation */
+	assert_json("\xc0\xaf", 2, "\"\\ufffd\\ufffd\"");            /* overlong '/' */
 	assert_json("\xed\xa0\x80", 3, "\"\\ufffd\\ufffd\\ufffd\""); /* surrogate */
 	assert_json("\xf4\x90\x80\x80", 4, "\"\\ufffd\\ufffd\\ufffd\\ufffd\""); /* > U+10FFFF */
-	assert_json("\x80z", 2, "\"\\ufffdz\"");               /* lone continuation */
+	assert_json("\x80z", 2, "\"\\ufffdz\""); /* lone continuation */
 	assert_json("\xe2\x82\xac\xe2\x82", 5, "\"€\\ufffd\\ufffd\"");
 }
 
@@ -164,9 +166,8 @@ static void test_mailbox_csv(void **state)
 	gw_mailbox_report_free(&m);
 
 	/* A mailbox that failed before listing folders still has a row. */
-	struct gw_mailbox_report failed = {.pipeline = "p1",
-	                                   .email = "bob@example.org",
-	                                   .status = GW_MAILBOX_FAILED};
+	struct gw_mailbox_report failed = {
+	        .pipeline = "p1", .email = "bob@example.org", .status = GW_MAILBOX_FAILED};
 	gw_mailbox_report_set_error(&failed, "source imap: login refused, \"bad\" password");
 	gw_report_mailbox_csv(&b, &failed);
 	assert_string_equal(b.data, "p1,bob@example.org,failed,,,0,0,0,0,0,0,0,0,"
@@ -246,7 +247,8 @@ static void test_run_report_files(void **state)
 	gw_run_report_add(r, &m);
 	gw_run_report_add(r, &m);
 	const char *pipelines[] = {"p1", "p2"};
-	struct gw_budget_report budgets[] = {{.key = "source imap 127.0.0.1", .limit = 2, .peak = 2}};
+	struct gw_budget_report budgets[] = {
+	        {.key = "source imap 127.0.0.1", .limit = 2, .peak = 2}};
 	assert_true(gw_run_report_close(r, start + 61000, pipelines, 2, budgets, 1, &error));
 	assert_null(error);
 	assert_true(gw_run_report_close(r2, start + 1000, pipelines, 0, NULL, 0, &error));
@@ -258,9 +260,10 @@ static void test_run_report_files(void **state)
 	assert_non_null(v);
 	assert_int_equal(sscanf(v + 18, "%63[^\"]", version), 1);
 	assert_string_not_equal(version, "unknown");
-	const char *counts = "\"found\":20,\"migrated\":10,\"already_present\":2,"
-	                     "\"skipped_too_large\":2,\"skipped_over_cap\":2,\"skipped_filtered\":2,"
-	                     "\"failed\":4,\"bytes\":24690";
+	const char *counts =
+	        "\"found\":20,\"migrated\":10,\"already_present\":2,"
+	        "\"skipped_too_large\":2,\"skipped_over_cap\":2,\"skipped_filtered\":2,"
+	        "\"failed\":4,\"bytes\":24690";
 	const char *zero = "\"found\":0,\"migrated\":0,\"already_present\":0,"
 	                   "\"skipped_too_large\":0,\"skipped_over_cap\":0,\"skipped_filtered\":0,"
 	                   "\"failed\":0,\"bytes\":0";

@@ -80,7 +80,7 @@ static void configure(struct fixture *f, const char *path, const char *layout, c
 	const char *values[][2] = {{"path", path}, {"layout", layout}, {"fsync", fsync}};
 	char *err = NULL;
 	f->config = calloc(1, plugin->desc.config_size);
-	f->store = gw_optstore_new();
+	f->store = gw_optstore_new(NULL);
 	for (size_t i = 0; i < 3; i++) {
 		const struct gw_option *o = find_option(values[i][0]);
 		const char *text = values[i][1] ? values[i][1] : o->default_value;

@@ -19,6 +19,8 @@
  * | GW_OPT_DURATION    | `uint64_t` (ms)         | `30s`, `500ms`, `5m`, `1h`              |
  * | GW_OPT_ENUM        | `int` (index)           | index into gw_option::choices           |
  * | GW_OPT_LIST        | `struct gw_str_list`    | YAML sequence (or one scalar) of strings|
+ * | GW_OPT_PATH        | `const char *`          | relative paths resolved against the     |
+ * |                    |                         | profile's folder, like the profile's own|
  *
  * Strings bound by the core live as long as the pipeline that uses them.
  */
@@ -41,6 +43,7 @@ enum gw_opt_type {
 	GW_OPT_ENUM,
 	GW_OPT_LIST,
 	GW_OPT_SECRET,
+	GW_OPT_PATH, /**< A file or folder name; may contain {placeholders} the plugin expands. */
 };
 
 /** Option flags. */

@@ -1,0 +1,313 @@
+"""The benchmark cases: how each tool is configured, started from a fresh destination,
+and checked afterwards.
+
+A case is one row of the table. bench/run calls, per case: available() (a
+reason when it cannot run, shown instead of numbers), setup() once, then for
+each repetition prepare(rep) -> Command, the timed run, and verify(rep, sample).
+"""
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+
+from . import check
+
+__all__ = ["Command", "Case", "LimitCase", "MbsyncCase", "OfflineImapCase", "GodwitCase",
+           "GodwitRerunCase", "GodwitImapSinkCase", "logins_of"]
+
+
+@dataclass
+class Command:
+    argv: list
+    env: dict = None
+    cwd: str = None
+
+
+def _fresh_dir(path):
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path)
+    return path
+
+
+def logins_of(dv, user):
+    """How many IMAP logins as @user Dovecot has logged so far (connections opened)."""
+    pattern = re.compile(r"imap-login: Info: Login: user=<%s>" % re.escape(user))
+    return len(pattern.findall(dv.log_text()))
+
+
+@dataclass
+class Case:
+    """One table row. @bench is the running gwbench.main.Bench (Dovecot, corpora, paths)."""
+
+    bench: object
+    label: str
+    tool: str
+    user: str = "alice"
+    tls: bool = False
+    connections: int = 1  # None: the tool's default (measured from Dovecot's log)
+    ratios: bool = True  # comparable with the other rows (same work)
+    measured_connections: list = field(default_factory=list)
+
+    @property
+    def dv(self):
+        return self.bench.dv
+
+    @property
+    def source(self):
+        return self.bench.sources[self.user]
+
+    @property
+    def workdir(self):
+        safe = re.sub(r"[^A-Za-z0-9]+", "-", self.label).strip("-")
+        return os.path.join(self.bench.workdir, safe)
+
+    @property
+    def port(self):
+        return self.dv.port_tls if self.tls else self.dv.port_plain
+
+    @property
+    def password(self):
+        return self.dv.users[self.user]
+
+    def available(self):
+        return None
+
+    def setup(self):
+        pass
+
+    def prepare(self, rep):
+        raise NotImplementedError
+
+    def verify(self, rep, sample):
+        raise NotImplementedError
+
+    def before_run(self):
+        self._logins = logins_of(self.dv, self.user)
+
+    def after_run(self):
+        self.measured_connections.append(logins_of(self.dv, self.user) - self._logins)
+
+
+class LimitCase(Case):
+    def available(self):
+        return None if self.bench.limit_bin else "not available: limit reader not built"
+
+    def prepare(self, rep):
+        argv = [self.bench.limit_bin, "--host", self.dv.host, "--port", str(self.port),
+                "--user", self.user, "--connections", str(self.connections)]
+        if self.tls:
+            argv += ["--tls", "--ca", self.dv.ca_file]
+        return Command(argv, env=dict(os.environ, LIMIT_PASSWORD=self.password))
+
+    def verify(self, rep, sample):
+        return check.verify_reader(self.source, sample.stdout)
+
+
+class MbsyncCase(Case):
+    """mbsync (isync 1.4) IMAP -> Maildir++, pull only, its fast settings.
+
+    PipelineDepth is left at its default, unlimited (man mbsync); FSync no is the
+    documented fast mode, FSync yes its default. CopyArrivalDate yes keeps the
+    INTERNALDATE, which a migration needs.
+    """
+
+    fsync: bool = False
+
+    def __init__(self, *args, fsync=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fsync = fsync
+
+    def available(self):
+        return None if shutil.which("mbsync") else "not available: mbsync (isync) not installed"
+
+    def prepare(self, rep):
+        out = _fresh_dir(os.path.join(self.workdir, "out"))
+        config = os.path.join(self.workdir, "mbsyncrc")
+        lines = [
+            "FSync %s" % ("yes" if self.fsync else "no"),
+            "",
+            "IMAPAccount src",
+            "Host %s" % self.dv.host,
+            "Port %d" % self.port,
+            "User %s" % self.user,
+            "Pass %s" % self.password,
+            "AuthMechs LOGIN",
+        ]
+        if self.tls:
+            lines += ["SSLType IMAPS", "CertificateFile %s" % self.dv.ca_file]
+        else:
+            lines += ["SSLType None"]
+        lines += [
+            "",
+            "IMAPStore src", "Account src", "",
+            "MaildirStore dst", "Path %s/" % out, "Inbox %s" % out, "SubFolders Maildir++", "",
+            "Channel bench", "Far :src:", "Near :dst:", "Patterns *", "Create Near",
+            "Sync Pull", "Expunge None", "CopyArrivalDate yes", "SyncState *",
+        ]
+        with open(config, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.chmod(config, 0o600)
+        return Command(["mbsync", "-c", config, "-q", "-a"])
+
+    def verify(self, rep, sample):
+        return check.verify_tool_maildir(self.source, os.path.join(self.workdir, "out"))
+
+
+class OfflineImapCase(Case):
+    """OfflineIMAP (offlineimap3) IMAP -> Maildir, read-only remote, its default settings
+    except fsync = false (its fast mode)."""
+
+    def available(self):
+        return None if shutil.which("offlineimap") else "not available: offlineimap3 not installed"
+
+    def prepare(self, rep):
+        out = _fresh_dir(os.path.join(self.workdir, "out"))
+        meta = _fresh_dir(os.path.join(self.workdir, "meta"))
+        config = os.path.join(self.workdir, "offlineimaprc")
+        remote = [
+            "[Repository remote]", "type = IMAP", "remotehost = %s" % self.dv.host,
+            "remoteport = %d" % self.port, "remoteuser = %s" % self.user,
+            "remotepass = %s" % self.password, "readonly = True", "starttls = no",
+        ]
+        remote += (["ssl = yes", "sslcacertfile = %s" % self.dv.ca_file] if self.tls
+                   else ["ssl = no"])
+        lines = [
+            "[general]", "accounts = bench", "metadata = %s" % meta, "fsync = false", "",
+            "[Account bench]", "localrepository = local", "remoterepository = remote", "",
+            "[Repository local]", "type = Maildir", "localfolders = %s" % out, "",
+        ] + remote
+        with open(config, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.chmod(config, 0o600)
+        return Command(["offlineimap", "-c", config, "-o", "-u", "quiet"])
+
+    def verify(self, rep, sample):
+        return check.verify_tool_maildir(self.source, os.path.join(self.workdir, "out"))
+
+
+def _yaml(value):
+    return json.dumps(value, ensure_ascii=False)  # a JSON scalar is a YAML scalar
+
+
+class GodwitCase(Case):
+    """godwit run: IMAP source -> maildir sink (or another sink, see subclasses)."""
+
+    def __init__(self, *args, fsync=True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fsync = fsync
+
+    email = property(lambda self: "%s@bench.test" % self.user)
+
+    def available(self):
+        return self.bench.godwit_missing
+
+    def source_options(self):
+        opts = {"plugin": "imap", "host": self.dv.host, "port": self.port,
+                "tls": "implicit" if self.tls else "none"}
+        if self.tls:
+            opts["ca_file"] = self.dv.ca_file
+        return opts
+
+    def sink_options(self):
+        return {"plugin": "maildir", "path": os.path.join(self.workdir, "out", "{email}"),
+                "fsync": self.fsync}
+
+    def write_profile(self):
+        lines = ["version: 1", "state: %s" % _yaml(os.path.join(self.workdir, "state.db")),
+                 "report: %s" % _yaml(os.path.join(self.workdir, "reports")), "pipelines:",
+                 "  - name: bench"]
+        for section, options in (("source", self.source_options()),
+                                 ("sink", self.sink_options())):
+            lines.append("    %s:" % section)
+            lines += ["      %s: %s" % (k, _yaml(v)) for k, v in options.items()]
+        lines += ["    mailboxes:", "      list:", "        - email: %s" % _yaml(self.email),
+                  "          username: %s" % _yaml(self.user),
+                  "          password: %s" % _yaml(self.password)]
+        if self.connections == 1:
+            lines += ["    limits:", "      mailboxes_in_parallel: 1", "      source_connections: 1"]
+        profile = os.path.join(self.workdir, "profile.yaml")
+        with open(profile, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+        os.chmod(profile, 0o600)
+        return profile
+
+    def command(self):
+        return Command([self.bench.godwit_bin, "run", os.path.join(self.workdir, "profile.yaml"),
+                        "--plugin-path", self.bench.plugin_dir, "--no-progress"],
+                       cwd=self.workdir)
+
+    def fresh(self):
+        _fresh_dir(self.workdir)
+        self.write_profile()
+
+    def prepare(self, rep):
+        self.fresh()
+        return self.command()
+
+    def verify(self, rep, sample):
+        if sample.returncode != 0:
+            return check.Verdict(False, "WRONG: godwit exited %d" % sample.returncode,
+                                 [sample.stdout[-2000:], sample.stderr[-4000:]])
+        return check.verify_godwit_maildir(self.source, os.path.join(self.workdir, "out",
+                                                                     self.email),
+                                           self.bench.sink_decoder)
+
+
+class GodwitRerunCase(GodwitCase):
+    """The incremental re-run with nothing new: one untimed full run, then timed re-runs."""
+
+    def setup(self):
+        self.fresh()
+        sample = self.bench.run_untimed(self.command())
+        if sample.returncode != 0:
+            raise RuntimeError("initial godwit run failed (%d): %s" % (sample.returncode,
+                                                                      sample.stderr[-2000:]))
+
+    def prepare(self, rep):
+        return self.command()
+
+    def verify(self, rep, sample):
+        verdict = super().verify(rep, sample)
+        match = re.search(r"messages:\s+(\d+) migrated", sample.stdout)
+        if verdict.ok and (not match or int(match.group(1)) != 0):
+            return check.Verdict(False, "WRONG: the re-run copied %s messages"
+                                 % (match.group(1) if match else "an unknown number of"))
+        return verdict
+
+
+class GodwitImapSinkCase(GodwitCase):
+    """Dovecot -> Dovecot (another user) through the imap sink; a fresh user per repetition."""
+
+    def available(self):
+        missing = self.bench.godwit_missing
+        if missing:
+            return missing
+        if not os.path.exists(os.path.join(self.bench.plugin_dir, "gw-sink-imap.so")):
+            return "not available: no imap sink plugin (gw-sink-imap.so not built)"
+        return None
+
+    def prepare(self, rep):
+        self.target = "sink%d" % rep
+        if self.target not in self.dv.users:
+            self.dv.add_user(self.target)
+        return super().prepare(rep)
+
+    def sink_options(self):
+        opts = {"plugin": "imap", "host": self.dv.host, "port": self.port,
+                "tls": "implicit" if self.tls else "none", "user": self.target,
+                "password": self.dv.users[self.target]}
+        if self.tls:
+            opts["ca_file"] = self.dv.ca_file
+        return opts
+
+    def verify(self, rep, sample):
+        if sample.returncode != 0:
+            return check.Verdict(False, "WRONG: godwit exited %d" % sample.returncode,
+                                 [sample.stdout[-2000:], sample.stderr[-4000:]])
+        client = self.dv.imap(self.target)
+        try:
+            return check.verify_server(self.source, client)
+        finally:
+            client.logout()
