@@ -88,7 +88,7 @@ def main():
         print("\ndemo: verifying every message byte for byte against the server")
         for user, expected in manifests.items():
             root = os.path.join(out, "maildir", "%s@example.org" % user)
-            actual = verify.read_maildir(root, decoder=verify.sink_maildir_decoder())
+            actual = verify.read_sink_maildir(root)
             diffs = verify.compare(expected, actual)
             if diffs:
                 print("demo: %s differs:\n%s" % (user, verify.format_differences(diffs)))

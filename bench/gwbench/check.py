@@ -6,9 +6,11 @@ internal dates: verify.compare); anything but no difference is WRONG.
 The reference tools name folders their own way, so their output is compared
 as one multiset over the whole mailbox: every message file found anywhere in a
 cur/ or new/ below the destination, by SHA-256, against the source's. A file
-that matches a source message only after removing one `X-TUID:` header line
-(mbsync adds it to find the messages it stored) is counted as altered, not
-missing; flags and dates of matched messages are compared and reported, but
+that matches a source message only after undoing a known change (removing the
+`X-TUID:` header line mbsync adds to find the messages it stored; turning the
+Unix line ends OfflineIMAP writes back into CRLF) is counted as altered, with
+the change named, not as missing; flags and dates of matched messages are
+compared and reported, but
 only missing, extra or otherwise changed messages make the run WRONG.
 """
 
@@ -28,7 +30,7 @@ _TUID_RE = re.compile(rb"^X-TUID: [^\r\n]*\r?\n", re.M)
 
 @dataclass
 class Verdict:
-    ok: bool  # every message there, nothing extra, bytes equal or only X-TUID-altered
+    ok: bool  # every message there, nothing extra; bytes equal or altered in a known way
     text: str  # one line for the table
     details: list = field(default_factory=list)  # differences, for the log
 
@@ -47,11 +49,11 @@ def _from_differences(diffs, stray, exact_text="exact"):
     return Verdict(False, "WRONG: " + _counts_text(kinds), details)
 
 
-def verify_godwit_maildir(source, root, decoder):
+def verify_godwit_maildir(source, root):
     """The godwit maildir sink's tree against the source manifest, as the tests do."""
     if not os.path.isdir(root):
         return Verdict(False, "WRONG: no output at %s" % root)
-    sink = verify.read_maildir(root, decoder=decoder, delimiter="/")
+    sink = verify.read_sink_maildir(root)
     diffs = verify.compare(source, sink)
     return _from_differences(diffs, sink.stray)
 
@@ -70,35 +72,62 @@ def flatten(manifest):
     return flat
 
 
-def _untuid(path, source_hashes):
-    """The SHA-256 of the file without an X-TUID header line, if that is a source message."""
+def _strip_tuid(data):
+    """@data without mbsync's X-TUID header line, or None if it has none."""
+    # The header ends with the line break before the empty line (kept in the head part).
+    ends = [i + len(sep) // 2 for sep in (b"\r\n\r\n", b"\n\n")
+            for i in (data.find(sep),) if i >= 0]
+    head_end = min(ends) if ends else len(data)
+    stripped, n = _TUID_RE.subn(b"", data[:head_end], count=1)
+    return stripped + data[head_end:] if n else None
+
+
+def _crlf(data):
+    """Bare LF -> CRLF: undoes a tool that stored the message with Unix line ends."""
+    return re.sub(rb"(?<!\r)\n", b"\r\n", data)
+
+
+# Known, named alterations, tried in order: the first that turns the file back into a
+# source message says what the tool changed.
+_ALTERATIONS = (
+    ("X-TUID added", _strip_tuid),
+    ("line ends CRLF->LF", _crlf),
+    ("X-TUID added, line ends CRLF->LF", lambda d: _strip_tuid(_crlf(d)) if b"X-TUID" in d else None),
+)
+
+
+def _explain(path, source_hashes):
+    """(alteration, sha256, size) if the file is a source message changed in a known way."""
     with open(path, "rb") as f:
         data = f.read()
-    head_end = data.find(b"\r\n\r\n")
-    head_end = len(data) if head_end < 0 else head_end + 2
-    stripped, n = _TUID_RE.subn(b"", data[:head_end], count=1)
-    if n == 0:
-        return None
-    digest = hashlib.sha256(stripped + data[head_end:]).hexdigest()
-    return (digest, len(stripped) + len(data) - head_end) if digest in source_hashes else None
+    for name, undo in _ALTERATIONS:
+        restored = undo(data)
+        if restored is None or restored == data:
+            continue
+        digest = hashlib.sha256(restored).hexdigest()
+        if digest in source_hashes:
+            return name, digest, len(restored)
+    return None
 
 
 def verify_tool_maildir(source, root):
     """A reference tool's Maildir tree against the source, as one multiset of messages."""
     if not os.path.isdir(root):
         return Verdict(False, "WRONG: no output at %s" % root)
-    found = verify.read_maildir(root, layout="fs", decoder=lambda rel: rel, delimiter="/")
+    # "P" (passed) is $Forwarded, as in the Maildir convention mbsync and godwit follow.
+    found = verify.read_maildir(root, layout="fs", decoder=lambda rel: rel, delimiter="/",
+                                flag_letters=verify.SINK_FLAG_LETTERS)
     actual = flatten(found)
     expected = flatten(source)
     source_hashes = expected.hashes()
-    altered = 0
+    altered = Counter()
     for m in actual["*"]:
         if m["sha256"] in source_hashes:
             continue
-        fixed = _untuid(os.path.join(root, m["file"]), source_hashes)
-        if fixed:
-            m["sha256"], m["size"] = fixed
-            altered += 1
+        explained = _explain(os.path.join(root, m["file"]), source_hashes)
+        if explained:
+            what, m["sha256"], m["size"] = explained
+            altered[what] += 1
     diffs = verify.compare(expected, actual, flags=True, dates=True, sizes=True)
     kinds = Counter(d.kind for d in diffs)
     lost = {k: kinds.pop(k) for k in ("flag-mismatch", "date-mismatch") if k in kinds}
@@ -107,8 +136,8 @@ def verify_tool_maildir(source, root):
     if stray:
         kinds["stray file"] = len(stray)
     notes = []
-    if altered:
-        notes.append("%d altered (X-TUID added)" % altered)
+    for what, n in sorted(altered.items()):
+        notes.append("%d altered (%s)" % (n, what))
     if "flag-mismatch" in lost:
         notes.append("%d flags differ" % lost["flag-mismatch"])
     if "date-mismatch" in lost:

@@ -61,6 +61,7 @@ class CorpusPlan:
     count: int = 20000
     seed: int = 1
     use_shared_corpus: bool = True
+    folders: int = len(FOLDERS)  # mail goes into the first N of FOLDERS (1: all in INBOX)
 
 
 @dataclass
@@ -132,9 +133,9 @@ def _generated_message(size, index, date, seed_value):
                                              date=date, subject=subject)
 
 
-def _pick_folder(rng):
-    weights = [_FOLDER_WEIGHTS.get(path, 1.5 if path[0] == "Archive" else 1) for path in FOLDERS]
-    return rng.choices(FOLDERS, weights)[0]
+def _pick_folder(rng, folders):
+    weights = [_FOLDER_WEIGHTS.get(path, 1.5 if path[0] == "Archive" else 1) for path in folders]
+    return rng.choices(folders, weights)[0]
 
 
 def _plan(plan):
@@ -153,7 +154,7 @@ def _plan(plan):
     sizes = _message_sizes(rng, plan.count, len(shared))
     items = []
     for index in range(plan.count):
-        folder = _pick_folder(rng)
+        folder = _pick_folder(rng, FOLDERS[:plan.folders])
         flags = mailgen._pick_flags(rng)  # the harness's flag mix (keywords included)
         date = dates[index]
         if index < len(sizes):
@@ -229,9 +230,11 @@ def write_user_maildir(dv, user, plan, out=None):
     if os.path.exists(os.path.join(root, "cur")):
         raise RuntimeError("%s already has a Maildir; the corpus goes into a fresh user" % user)
     items, status = _plan(plan)
-    writers = {path: _FolderWriter(root, path, st.st_uid, st.st_gid) for path in FOLDERS}
+    # INBOX and the five special-use folders always exist (Dovecot creates those itself).
+    folders = FOLDERS[:max(plan.folders, 6)]
+    writers = {path: _FolderWriter(root, path, st.st_uid, st.st_gid) for path in folders}
     manifest = verify.Manifest("/")
-    for path in FOLDERS:
+    for path in folders:
         manifest[_folder_name(path)] = []
     classes = {}
     for done, (path, origin, make, date, flags) in enumerate(items, 1):
@@ -250,7 +253,8 @@ def write_user_maildir(dv, user, plan, out=None):
     for w in writers.values():
         w.finish()
     # Parents that are not folders themselves ("Clients", "Ärger") are \Noselect on the server.
-    manifest.noselect.update({"Clients", "Ärger"})
     for name in ("Clients", "Ärger"):
-        manifest.setdefault(name, [])
+        if any(path[0] == name for path in folders):
+            manifest.noselect.add(name)
+            manifest.setdefault(name, [])
     return Corpus(user, manifest, status, classes)

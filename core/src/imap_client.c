@@ -36,6 +36,11 @@ static void imap_free(struct gw_imap *imap)
 	for (size_t i = 0; i < imap->foreign_count; i++)
 		free(imap->foreign_prefixes[i]);
 	free(imap->foreign_prefixes);
+	free(imap->personal_prefix);
+	imap_append_reset(imap);
+	for (size_t i = 0; i < imap->permanent_scratch_count; i++)
+		free(imap->permanent_scratch[i]);
+	free(imap->permanent_scratch);
 	free(imap->ca_file);
 	free(imap);
 }
@@ -194,15 +199,40 @@ static bool client_has_capability(struct gw_imap *imap, const char *capability)
 
 /* ---- SELECT / EXAMINE ---- */
 
+static void clear_permanent_flags(struct gw_imap *imap)
+{
+	for (size_t i = 0; i < imap->permanent_scratch_count; i++)
+		free(imap->permanent_scratch[i]);
+	free(imap->permanent_scratch);
+	imap->permanent_scratch = NULL;
+	imap->permanent_scratch_count = 0;
+	imap->permanent_seen = false;
+}
+
+/* Kept for mailbox_info: which flags APPEND may set in this folder. */
+static void note_permanent_flags(struct gw_imap *imap, const struct imap_value *list)
+{
+	clear_permanent_flags(imap);
+	if (!list || list->type != GW_IV_LIST)
+		return;
+	imap->permanent_seen = true;
+	imap->permanent_scratch = gw_xcalloc(list->count ? list->count : 1, sizeof(char *));
+	for (size_t i = 0; i < list->count; i++)
+		if (list->items[i].type == GW_IV_ATOM)
+			imap->permanent_scratch[imap->permanent_scratch_count++] =
+			        gw_xstrdup(list->items[i].str);
+}
+
 static gw_status select_untagged(void *arg, struct gw_imap *imap, const struct imap_response *resp)
 {
 	struct gw_folder_status *status = arg;
-	(void)imap;
 	if (resp->cond != GW_IMAP_OK)
 		return GW_OK;
 	const struct imap_value *key = imap_list_item(&resp->code, 0);
 	const struct imap_value *value = imap_list_item(&resp->code, 1);
-	if (imap_value_is_atom(key, "UIDVALIDITY"))
+	if (imap_value_is_atom(key, "PERMANENTFLAGS"))
+		note_permanent_flags(imap, value);
+	else if (imap_value_is_atom(key, "UIDVALIDITY"))
 		imap_value_u32(value, &status->uidvalidity);
 	else if (imap_value_is_atom(key, "UIDNEXT"))
 		imap_value_u32(value, &status->uidnext);
@@ -220,8 +250,8 @@ static void copy_status(struct gw_folder_status *to, const struct gw_folder_stat
 	       size - sizeof(to->struct_size));
 }
 
-static gw_status client_select(struct gw_imap *imap, const char *folder, bool read_only,
-                               struct gw_folder_status *status)
+gw_status imap_select(struct gw_imap *imap, const char *folder, bool read_only,
+                      struct gw_folder_status *status)
 {
 	gw_status st = imap_check_usable(imap);
 	if (st != GW_OK)
@@ -242,6 +272,7 @@ static gw_status client_select(struct gw_imap *imap, const char *folder, bool re
 	struct imap_response tagged;
 	imap->selected = false;
 	imap->exists = 0;
+	clear_permanent_flags(imap);
 	st = imap_command(imap, cmd.data, select_untagged, &found, &tagged);
 	gw_buf_free(&cmd);
 	if (st == GW_OK && tagged.cond != GW_IMAP_OK) {
@@ -264,6 +295,12 @@ static gw_status client_select(struct gw_imap *imap, const char *folder, bool re
 }
 
 /* ---- the rest of the table ---- */
+
+static gw_status client_select(struct gw_imap *imap, const char *folder, bool read_only,
+                               struct gw_folder_status *status)
+{
+	return imap_select(imap, folder, read_only, status);
+}
 
 static gw_status client_login(struct gw_imap *imap, const struct gw_imap_credentials *credentials)
 {
@@ -323,6 +360,14 @@ static const struct gw_imap_api imap_api = {
         .fetch = client_fetch,
         .last_response = client_last_response,
         .close = client_close,
+        .get_namespace = imap_get_namespace,
+        .create = imap_create,
+        .subscribe = imap_subscribe,
+        .mailbox_info = imap_mailbox_info,
+        .append = imap_append,
+        .append_wait = imap_append_wait,
+        .search = imap_search,
+        .fetch_meta = imap_fetch_meta,
 };
 
 const struct gw_imap_api *gw_imap_client_api(void)

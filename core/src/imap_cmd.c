@@ -196,6 +196,8 @@ gw_status imap_wait(struct gw_imap *imap, const char *tag, imap_untagged_fn fn, 
 		}
 		if (resp.kind == GW_IMAP_UNTAGGED && fn && result == GW_OK)
 			result = fn(arg, imap, &resp);
+		else if (resp.kind == GW_IMAP_TAGGED && imap_append_complete(imap, &resp))
+			; /* an APPEND sent earlier on this connection */
 		else if (resp.kind != GW_IMAP_UNTAGGED)
 			gw_log(imap->ctx, GW_LOG_DEBUG,
 			       "ignoring an unexpected %s from %s while "

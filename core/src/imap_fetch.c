@@ -230,6 +230,37 @@ gw_status imap_scan(struct gw_imap *imap, const struct gw_scan_request *request,
 	return st;
 }
 
+/* Metadata of chosen UIDs (a sink looking for a message it may hold). */
+gw_status imap_fetch_meta(struct gw_imap *imap, const uint32_t *uids, size_t count, gw_meta_cb cb,
+                          void *arg)
+{
+	enum { UIDS_PER_COMMAND = 256 };
+	gw_status st = check_selected(imap);
+	if (st != GW_OK)
+		return st;
+	if ((count > 0 && !uids) || !cb)
+		return gw_fail(imap->ctx, GW_ERR_CONFIG, "invalid metadata request");
+	struct gw_scan_request request = {.struct_size = sizeof(request), .uid_min = 0};
+	struct scan_state s = {.imap = imap, .request = &request, .cb = cb, .arg = arg};
+	for (size_t first = 0; first < count && st == GW_OK; first += UIDS_PER_COMMAND) {
+		size_t end = count - first > UIDS_PER_COMMAND ? first + UIDS_PER_COMMAND : count;
+		struct gw_buf cmd = {0};
+		gw_buf_puts(&cmd, "UID FETCH ");
+		for (size_t i = first; i < end; i++)
+			gw_buf_printf(&cmd, "%s%" PRIu32, i > first ? "," : "", uids[i]);
+		gw_buf_puts(&cmd, " (UID RFC822.SIZE INTERNALDATE FLAGS)");
+		struct imap_response tagged;
+		st = imap_command(imap, cmd.data, scan_untagged, &s, &tagged);
+		gw_buf_free(&cmd);
+		if (st == GW_OK && tagged.cond != GW_IMAP_OK)
+			st = imap_fail_response(imap, &tagged, GW_ERR_FOLDER,
+			                        "cannot read message metadata");
+		imap_response_free(&tagged);
+	}
+	free(s.keywords);
+	return st;
+}
+
 /* ---- fetch ---- */
 
 struct inflight {
@@ -378,6 +409,8 @@ static void complete_command(struct fetch_state *fs, const struct imap_response 
 	while (i < fs->queued && strcmp(fs->queue[i].tag, resp->tag) != 0)
 		i++;
 	if (i == fs->queued) {
+		if (imap_append_complete(fs->imap, resp))
+			return;
 		gw_log(fs->imap->ctx, GW_LOG_DEBUG, "ignoring tagged reply %s", resp->tag);
 		return;
 	}
@@ -454,7 +487,8 @@ static gw_status fetch_loop(struct fetch_state *fs, const struct gw_fetch_reques
 		if (st != GW_OK)
 			return st;
 		if (fs->queued == 0 && fs->stop == GW_ERR_CANCELLED)
-			return gw_fail(imap->ctx, GW_ERR_CANCELLED, "fetch stopped: the run is stopping");
+			return gw_fail(imap->ctx, GW_ERR_CANCELLED,
+			               "fetch stopped: the run is stopping");
 		if (fs->queued == 0)
 			return fs->stop;
 		struct imap_response resp;

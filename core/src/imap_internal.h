@@ -23,6 +23,26 @@ struct imap_alias {
 	char *wire;
 };
 
+/* What append() needs to know about a folder (from mailbox_info). */
+struct imap_append_target {
+	char *utf8;
+	char **permanent; /* PERMANENTFLAGS as sent */
+	size_t permanent_count;
+	bool flags_known; /* PERMANENTFLAGS was sent; otherwise every flag is allowed */
+	bool any_keyword;
+	uint64_t append_limit; /* 0: none */
+	uint32_t uidvalidity;
+};
+
+/* An APPEND whose tagged response is still due. */
+struct imap_pending_append {
+	char tag[GW_IMAP_TAG_MAX];
+	gw_imap_append_cb cb;
+	void *arg;
+	void *user;
+	char *dropped; /* flags left out, space-separated */
+};
+
 struct gw_imap {
 	struct gw_ctx *ctx;
 	struct imap_io io;
@@ -48,6 +68,17 @@ struct gw_imap {
 	size_t alias_count;
 	char **foreign_prefixes; /* other users' and shared namespaces: not this mailbox's */
 	size_t foreign_count;
+	bool personal_known; /* NAMESPACE (or LIST "" "") was read */
+	char *personal_prefix; /* UTF-8 */
+	char personal_delimiter;
+
+	struct imap_append_target *targets;
+	size_t target_count;
+	struct imap_pending_append *appends; /* in flight, oldest first */
+	size_t append_count;
+	char **permanent_scratch; /* PERMANENTFLAGS collected by the current SELECT */
+	size_t permanent_scratch_count;
+	bool permanent_seen;
 };
 
 /* Untagged responses of a command, after the common handling. */
@@ -99,6 +130,30 @@ void imap_append_quoted(struct gw_buf *out, const char *s);
 bool imap_response_throttled(const struct imap_response *resp, uint32_t *retry_after_ms);
 
 /* ---- commands implemented in the other modules ---- */
+
+/* SELECT/EXAMINE @p folder (UTF-8); PERMANENTFLAGS end up in permanent_scratch. */
+gw_status imap_select(struct gw_imap *imap, const char *folder, bool read_only,
+                      struct gw_folder_status *status);
+/* NAMESPACE (if advertised): remembers foreign prefixes and the personal one. */
+gw_status imap_read_namespaces(struct gw_imap *imap);
+
+/* A tagged response to an APPEND in flight: deliver its result and return
+ * true; false if @p resp answers no APPEND. */
+bool imap_append_complete(struct gw_imap *imap, const struct imap_response *resp);
+/* Forget APPENDs in flight (the connection failed) and cached folder facts. */
+void imap_append_reset(struct gw_imap *imap);
+void imap_append_targets_free(struct gw_imap *imap);
+gw_status imap_append(struct gw_imap *imap, const struct gw_imap_append *message,
+                      gw_imap_append_cb cb, void *arg);
+gw_status imap_append_wait(struct gw_imap *imap);
+gw_status imap_mailbox_info(struct gw_imap *imap, const char *folder,
+                            struct gw_imap_mailbox_info *info);
+gw_status imap_get_namespace(struct gw_imap *imap, struct gw_imap_namespace *ns);
+gw_status imap_create(struct gw_imap *imap, const char *folder, bool *created);
+gw_status imap_subscribe(struct gw_imap *imap, const char *folder);
+gw_status imap_search(struct gw_imap *imap, const char *criteria, gw_imap_uid_cb cb, void *arg);
+gw_status imap_fetch_meta(struct gw_imap *imap, const uint32_t *uids, size_t count,
+                          gw_meta_cb cb, void *arg);
 
 gw_status imap_login(struct gw_imap *imap, const struct gw_imap_credentials *credentials);
 gw_status imap_list(struct gw_imap *imap, gw_folder_cb cb, void *arg);

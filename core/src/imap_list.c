@@ -44,18 +44,42 @@ static void add_foreign_prefixes(struct gw_imap *imap, const struct imap_value *
 	}
 }
 
+/* The first personal namespace: where this user's folders live (RFC 2342). */
+static void note_personal(struct gw_imap *imap, const struct imap_value *group)
+{
+	const struct imap_value *first = imap_list_item(group, 0);
+	const struct imap_value *prefix = imap_list_item(first, 0);
+	const struct imap_value *delim = imap_list_item(first, 1);
+	if (!imap_value_is_string(prefix))
+		return;
+	const char *why = NULL;
+	char *utf8 = prefix->len == 0 ? gw_xstrdup("")
+	                              : gw_imap_utf7_decode(prefix->str, prefix->len, &why);
+	if (!utf8) {
+		gw_log(imap->ctx, GW_LOG_WARN, "ignoring the personal namespace \"%s\": %s",
+		       prefix->str, why);
+		return;
+	}
+	free(imap->personal_prefix);
+	imap->personal_prefix = utf8;
+	imap->personal_delimiter =
+	        imap_value_is_string(delim) && delim->len == 1 ? delim->str[0] : 0;
+	imap->personal_known = true;
+}
+
 static gw_status namespace_untagged(void *arg, struct gw_imap *imap,
                                     const struct imap_response *resp)
 {
 	(void)arg;
 	if (!imap_value_is_atom(imap_list_item(&resp->data, 0), "NAMESPACE"))
 		return GW_OK;
+	note_personal(imap, imap_list_item(&resp->data, 1));
 	add_foreign_prefixes(imap, imap_list_item(&resp->data, 2)); /* other users */
 	add_foreign_prefixes(imap, imap_list_item(&resp->data, 3)); /* shared */
 	return GW_OK;
 }
 
-static gw_status read_namespaces(struct gw_imap *imap)
+gw_status imap_read_namespaces(struct gw_imap *imap)
 {
 	for (size_t i = 0; i < imap->foreign_count; i++)
 		free(imap->foreign_prefixes[i]);
@@ -196,7 +220,7 @@ gw_status imap_list(struct gw_imap *imap, gw_folder_cb cb, void *arg)
 	gw_status st = imap_check_usable(imap);
 	if (st != GW_OK)
 		return st;
-	st = read_namespaces(imap);
+	st = imap_read_namespaces(imap);
 	if (st != GW_OK)
 		return st;
 	const char *cmd = "LIST \"\" \"*\"";

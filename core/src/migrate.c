@@ -132,6 +132,8 @@ enum entry_state {
 	ENTRY_FILTERED,
 	ENTRY_OVER_CAP,
 	ENTRY_GIVEN_UP, /* its folder failed during the copy */
+	ENTRY_IN_BATCH, /* taken into the batch being copied */
+	ENTRY_FAILED,   /* failed while being copied (recorded) */
 };
 
 /* 40 bytes per message; the whole mailbox's metadata is one array of these. */
@@ -209,8 +211,12 @@ struct attempt {
 	struct scan_entry *entries;
 	size_t entry_count, entry_cap;
 	struct keyword_table kw;
-	struct batch_item batch[GW_BATCH_MESSAGES];
+	/* Batch buffers, GW_BATCH_MESSAGES each, allocated once per attempt. */
+	struct batch_item *batch;
 	size_t batch_count;
+	struct batch_item *batch_scratch;
+	struct gw_state_record *records;
+	uint32_t *uids;
 	const char *kw_scratch[256];
 	char *error; /* why the attempt stopped */
 };
@@ -946,18 +952,25 @@ static struct run_folder *item_folder(struct attempt *a, const struct batch_item
 	return &a->folders[a->entries[item->entry].folder];
 }
 
-static void fail_item(struct attempt *a, struct batch_item *item, const char *reason)
+/* One message of this job's share of the progress total is done with (copied or failed). */
+static void settle_one(struct attempt *a)
 {
-	struct scan_entry *e = &a->entries[item->entry];
-	item->outcome = ITEM_FAILED;
-	free(item->message_id);
-	item->message_id = NULL;
-	gw_folder_report_fail(a->folders[e->folder].rep, e->uid, reason);
-	atomic_fetch_add(&a->res->progress->failed, 1);
 	if (a->job->outstanding > 0) {
 		a->job->outstanding--;
 		atomic_fetch_sub(&a->res->progress->planned, 1);
 	}
+}
+
+static void fail_item(struct attempt *a, struct batch_item *item, const char *reason)
+{
+	struct scan_entry *e = &a->entries[item->entry];
+	item->outcome = ITEM_FAILED;
+	e->state = ENTRY_FAILED;
+	free(item->message_id);
+	item->message_id = NULL;
+	gw_folder_report_fail(a->folders[e->folder].rep, e->uid, reason);
+	atomic_fetch_add(&a->res->progress->failed, 1);
+	settle_one(a);
 	gw_log(&a->sctx, GW_LOG_WARN, "folder %s uid %u: %s",
 	       a->folders[e->folder].mapped->source_name, e->uid, reason);
 }
@@ -965,12 +978,18 @@ static void fail_item(struct attempt *a, struct batch_item *item, const char *re
 struct fetch_ctx {
 	struct attempt *a;
 	size_t first, end; /* the group: batch[first, end) */
+	size_t expected;   /* where the next message should be: sources deliver in request order */
 	long current;      /* batch index of the message being received, -1 if none */
 	gw_status stop;    /* a sink failure that stops the batch */
 };
 
 static long find_item(struct fetch_ctx *fc, uint32_t uid)
 {
+	if (fc->expected < fc->end) {
+		struct batch_item *item = &fc->a->batch[fc->expected];
+		if (item->outcome == ITEM_MARKED && fc->a->entries[item->entry].uid == uid)
+			return (long)fc->expected++;
+	}
 	for (size_t i = fc->first; i < fc->end; i++) {
 		struct batch_item *item = &fc->a->batch[i];
 		if (item->outcome == ITEM_MARKED && fc->a->entries[item->entry].uid == uid)
@@ -1115,7 +1134,7 @@ static void on_fetch_failed(void *arg, uint32_t uid, gw_status status, const cha
 static gw_status mark_group_pending(struct attempt *a, struct run_folder *rf, size_t first,
                                     size_t end)
 {
-	struct gw_state_record records[GW_BATCH_MESSAGES];
+	struct gw_state_record *records = a->records;
 	for (size_t i = first; i < end; i++) {
 		struct batch_item *item = &a->batch[i];
 		const struct scan_entry *e = &a->entries[item->entry];
@@ -1145,20 +1164,13 @@ static void give_up_folder(struct attempt *a, struct run_folder *rf, const char 
 	char *text = gw_xasprintf("folder failed: %s", reason);
 	for (size_t i = 0; i < a->entry_count; i++) {
 		struct scan_entry *e = &a->entries[i];
+		/* Batch members (ENTRY_IN_BATCH) are recorded by the batch itself. */
 		if (e->folder != index || e->state != ENTRY_TODO)
 			continue;
-		bool in_batch = false;
-		for (size_t b = 0; b < a->batch_count; b++)
-			in_batch |= a->batch[b].entry == i && a->batch[b].outcome != ITEM_NONE;
-		if (in_batch)
-			continue; /* the batch's own bookkeeping records these */
 		e->state = ENTRY_GIVEN_UP;
 		gw_folder_report_fail(rf->rep, e->uid, text);
 		atomic_fetch_add(&a->res->progress->failed, 1);
-		if (a->job->outstanding > 0) {
-			a->job->outstanding--;
-			atomic_fetch_sub(&a->res->progress->planned, 1);
-		}
+		settle_one(a);
 	}
 	free(text);
 }
@@ -1182,7 +1194,7 @@ static gw_status fetch_group(struct attempt *a, size_t first, size_t end)
 	gw_status st = mark_group_pending(a, rf, first, end);
 	if (st != GW_OK)
 		return st;
-	uint32_t uids[GW_BATCH_MESSAGES];
+	uint32_t *uids = a->uids;
 	for (size_t i = first; i < end; i++)
 		uids[i - first] = a->entries[a->batch[i].entry].uid;
 	uint64_t max_size = a->cfg->max_size > 0 ? a->cfg->max_size : UINT64_MAX;
@@ -1190,7 +1202,8 @@ static gw_status fetch_group(struct attempt *a, size_t first, size_t end)
 	                                   .uids = uids,
 	                                   .count = end - first,
 	                                   .max_size = max_size};
-	struct fetch_ctx fc = {.a = a, .first = first, .end = end, .current = -1};
+	struct fetch_ctx fc = {
+	        .a = a, .first = first, .end = end, .expected = first, .current = -1};
 	struct gw_fetch_target target = {.struct_size = sizeof(target),
 	                                 .arg = &fc,
 	                                 .begin = on_fetch_begin,
@@ -1217,20 +1230,24 @@ static gw_status fetch_group(struct attempt *a, size_t first, size_t end)
  * date order within each folder and the folders in order of first appearance. */
 static void group_batch(struct attempt *a)
 {
-	struct batch_item sorted[GW_BATCH_MESSAGES];
-	bool taken[GW_BATCH_MESSAGES] = {false};
+	struct batch_item *sorted = a->batch_scratch;
 	size_t n = 0;
+	/* A stable counting sort by folder, folders ordered by first appearance:
+	 * the entry state marks "taken" (ENTRY_IN_BATCH -> ENTRY_TODO). */
 	for (size_t i = 0; i < a->batch_count; i++) {
-		if (taken[i])
+		if (a->entries[a->batch[i].entry].state != ENTRY_IN_BATCH)
 			continue;
 		uint32_t folder = a->entries[a->batch[i].entry].folder;
 		for (size_t j = i; j < a->batch_count; j++) {
-			if (!taken[j] && a->entries[a->batch[j].entry].folder == folder) {
-				taken[j] = true;
+			struct scan_entry *e = &a->entries[a->batch[j].entry];
+			if (e->state == ENTRY_IN_BATCH && e->folder == folder) {
+				e->state = ENTRY_TODO;
 				sorted[n++] = a->batch[j];
 			}
 		}
 	}
+	for (size_t i = 0; i < n; i++)
+		a->entries[sorted[i].entry].state = ENTRY_IN_BATCH;
 	memcpy(a->batch, sorted, n * sizeof(*sorted));
 }
 
@@ -1255,14 +1272,13 @@ static void count_migrated(struct attempt *a, struct batch_item *item)
 	a->job->attempt_migrated = true;
 	atomic_fetch_add(&a->res->progress->done, 1);
 	atomic_fetch_add(&a->res->progress->bytes, item->size);
-	if (a->job->outstanding > 0)
-		a->job->outstanding--;
+	settle_one(a);
 }
 
 /* Mark the appended messages of one folder group done, in one transaction. */
 static gw_status commit_group(struct attempt *a, size_t first, size_t end)
 {
-	struct gw_state_record records[GW_BATCH_MESSAGES];
+	struct gw_state_record *records = a->records;
 	size_t n = 0;
 	struct run_folder *rf = item_folder(a, &a->batch[first]);
 	for (size_t i = first; i < end; i++) {
@@ -1296,7 +1312,7 @@ static gw_status commit_group(struct attempt *a, size_t first, size_t end)
  * next attempt copies them without asking the sink. */
 static gw_status drop_group_pending(struct attempt *a, size_t first, size_t end)
 {
-	uint32_t uids[GW_BATCH_MESSAGES];
+	uint32_t *uids = a->uids;
 	size_t n = 0;
 	struct run_folder *rf = item_folder(a, &a->batch[first]);
 	for (size_t i = first; i < end; i++) {
@@ -1337,9 +1353,14 @@ static gw_status commit_batch(struct attempt *a, bool any_appended)
 
 static void batch_reset(struct attempt *a)
 {
-	for (size_t i = 0; i < a->batch_count; i++)
+	for (size_t i = 0; i < a->batch_count; i++) {
 		free(a->batch[i].message_id);
-	memset(a->batch, 0, sizeof(a->batch));
+		struct scan_entry *e = &a->entries[a->batch[i].entry];
+		if (e->state == ENTRY_IN_BATCH)
+			e->state = ENTRY_TODO; /* not copied: a later attempt takes it again */
+	}
+	if (a->batch != NULL)
+		memset(a->batch, 0, GW_BATCH_MESSAGES * sizeof(*a->batch));
 	a->batch_count = 0;
 }
 
@@ -1362,7 +1383,8 @@ static gw_status run_batch(struct attempt *a)
 				               ctx_error(&a->sctx, "fetch", st, fallback,
 				                         sizeof(fallback)));
 				for (size_t i = first; i < end; i++) {
-					if (a->batch[i].outcome == ITEM_MARKED)
+					enum item_outcome o = a->batch[i].outcome;
+					if (o == ITEM_MARKED || o == ITEM_NONE)
 						fail_item(a, &a->batch[i], rf->rep->error);
 				}
 				st = GW_OK;
@@ -1403,6 +1425,7 @@ static gw_status migrate_selected(struct attempt *a)
 			}
 			if (a->batch_count > 0 && bytes + e->size > GW_BATCH_BYTES)
 				break;
+			a->entries[pos].state = ENTRY_IN_BATCH;
 			a->batch[a->batch_count++].entry = pos++;
 			bytes += e->size;
 		}
@@ -1447,6 +1470,10 @@ static void close_sessions(struct attempt *a)
 static void attempt_free(struct attempt *a)
 {
 	batch_reset(a);
+	free(a->batch);
+	free(a->batch_scratch);
+	free(a->records);
+	free(a->uids);
 	for (size_t i = 0; i < a->folder_count; i++) {
 		free(a->folders[i].failed_uids);
 		free(a->folders[i].done_uids);
@@ -1505,6 +1532,10 @@ gw_status gw_migrate_attempt(struct gw_mailbox_job *job, struct gw_worker_res *r
 	                         .plugin = a.rt->source_label};
 	a.kctx = (struct gw_ctx){
 	        .pipeline = a.rt->name, .mailbox = job->mailbox->email, .plugin = a.rt->sink_label};
+	a.batch = gw_xcalloc(GW_BATCH_MESSAGES, sizeof(*a.batch));
+	a.batch_scratch = gw_xcalloc(GW_BATCH_MESSAGES, sizeof(*a.batch_scratch));
+	a.records = gw_xcalloc(GW_BATCH_MESSAGES, sizeof(*a.records));
+	a.uids = gw_xcalloc(GW_BATCH_MESSAGES, sizeof(*a.uids));
 	job->attempt_migrated = false;
 	job->report.attempts++;
 	gw_status st = run_attempt(&a);

@@ -18,8 +18,12 @@
 #include "spool.h"
 #include "state.h"
 
-/* Messages per batch and bytes per batch: a batch is the unit of commit. */
-#define GW_BATCH_MESSAGES 64
+/* Messages and bytes per batch. A batch is the unit of commit and a date
+ * slice: it is fetched folder by folder, so it bounds how far arrival order
+ * may stray from strict newest-first. Small batches cost a folder switch per
+ * few messages (a SELECT, which on Dovecot's Maildir rescans the folder):
+ * 64 ran at ~1,000 msgs/s, 1024 at ~3,400 msgs/s on a 20,000-message box. */
+#define GW_BATCH_MESSAGES 1024
 #define GW_BATCH_BYTES    (32u * 1024 * 1024)
 
 /* A pipeline whose plugins are initialised (once, before workers start). */
@@ -40,7 +44,7 @@ void gw_pipeline_rt_fini(struct gw_pipeline_rt *rt);
 
 /* Run-wide counters for the progress line (updated by workers). */
 struct gw_progress {
-	_Atomic uint64_t planned; /* messages selected for copying so far */
+	_Atomic uint64_t planned; /* selected for copying and not yet copied or failed */
 	_Atomic uint64_t done;    /* committed */
 	_Atomic uint64_t failed;
 	_Atomic uint64_t bytes;

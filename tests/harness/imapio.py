@@ -144,18 +144,22 @@ def list_folders(client, pattern="*"):
     return folders
 
 
-def append_many(client, items, window_bytes=8 << 20, window_count=64):
+def append_many(client, items, window_bytes=8 << 20, window_count=256):
     """APPEND every (raw_mailbox, flags, internaldate, data) with LITERAL+, pipelined.
 
     Returns [(uidvalidity, uid)] in order (APPENDUID, RFC 4315). The bytes go
-    to the server unchanged. Commands are sent in windows (bounded bytes and
-    count) and their replies collected before the next window, so neither
-    side's socket buffer can fill up with unread data.
+    to the server unchanged. Consecutive messages for one mailbox go in one
+    MULTIAPPEND (RFC 3502) command when the server offers it: Dovecot then
+    saves them in one transaction, which is many times faster than one APPEND
+    each. Commands are sent in windows (bounded bytes and count) and their
+    replies collected before the next window, so neither side's socket buffer
+    can fill up with unread data.
     """
     caps = _capabilities(client)
     for needed in ("LITERAL+", "UIDPLUS"):
         if needed not in caps:
             raise ImapError("server lacks %s, which append_many needs" % needed)
+    multi = "MULTIAPPEND" in caps
     results = []
     batch = []
     batch_bytes = 0
@@ -163,10 +167,10 @@ def append_many(client, items, window_bytes=8 << 20, window_count=64):
         batch.append(item)
         batch_bytes += len(item[3])
         if len(batch) >= window_count or batch_bytes >= window_bytes:
-            results += _append_window(client, batch, len(results))
+            results += _append_window(client, batch, len(results), multi)
             batch, batch_bytes = [], 0
     if batch:
-        results += _append_window(client, batch, len(results))
+        results += _append_window(client, batch, len(results), multi)
     return results
 
 
@@ -175,23 +179,47 @@ def _capabilities(client):
     return {c.upper() for c in data[-1].decode("ascii").split()}
 
 
-_APPENDUID_RE = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.I)
+_APPENDUID_RE = re.compile(rb"\[APPENDUID (\d+) ([0-9:,]+)\]", re.I)
 
 
-def _append_window(client, batch, first_index):
-    tags = []
-    chunks = []
-    for i, (mailbox, flags, date, data) in enumerate(batch):
-        tag = b"GWA%06d" % (first_index + i)
-        tags.append(tag)
-        parts = [tag, b"APPEND", quote(mailbox).encode("ascii")]
+def _uid_set(text):
+    uids = []
+    for part in text.split(b","):
+        lo, _, hi = part.partition(b":")
+        lo = int(lo)
+        hi = int(hi) if hi else lo
+        uids += list(range(min(lo, hi), max(lo, hi) + 1))
+    return uids
+
+
+def _groups(batch, multi):
+    """Runs of consecutive items for the same mailbox (single items without MULTIAPPEND)."""
+    groups = []
+    for item in batch:
+        if multi and groups and groups[-1][0][0] == item[0]:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups
+
+
+def _append_command(tag, group):
+    parts = [tag + b" APPEND " + quote(group[0][0]).encode("ascii")]
+    for _mailbox, flags, date, data in group:
+        message = []
         if flags:
-            parts.append(b"(" + " ".join(flags).encode("ascii") + b")")
+            message.append(b"(" + " ".join(flags).encode("ascii") + b")")
         if date is not None:
-            parts.append(quote(format_internaldate(date)).encode("ascii"))
-        parts.append(b"{%d+}" % len(data))
-        chunks.append(b" ".join(parts) + b"\r\n" + data + b"\r\n")
-    client.send(b"".join(chunks))
+            message.append(quote(format_internaldate(date)).encode("ascii"))
+        message.append(b"{%d+}\r\n" % len(data))
+        parts.append(b" " + b" ".join(message) + data)
+    return b"".join(parts) + b"\r\n"
+
+
+def _append_window(client, batch, first_index, multi):
+    groups = _groups(batch, multi)
+    tags = [b"GWA%06d" % (first_index + i) for i in range(len(groups))]
+    client.send(b"".join(_append_command(tag, group) for tag, group in zip(tags, groups)))
     replies = {}
     while len(replies) < len(tags):
         line = _read_response_line(client)
@@ -201,12 +229,17 @@ def _append_window(client, batch, first_index):
         elif tag != b"*":
             raise ImapError("unexpected line during APPEND: %r" % line[:200])
     results = []
-    for tag, (mailbox, _flags, _date, data) in zip(tags, batch):
+    for tag, group in zip(tags, groups):
         rest = replies[tag]
         m = _APPENDUID_RE.search(rest)
+        size = sum(len(item[3]) for item in group)
         if not rest.upper().startswith(b"OK") or not m:
-            raise ImapError("APPEND to %r (%d bytes) failed: %r" % (mailbox, len(data), rest[:300]))
-        results.append((int(m.group(1)), int(m.group(2))))
+            raise ImapError("APPEND of %d message(s), %d bytes, to %r failed: %r"
+                            % (len(group), size, group[0][0], rest[:300]))
+        uids = _uid_set(m.group(2))
+        if len(uids) != len(group):
+            raise ImapError("APPENDUID names %d UIDs for %d messages" % (len(uids), len(group)))
+        results += [(int(m.group(1)), uid) for uid in uids]
     return results
 
 

@@ -16,6 +16,7 @@ import calendar
 import hashlib
 import random
 import re
+import time
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "multipart_with_attachments",
     "served_by_dovecot",
     "date_spread",
+    "pick_flags",
     "SYSTEM_FLAGS",
     "KEYWORDS",
 ]
@@ -82,8 +84,6 @@ def rfc5322_date(epoch):
 
 
 def _gmtime(epoch):
-    import time
-
     t = time.gmtime(epoch)
     return t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, t.tm_wday
 
@@ -98,10 +98,14 @@ def date_spread(count, rng, first=FIRST_DATE, last=LAST_DATE):
     return dates
 
 
-def _pick_flags(rng):
+def pick_flags(rng):
+    """A random, plausible flag set: \\Seen often, others and keywords now and then."""
     flags = [f for f in SYSTEM_FLAGS if rng.random() < (0.6 if f == "\\Seen" else 0.15)]
     flags += [k for k in KEYWORDS if rng.random() < 0.12]
     return tuple(flags)
+
+
+_pick_flags = pick_flags  # older spelling, still used by some tests
 
 
 def _sentence(rng, words):
@@ -273,5 +277,5 @@ def generate(count, seed=1, first=FIRST_DATE, last=LAST_DATE, attachment_every=7
             eol = b"\n" if i % 11 == 10 else b"\r\n"
             data = _text_message(rng, date, subject, _plain_body(rng, rng.randint(1, 12)), eol=eol)
         out.append(GenMessage(name="gen/%04d" % i, data=data, internaldate=date,
-                              flags=_pick_flags(rng)))
+                              flags=pick_flags(rng)))
     return out

@@ -5,15 +5,17 @@
     result.manifest                          # verify.Manifest fetched back from the server
     result.problems                          # [] unless the server changed something unexpectedly
 
-Messages go in with pipelined LITERAL+ APPENDs on one connection (exact bytes,
-flags, INTERNALDATE); the manifest is then fetched back over IMAP, so its
-hashes are those of what the server serves for BODY[].
+Messages go in with pipelined LITERAL+ MULTIAPPENDs on one connection (exact
+bytes, flags, INTERNALDATE); the manifest is then fetched back over IMAP, so
+its hashes are those of what the server serves for BODY[].
 """
 
+import calendar
 import hashlib
 import os
 import random
 import sys
+import time
 from dataclasses import dataclass, field
 
 from . import imapio, mailgen, mutf7, verify
@@ -30,6 +32,10 @@ __all__ = [
     "append_messages",
     "seed_user",
 ]
+
+
+# Corpus messages get internal dates from here to the end of 2025.
+CORPUS_FIRST_DATE = calendar.timegm((1998, 1, 1, 0, 0, 0))
 
 
 @dataclass(frozen=True)
@@ -141,9 +147,9 @@ def plan_messages(tree=DEFAULT_TREE, edge=True, generated=60, corpus=None, seed=
     for m in mailgen.generate(generated, seed=seed):
         planned.append(Planned(rng.choice(targets), m.data, m.internaldate, m.flags, m.name))
     if corpus:
-        dates = mailgen.date_spread(len(corpus), rng, first=mailgen.calendar.timegm((1998, 1, 1, 0, 0, 0)))
+        dates = mailgen.date_spread(len(corpus), rng, first=CORPUS_FIRST_DATE)
         for (name, data), date in zip(corpus, dates):
-            flags = mailgen._pick_flags(rng)
+            flags = mailgen.pick_flags(rng)
             planned.append(Planned(rng.choice(targets), data, date, flags, "corpus/" + name))
     return planned
 
@@ -166,7 +172,7 @@ def create_folders(client, tree=DEFAULT_TREE, notes=None):
     """CREATE the tree's folders (existing ones are fine). Returns path -> server name.
 
     A component containing the server's delimiter cannot be created; it is left
-    out and a note says so.
+    out and a note says so (seed_user puts its messages into INBOX).
     """
     delimiter, prefix = _delimiter_and_prefix(client)
     existing = {f.name for f in imapio.list_folders(client)}
@@ -175,7 +181,8 @@ def create_folders(client, tree=DEFAULT_TREE, notes=None):
         if spec.path != ("INBOX",) and any(delimiter in part for part in spec.path):
             if notes is not None:
                 notes.append("folder %r left out: a name containing the server's hierarchy "
-                             "delimiter %r cannot exist there" % ("/".join(spec.path), delimiter))
+                             "delimiter %r cannot exist there (its messages go to INBOX)"
+                             % ("/".join(spec.path), delimiter))
             continue
         name = _server_name(spec.path, delimiter, prefix)
         if name not in existing:
@@ -203,8 +210,6 @@ def seed_user(dovecot, user, tree=DEFAULT_TREE, edge=True, generated=60, corpus=
     corpus: "auto" (use it when present, say so when not), True (required:
     missing corpus raises), False (leave it out), or a list of (name, bytes).
     """
-    import time
-
     began = time.monotonic()
     notes = []
     corpus_messages, corpus_status = _resolve_corpus(corpus, corpus_limit)
@@ -213,8 +218,10 @@ def seed_user(dovecot, user, tree=DEFAULT_TREE, edge=True, generated=60, corpus=
     client = dovecot.imap(user)
     try:
         folders = create_folders(client, tree, notes)
-        planned = [p for p in plan_messages(tree, edge, generated, corpus_messages, seed)
-                   if p.folder in folders]
+        planned = plan_messages(tree, edge, generated, corpus_messages, seed)
+        for p in planned:
+            if p.folder not in folders:
+                p.folder = ("INBOX",)  # its folder could not be created: keep the message
         by_folder = {}
         for p in planned:
             by_folder.setdefault(p.folder, []).append(p)
@@ -266,9 +273,10 @@ def _display_path(path):
 def _check_fetched(planned, folders, manifest, mail_save_crlf):
     """The server must serve what was appended (modulo its known normalisation)."""
     problems = []
+    by_uid = {(name, m["uid"]): m for name, msgs in manifest.items() for m in msgs}
     for p in planned:
         name = folders[p.folder]
-        entry = next((m for m in manifest.get(name, ()) if m["uid"] == p.uid), None)
+        entry = by_uid.get((name, p.uid))
         if entry is None:
             problems.append("%s: uid %s not found in %r" % (p.origin, p.uid, name))
             continue

@@ -29,6 +29,8 @@ __all__ = [
     "format_differences",
     "dovecot_maildirpp_decoder",
     "sink_maildir_decoder",
+    "read_sink_maildir",
+    "SINK_FLAG_LETTERS",
     "DOVECOT_FLAG_LETTERS",
 ]
 
@@ -165,13 +167,43 @@ def dovecot_maildirpp_decoder(delimiter="/", prefix=""):
     return decode
 
 
-def sink_maildir_decoder(delimiter="/"):
-    """Decoder for the godwit maildir sink's Maildir++ names (plugins/sink-maildir/README.md).
+_SINK_ESCAPE_RE = re.compile(rb"\\([0-9a-f]{2})")
+_SINK_SHORTENED_RE = re.compile(rb"~[0-9a-f]{8}$")
 
-    Set once the sink's escaping rule is documented; until then it refuses to guess.
+
+def _sink_component(component):
+    raw = component.encode("utf-8", "surrogateescape")
+    if 197 <= len(raw) <= 200 and _SINK_SHORTENED_RE.search(raw):
+        raise ValueError("shortened folder name %r cannot be decoded" % component)
+    return _SINK_ESCAPE_RE.sub(lambda m: bytes([int(m.group(1), 16)]), raw).decode("utf-8")
+
+
+def sink_maildir_decoder(delimiter="/", layout="maildir++"):
+    """Decoder for the godwit maildir sink (plugins/sink-maildir/README.md, "Folder names").
+
+    Components are UTF-8 with "\\xx" escapes (lower-case hex) of single bytes; in
+    Maildir++ they are joined by ".", in the fs layout by "/". A shortened
+    (over-long) name cannot be decoded and raises ValueError.
     """
-    raise NotImplementedError(
-        "the maildir sink's folder-name escaping is not documented yet; pass decoder= explicitly")
+    split_at = "." if layout == "maildir++" else os.sep
+
+    def decode(rel):
+        if layout == "maildir++" and 252 <= len(rel.encode("utf-8", "surrogateescape")) <= 255 \
+                and _SINK_SHORTENED_RE.search(rel.encode("utf-8", "surrogateescape")):
+            raise ValueError("shortened folder name %r cannot be decoded" % rel)
+        return delimiter.join(_sink_component(c) for c in rel.split(split_at))
+
+    return decode
+
+
+# The sink writes $Forwarded as the Maildir flag P (its README, "Messages").
+SINK_FLAG_LETTERS = dict(DOVECOT_FLAG_LETTERS, P="$Forwarded")
+
+
+def read_sink_maildir(root, layout="maildir++", delimiter="/"):
+    """A Maildir written by the godwit maildir sink, as a Manifest."""
+    return read_maildir(root, decoder=sink_maildir_decoder(delimiter, layout), layout=layout,
+                        delimiter=delimiter, flag_letters=SINK_FLAG_LETTERS)
 
 
 def _keyword_map(folder_dir):

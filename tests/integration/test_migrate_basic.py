@@ -15,6 +15,7 @@ from migrate_helpers import (MigrationCase, dovecot, mailbox_of, mailgen,  # noq
                              read_sink, seed, verify)
 
 ALICE = "alice@example.org"
+BATCH = 1024  # GW_BATCH_MESSAGES in core/src/migrate.h
 
 
 class BasicMigration(MigrationCase):
@@ -22,7 +23,7 @@ class BasicMigration(MigrationCase):
     def setUpClass(cls):
         cls.dv = dovecot.Dovecot()
         cls.dv.start()
-        cls.seeded = seed.seed_user(cls.dv, "alice", generated=120)
+        cls.seeded = seed.seed_user(cls.dv, "alice", generated=1200)
         if cls.seeded.problems:
             raise AssertionError("seeding: %s" % cls.seeded.problems)
 
@@ -95,20 +96,22 @@ class BasicMigration(MigrationCase):
         self.assertRun(self.work.run(), 0)
         rows = self.work.done_rows(ALICE)
         self.assertGreaterEqual(len(rows), self.seeded.manifest.count())
-        # Copying goes in date slices of at most 64 messages (one batch, fetched
-        # folder by folder): whatever arrives 64 or more places later is never newer.
+        self.assertGreater(len(rows), BATCH, "the mailbox must span several date slices")
+        # Copying goes in date slices of at most BATCH messages (one batch, fetched
+        # folder by folder): whatever arrives BATCH or more places later is never newer.
         dates = [r[2] for r in rows]
         later_max = [0] * (len(rows) + 1)
         for i in range(len(rows) - 1, -1, -1):
             later_max[i] = max(dates[i], later_max[i + 1])
-        out_of_order = [(rows[i], later_max[i + 64]) for i in range(len(rows) - 64)
-                        if later_max[i + 64] > dates[i]]
+        out_of_order = [(rows[i], later_max[i + BATCH]) for i in range(len(rows) - BATCH)
+                        if later_max[i + BATCH] > dates[i]]
         self.assertEqual([], out_of_order[:5])
-        # ...and the slices are real: the first slice holds the 64 newest messages.
-        self.assertEqual(sorted(dates, reverse=True)[:64], sorted(dates[:64], reverse=True))
-        # Date slices visit folders interleaved, not one folder after the other.
-        folder_changes = sum(1 for i in range(1, len(rows)) if rows[i][0] != rows[i - 1][0])
-        self.assertGreater(folder_changes, 50)
+        # ...and the slices are real: the first slice holds the BATCH newest messages,
+        self.assertEqual(sorted(dates, reverse=True)[:BATCH],
+                         sorted(dates[:BATCH], reverse=True))
+        # and folders are visited once per slice, not one folder after the other.
+        runs = 1 + sum(1 for i in range(1, len(rows)) if rows[i][0] != rows[i - 1][0])
+        self.assertGreater(runs, len({r[0] for r in rows}))
         # The state records the hash of exactly what the sink holds.
         sink = read_sink(self.work.maildir(ALICE))
         self.assertEqual(sorted(sink.hashes().elements()), sorted(r[3] for r in rows))

@@ -36,10 +36,11 @@ class Kill(MigrationCase):
     def setUpClass(cls):
         cls.dv = dovecot.Dovecot()
         cls.dv.start()
-        seeded = seed.seed_user(cls.dv, "alice", generated=900)
+        seeded = seed.seed_user(cls.dv, "alice", generated=3800)
         if seeded.problems:
             raise AssertionError("seeding: %s" % seeded.problems)
         cls.total = seeded.manifest.count()
+        assert cls.total > 4 * 1024, "the kill points need a mailbox of several batches"
 
     @classmethod
     def tearDownClass(cls):
@@ -83,8 +84,9 @@ class Kill(MigrationCase):
             ("after the first commits", lambda: self.done_count() >= 40),
             # The sink has more than the state: a batch is written, not yet committed.
             ("inside a batch", lambda: maildir_files(root) >= self.done_count() + 20
-             and self.done_count() >= 300),
-            ("late in the run", lambda: self.done_count() >= self.total - 150),
+             and self.done_count() >= 1500),
+            # Committed batches are BATCH (1024) messages: this is after the last but one.
+            ("late in the run", lambda: self.done_count() >= self.total - 1100),
         ]
         copied = []
         pending_after = []

@@ -22,7 +22,7 @@ class Parallel(MigrationCase):
         cls.dv.start()
         cls.counts = {}
         for user in USERS:
-            seeded = seed.seed_user(cls.dv, user, generated=150 if user != "alice" else 900,
+            seeded = seed.seed_user(cls.dv, user, generated=150 if user != "alice" else 3000,
                                     corpus=False, seed=user)
             if seeded.problems:
                 raise AssertionError("seeding %s: %s" % (user, seeded.problems))
@@ -71,7 +71,8 @@ class Parallel(MigrationCase):
             except Exception:
                 return 0
 
-        wait_until(lambda: copied() >= 200 or proc.poll() is not None, 120, 0.005)
+        # After the first batch (1024 messages) is committed, the connection is in use.
+        wait_until(lambda: copied() >= 1024 or proc.poll() is not None, 120, 0.005)
         self.assertIsNone(proc.poll(), "the run ended before the connection could be dropped")
         kick = subprocess.run([doveadm, "-c", self.dv.config_file, "kick", "alice"],
                               capture_output=True, text=True)

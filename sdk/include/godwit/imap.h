@@ -63,6 +63,63 @@ struct gw_imap_credentials {
 	const char *authzid; /**< PLAIN: the user to act as (master login); NULL otherwise. */
 };
 
+/** The personal namespace of the logged-in user (RFC 2342). */
+struct gw_imap_namespace {
+	size_t struct_size;
+	const char *prefix; /**< UTF-8, e.g. "" or "INBOX."; owned by the connection. */
+	char delimiter;     /**< Hierarchy delimiter; 0 for a flat namespace. */
+};
+
+/** What appending to one folder must respect (SELECT, STATUS, CAPABILITY). */
+struct gw_imap_mailbox_info {
+	size_t struct_size;
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint32_t exists;
+	uint64_t append_limit; /**< Largest message accepted (APPENDLIMIT); 0: none announced. */
+	bool any_keyword;      /**< New keywords may be created ("\*" in PERMANENTFLAGS). */
+	size_t permanent_count;
+	const char *const *permanent_flags; /**< PERMANENTFLAGS; owned by the connection. */
+};
+
+/** One message to APPEND. */
+struct gw_imap_append {
+	size_t struct_size;
+	const char *folder;         /**< Full name in UTF-8. */
+	const unsigned char *data;  /**< The exact bytes, sent as one literal. */
+	size_t size;
+	uint32_t flags;             /**< enum gw_flag bits (GW_FLAG_FORWARDED is $Forwarded). */
+	size_t keyword_count;
+	const char *const *keywords;
+	bool has_internal_date;
+	int64_t internal_date; /**< Seconds since the epoch (UTC)... */
+	int32_t tz_offset_min; /**< ...written in this zone, minutes east of UTC. */
+	void *user;            /**< Handed back in the result. */
+};
+
+/** The outcome of one APPEND, known when its tagged response arrives. */
+struct gw_imap_append_result {
+	size_t struct_size;
+	void *user;       /**< gw_imap_append::user */
+	gw_status status; /**< GW_OK; MESSAGE ([TOOBIG], [LIMIT], other NO); MAILBOX
+	                       ([OVERQUOTA]); FOLDER ([TRYCREATE]); THROTTLED; SESSION. */
+	uint32_t uidvalidity;    /**< From APPENDUID (UIDPLUS); 0 if the server sent none. */
+	uint32_t uid;            /**< From APPENDUID; 0 if the server sent none. */
+	uint32_t retry_after_ms; /**< With GW_ERR_THROTTLED: the pause the server asked for. */
+	const char *text;          /**< The server's text of a refusal; "" on success. */
+	const char *dropped_flags; /**< Flags left out (not in PERMANENTFLAGS, not an atom); "". */
+};
+
+/**
+ * Receives the result of an APPEND. Called from whichever call on the
+ * connection reads the tagged response (append, append_wait or any other
+ * command), once per APPEND that append() accepted, in command order.
+ */
+typedef void (*gw_imap_append_cb)(void *arg, const struct gw_imap_append_result *result);
+
+/** Receives one UID of a search result. */
+typedef void (*gw_imap_uid_cb)(void *arg, uint32_t uid);
+
 /** The IMAP client's operations. */
 struct gw_imap_api {
 	size_t struct_size;
@@ -92,7 +149,60 @@ struct gw_imap_api {
 	const char *(*last_response)(struct gw_imap *imap);
 	/** LOGOUT (best effort) and free; NULL is a no-op. */
 	void (*close)(struct gw_imap *imap);
+
+	/* ---- for sinks (appended; test with GW_IMAP_HAS) ---- */
+
+	/** The personal namespace: NAMESPACE where advertised, else LIST "" "" (prefix ""). */
+	gw_status (*get_namespace)(struct gw_imap *imap, struct gw_imap_namespace *ns);
+	/**
+	 * CREATE a folder given in UTF-8. An existing folder ([ALREADYEXISTS]) is
+	 * success with *created false; a refused name is GW_ERR_FOLDER with the
+	 * server's text. @p created may be NULL.
+	 */
+	gw_status (*create)(struct gw_imap *imap, const char *folder, bool *created);
+	/** SUBSCRIBE a folder given in UTF-8. */
+	gw_status (*subscribe)(struct gw_imap *imap, const char *folder);
+	/**
+	 * SELECT @p folder (read-write: only then PERMANENTFLAGS are meaningful) and
+	 * learn what APPEND must respect there; STATUS (APPENDLIMIT) where the
+	 * server announces per-folder limits. Remembered for append().
+	 */
+	gw_status (*mailbox_info)(struct gw_imap *imap, const char *folder,
+	                          struct gw_imap_mailbox_info *info);
+	/**
+	 * Send one APPEND: flags filtered by the folder's PERMANENTFLAGS,
+	 * INTERNALDATE in the message's own zone, the bytes as a non-synchronising
+	 * literal where LITERAL+ (or LITERAL- up to 4096 bytes) allows, else after the
+	 * server's continuation. Up to pipeline_depth APPENDs stay in flight; when
+	 * full, this waits for the oldest. GW_OK: the message went out and @p cb will
+	 * receive its result. Otherwise it was not sent (or the connection failed) and
+	 * @p cb is not called for it: GW_ERR_MESSAGE for a message over the folder's
+	 * APPENDLIMIT (never sent), or the status of a refusal of the command itself.
+	 */
+	gw_status (*append)(struct gw_imap *imap, const struct gw_imap_append *message,
+	                    gw_imap_append_cb cb, void *arg);
+	/**
+	 * Wait until every APPEND in flight has its tagged response (results are
+	 * delivered to their callbacks). GW_ERR_SESSION if the connection failed
+	 * first: the APPENDs without a result may or may not have been stored.
+	 */
+	gw_status (*append_wait)(struct gw_imap *imap);
+	/**
+	 * UID SEARCH in the selected folder. @p criteria is IMAP search syntax
+	 * (quoted strings only, no literals), e.g. `HEADER Message-ID "<a@b>"`.
+	 */
+	gw_status (*search)(struct gw_imap *imap, const char *criteria, gw_imap_uid_cb cb,
+	                    void *arg);
+	/** UID FETCH (UID RFC822.SIZE INTERNALDATE FLAGS) of the given UIDs of the selected folder.
+	 */
+	gw_status (*fetch_meta)(struct gw_imap *imap, const uint32_t *uids, size_t count,
+	                        gw_meta_cb cb, void *arg);
 };
+
+/** True if @p api is new enough to have @p member. */
+#define GW_IMAP_HAS(api, member)                                                                   \
+	((api)->struct_size >= offsetof(struct gw_imap_api, member) + sizeof((api)->member) &&     \
+	 (api)->member != NULL)
 
 #ifdef __cplusplus
 }

@@ -60,7 +60,12 @@ struct gw_sink_ops {
 	gw_status (*ensure_folder)(void *session, const struct gw_folder_path *path, void **folder,
 	                           char folder_id[GW_SINK_ID_MAX]);
 
-	/** Write one message; @p message_id receives the sink's id for it (file name, UID). */
+	/**
+	 * Write one message; @p message_id receives the sink's id for it (file name, UID).
+	 * A sink that pipelines (imap: APPENDUID arrives with the tagged OK) may fill
+	 * @p message_id later, at the latest before flush returns GW_OK: the core keeps
+	 * the buffer valid and unread until the batch is committed.
+	 */
 	gw_status (*append)(void *session, void *folder, const struct gw_sink_item *item,
 	                    char message_id[GW_SINK_ID_MAX]);
 

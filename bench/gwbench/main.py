@@ -1,0 +1,312 @@
+"""bench/run: set up, run every case, print the table. See bench/README.md."""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from . import BENCH_DIR, REPO, check, corpus, measure, report, tools
+
+from harness import dovecot, verify  # noqa: E402
+
+DEBIAN_PACKAGES = (("mbsync", "isync"), ("offlineimap", "offlineimap3"),
+                   (measure.GNU_TIME, "time"))
+QUICK_MESSAGES, QUICK_SMALL = 300, 100
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="bench/run", description=(
+        "Benchmark godwit against a minimal reader (limit), mbsync and OfflineIMAP on a private "
+        "Dovecot; every run is verified. See bench/README.md."))
+    p.add_argument("--messages", type=int, default=None, help="corpus size (default 20000)")
+    p.add_argument("--small-messages", type=int, default=None,
+                   help="mailbox of the fixed-overhead run (default 1000)")
+    p.add_argument("--reps", type=int, default=None,
+                   help="repetitions per case; the median counts (default 3)")
+    p.add_argument("--slow-reps", type=int, default=None,
+                   help="repetitions for OfflineIMAP (default: --reps up to 5,000 messages, else 1)")
+    p.add_argument("--quick", action="store_true", help="CI size: %d messages, %d in the small "
+                   "mailbox, 1 repetition" % (QUICK_MESSAGES, QUICK_SMALL))
+    p.add_argument("--only", default="", help="comma list of tools: limit,mbsync,offlineimap,godwit")
+    p.add_argument("--connections", type=int, default=None,
+                   help="connections of the N-connection limit rows (default: what godwit's "
+                   "default run used, measured in Dovecot's log; 4 without godwit)")
+    p.add_argument("--seed", type=int, default=1, help="corpus seed")
+    p.add_argument("--folders", type=int, default=len(corpus.FOLDERS),
+                   help="spread the mail over the first N of the 30 folders (1: all in INBOX)")
+    p.add_argument("--no-shared-corpus", action="store_true", help="leave ../shared/corpus out")
+    p.add_argument("--godwit-bin", default=os.environ.get("GODWIT_BIN"),
+                   help="godwit executable (default: build it in <repo>/build-bench)")
+    p.add_argument("--plugin-dir", default=os.environ.get("GODWIT_PLUGIN_DIR"))
+    p.add_argument("--build-dir", default=os.path.join(REPO, "build-bench"),
+                   help="where godwit (Release) and limit are built (default <repo>/build-bench)")
+    p.add_argument("--no-install", action="store_true", help="never call apt-get")
+    p.add_argument("--workdir", default=None, help="destinations go here (default: a temp dir)")
+    p.add_argument("--keep", action="store_true", help="keep the work directory and Dovecot root")
+    p.add_argument("--json", default=None, help="also write the results as JSON to this file")
+    args = p.parse_args(argv)
+    # --quick changes the defaults; explicit values still win.
+    defaults = (QUICK_MESSAGES, QUICK_SMALL, 1) if args.quick else (20000, 1000, 3)
+    for name, value in zip(("messages", "small_messages", "reps"), defaults):
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.slow_reps is None:
+        args.slow_reps = args.reps if args.messages <= 5000 else 1
+    args.only = {t.strip() for t in args.only.split(",") if t.strip()}
+    return args
+
+
+def log(text):
+    sys.stdout.write("bench: %s\n" % text)
+    sys.stdout.flush()
+
+
+def ensure_packages(no_install):
+    missing = [pkg for exe, pkg in DEBIAN_PACKAGES if not shutil.which(exe)]
+    if not missing:
+        return
+    if no_install or os.geteuid() != 0 or not shutil.which("apt-get"):
+        log("not installing %s (--no-install, not root or no apt-get); those rows are skipped"
+            % " ".join(missing))
+        return
+    log("installing from Debian: %s" % " ".join(missing))
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    result = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends"] + missing,
+                            env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        log("apt-get install failed (%d); those rows are skipped:\n%s"
+            % (result.returncode, result.stderr[-1500:]))
+
+
+def build_limit(build_dir):
+    """bench/limit.c -> <build>/bench/limit, rebuilt when the source is newer."""
+    source = os.path.join(BENCH_DIR, "limit.c")
+    target = os.path.join(build_dir, "bench", "limit")
+    if os.path.exists(target) and os.path.getmtime(target) >= os.path.getmtime(source):
+        return target
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    cc = os.environ.get("CC", "cc")
+    result = subprocess.run([cc, "-std=c11", "-D_GNU_SOURCE", "-O2", "-Wall", "-Wextra", source,
+                             "-o", target, "-lssl", "-lcrypto", "-lpthread"],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        log("building limit failed:\n%s" % result.stderr[-2000:])
+        return None
+    return target
+
+
+def find_godwit(args):
+    """(godwit binary, plugin dir, None) or (None, None, reason it is not available)."""
+    binary = args.godwit_bin or os.path.join(args.build_dir, "bin", "godwit")
+    if not args.godwit_bin:
+        log("building godwit (Release) in %s" % args.build_dir)
+        steps = [["cmake", "-S", REPO, "-B", args.build_dir, "-DCMAKE_BUILD_TYPE=Release"],
+                 ["cmake", "--build", args.build_dir, "-j2", "--target", "godwit_cli",
+                  "gw-source-imap", "gw-sink-maildir"]]
+        for step in steps:
+            result = subprocess.run(step, capture_output=True, text=True)
+            if result.returncode != 0:
+                lines = (result.stdout + result.stderr).strip().splitlines() or ["?"]
+                first = next((l for l in lines if "error" in l or "undefined" in l), lines[-1])
+                return None, None, "not available: godwit build failed: %s" % first.strip()
+        # The imap sink is optional: build it when its target exists.
+        subprocess.run(["cmake", "--build", args.build_dir, "-j2", "--target", "gw-sink-imap"],
+                       capture_output=True)
+    if not os.access(binary, os.X_OK):
+        return None, None, "not available: no godwit executable at %s" % binary
+    plugins = args.plugin_dir or os.path.join(os.path.dirname(os.path.dirname(binary)), "plugins")
+    return binary, plugins, None
+
+
+class Bench:
+    """Everything the cases share: the Dovecot, the corpora and their manifests, tools."""
+
+    def __init__(self, args, dv, workdir):
+        self.args, self.dv, self.workdir = args, dv, workdir
+        self.sources = {}
+        self.corpora = {}
+        self.limit_bin = None
+        self.godwit_bin = self.plugin_dir = None
+        self.godwit_missing = None
+
+    def seed(self, user, count, seed):
+        began = time.monotonic()
+        plan = corpus.CorpusPlan(count=count, seed=seed, folders=self.args.folders,
+                                 use_shared_corpus=not self.args.no_shared_corpus)
+        written = corpus.write_user_maildir(self.dv, user, plan, out=sys.stdout)
+        log("corpus %s: %s; shared corpus: %s (%.1f s)" % (
+            user, written.summary(), written.corpus_status, time.monotonic() - began))
+        # The source manifest is what Dovecot serves (this also builds its indexes and
+        # warms the page cache before anything is timed); it must equal what was written.
+        client = self.dv.imap(user)
+        try:
+            served = verify.read_server(client)
+        finally:
+            client.logout()
+        diffs = verify.compare(written.manifest, served)
+        if diffs or served.stray:
+            raise RuntimeError("Dovecot does not serve the corpus as written:\n%s\n%s" % (
+                verify.format_differences(diffs), served.stray[:10]))
+        self.sources[user], self.corpora[user] = served, written
+
+    def run_untimed(self, command):
+        return measure.run_timed(command.argv, env=command.env, cwd=command.cwd)
+
+
+def make_cases(bench, args):
+    only = args.only or {"limit", "mbsync", "offlineimap", "godwit"}
+    B = bench
+    cases = []
+    if "limit" in only:
+        cases += [tools.LimitCase(B, "limit 1 conn, plain", "limit"),
+                  tools.LimitCase(B, "limit 1 conn, TLS", "limit", tls=True)]
+    if "mbsync" in only:
+        cases += [tools.MbsyncCase(B, "mbsync plain, FSync no", "mbsync"),
+                  tools.MbsyncCase(B, "mbsync plain, FSync yes", "mbsync", fsync=True),
+                  tools.MbsyncCase(B, "mbsync TLS, FSync no", "mbsync", tls=True)]
+    if "offlineimap" in only:
+        cases += [tools.OfflineImapCase(B, "offlineimap plain", "offlineimap")]
+    if "godwit" in only:
+        for conns, what in ((1, "1 conn"), (None, "default")):
+            for tls in (False, True):
+                for fsync in (True, False):
+                    label = "godwit %s, %s, %s" % (what, "TLS" if tls else "plain",
+                                                   "fsync" if fsync else "no fsync")
+                    cases.append(tools.GodwitCase(B, label, "godwit", tls=tls,
+                                                  connections=conns, fsync=fsync))
+        cases += [
+            tools.GodwitRerunCase(B, "godwit re-run, no change", "godwit", connections=None,
+                                  ratios=False),
+            tools.GodwitCase(B, "godwit %d msgs, default" % args.small_messages, "godwit",
+                             user="small", connections=None, ratios=False),
+            tools.GodwitImapSinkCase(B, "godwit -> Dovecot (imap sink)", "godwit",
+                                     connections=None),
+        ]
+    return cases
+
+
+def limit_n_cases(bench, args, results):
+    """The N-connection limit rows, N = what godwit's default runs used (or --connections)."""
+    n = args.connections
+    if n is None:
+        used = [max(r.case.measured_connections) for r in results
+                if r.case.tool == "godwit" and r.case.connections is None
+                and r.case.user == "alice" and r.case.measured_connections]
+        n = max(used) if used else 4
+    if n <= 1:
+        return []
+    return [tools.LimitCase(bench, "limit %d conn, plain" % n, "limit", connections=n),
+            tools.LimitCase(bench, "limit %d conn, TLS" % n, "limit", tls=True, connections=n)]
+
+
+def run_case(bench, case, reps):
+    reason = case.available()
+    if reason:
+        log("%s: %s" % (case.label, reason))
+        return report.Result(case, unavailable=reason)
+    result = report.Result(case)
+    try:
+        case.setup()
+        for rep in range(1, reps + 1):
+            command = case.prepare(rep)
+            case.before_run()
+            sample = measure.run_timed(command.argv, env=command.env, cwd=command.cwd)
+            case.after_run()
+            verdict = case.verify(rep, sample)
+            if not verdict.ok and sample.returncode != 0:
+                verdict.details.insert(0, "exit %d; stderr: %s" % (sample.returncode,
+                                                                sample.stderr[-1500:]))
+            result.add(sample, verdict)
+            log("%s: run %d/%d %.2f s, %d KiB, exit %d, %s" % (
+                case.label, rep, reps, sample.wall, sample.rss_kib, sample.returncode,
+                verdict.text))
+            for line in verdict.details[:15]:
+                log("    " + line)
+    except Exception as exc:  # a broken case is reported in its row, the others still run
+        result.error = ("%s: %s" % (type(exc).__name__, exc)).strip()
+        log("%s: failed: %s" % (case.label, result.error))
+    return result
+
+
+def machine_line():
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return "%s, %d cores, %s %s" % (model, os.cpu_count(), platform.system(), platform.release())
+
+
+def tool_versions():
+    out = {}
+    for name, argv in (("dovecot", [dovecot.find_dovecot(), "--version"]),
+                       ("mbsync", ["mbsync", "--version"]),
+                       ("offlineimap", ["offlineimap", "--version"])):
+        try:
+            text = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+            out[name] = (text.stdout or text.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.SubprocessError):
+            out[name] = "not installed"
+    return out
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    ensure_packages(args.no_install)
+    if not os.access(measure.GNU_TIME, os.X_OK):
+        log("GNU time (%s) is required: apt-get install time" % measure.GNU_TIME)
+        return 2
+    workdir = args.workdir or tempfile.mkdtemp(prefix="godwit-bench-")
+    os.makedirs(workdir, exist_ok=True)
+    if args.keep:
+        os.environ["GODWIT_KEEP_TEST_DIRS"] = "always"
+    dv = dovecot.Dovecot(users={"alice": "Bench-alice-1", "small": "Bench-small-2"})
+    dv.start()
+    try:
+        bench = Bench(args, dv, workdir)
+        log(dv.describe())
+        bench.limit_bin = build_limit(args.build_dir)
+        if not args.only or "godwit" in args.only:
+            bench.godwit_bin, bench.plugin_dir, bench.godwit_missing = find_godwit(args)
+        bench.seed("alice", args.messages, args.seed)
+        bench.seed("small", args.small_messages, args.seed + 1)
+        results = []
+        for case in make_cases(bench, args):
+            reps = args.slow_reps if case.tool == "offlineimap" else args.reps
+            results.append(run_case(bench, case, reps))
+        if not args.only or "limit" in args.only:
+            for case in limit_n_cases(bench, args, results):
+                results.append(run_case(bench, case, args.reps))
+        header = {
+            "date": started.strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": machine_line(),
+            "versions": tool_versions(),
+            "corpus": bench.corpora["alice"].summary(),
+            "shared corpus": bench.corpora["alice"].corpus_status,
+            "small mailbox": bench.corpora["small"].summary(),
+            "repetitions": "%d (OfflineIMAP %d); medians" % (args.reps, args.slow_reps),
+            "godwit": bench.godwit_bin or bench.godwit_missing,
+        }
+        text = report.render(header, results)
+        sys.stdout.write(text)
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as f:
+                json.dump(report.as_json(header, results), f, indent=2)
+        # Exit status: godwit's correctness and the bench's own health. A reference tool
+        # that alters or loses mail is a result shown in its row, not a failure of the run.
+        failed = [r for r in results if r.error or (r.case.tool in ("godwit", "limit") and r.wrong)]
+        return 1 if failed else 0
+    finally:
+        dv.stop()
+        if args.keep:
+            log("kept %s" % workdir)
+        elif not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)

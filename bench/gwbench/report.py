@@ -1,0 +1,224 @@
+"""Results of the cases, the table, the ratios and the issue's targets."""
+
+from . import measure, tools
+
+__all__ = ["Result", "render", "as_json"]
+
+MIB = 1024 * 1024
+
+
+class Result:
+    def __init__(self, case, unavailable=None):
+        self.case = case
+        self.unavailable = unavailable
+        self.error = None
+        self.samples = []
+        self.verdicts = []
+
+    def add(self, sample, verdict):
+        self.samples.append(sample)
+        self.verdicts.append(verdict)
+
+    @property
+    def measured(self):
+        return not self.unavailable and not self.error and bool(self.samples)
+
+    @property
+    def wrong(self):
+        return bool(self.error) or any(not v.ok for v in self.verdicts)
+
+    @property
+    def wall(self):
+        return measure.median([s.wall for s in self.samples])
+
+    @property
+    def cpu(self):
+        return measure.median([s.cpu for s in self.samples])
+
+    @property
+    def rss_mib(self):
+        return max(s.rss_kib for s in self.samples) / 1024 if self.samples else None
+
+    @property
+    def messages(self):
+        return self.case.source.count()
+
+    @property
+    def bytes(self):
+        return self.case.source.total_bytes()
+
+    @property
+    def connections(self):
+        if isinstance(self.case, tools.LimitCase):
+            return self.case.connections
+        used = self.case.measured_connections
+        return max(used) if used else self.case.connections
+
+    @property
+    def moves_data(self):
+        return not isinstance(self.case, tools.GodwitRerunCase)
+
+    def verdict_text(self):
+        if self.unavailable:
+            return self.unavailable
+        if self.error:
+            return "WRONG: " + self.error.splitlines()[0]
+        bad = [v for v in self.verdicts if not v.ok]
+        if bad:
+            return "WRONG (%d of %d runs): %s" % (len(bad), len(self.verdicts), bad[0].text)
+        texts = sorted({v.text for v in self.verdicts})
+        return " / ".join(texts)
+
+
+def _find(results, pred):
+    return next((r for r in results if r.measured and pred(r)), None)
+
+
+def _ratio(ref, row):
+    """Speed of @row relative to @ref on the same work: ref wall / row wall."""
+    if not ref or not row.measured or not row.case.ratios or not row.moves_data or ref is row:
+        return None
+    if ref.wrong or row.wrong:
+        return None  # a fast wrong run wins nothing
+    return ref.wall / row.wall if row.wall else None
+
+
+def _limit_for(results, row):
+    return _find(results, lambda r: isinstance(r.case, tools.LimitCase)
+                 and r.case.tls == row.case.tls and r.case.connections == row.connections)
+
+
+def _mbsync_for(results, row):
+    return _find(results, lambda r: r.case.tool == "mbsync" and not r.case.fsync
+                 and r.case.tls == row.case.tls)
+
+
+def _offlineimap_for(results, row):
+    return _find(results, lambda r: r.case.tool == "offlineimap" and r.case.tls == row.case.tls)
+
+
+def _fmt(value, spec):
+    return "-" if value is None else format(value, spec)
+
+
+COLUMNS = (("case", 34, "<"), ("msgs", 6, ">"), ("MB", 7, ">"), ("wall s", 7, ">"),
+           ("msgs/s", 7, ">"), ("MB/s", 6, ">"), ("RSS MiB", 7, ">"), ("CPU s", 6, ">"),
+           ("conns", 5, ">"), ("vs limit", 8, ">"), ("vs mbsync", 9, ">"),
+           ("vs offlineimap", 14, ">"), ("runs", 4, ">"), ("verified", 0, "<"))
+
+
+def _row_cells(results, r):
+    if not r.measured:
+        return [r.case.label] + ["-"] * 12 + [r.verdict_text()]
+    wall = r.wall
+    rate = r.moves_data and wall and not r.wrong  # no rate for a run that did not do the work
+    is_limit = isinstance(r.case, tools.LimitCase)
+    ratios = [None if is_limit else _ratio(_limit_for(results, r), r),
+              None if r.case.tool == "mbsync" else _ratio(_mbsync_for(results, r), r),
+              None if r.case.tool == "offlineimap" else _ratio(_offlineimap_for(results, r), r)]
+    return [r.case.label, str(r.messages), "%.1f" % (r.bytes / 1e6), "%.2f" % wall,
+            _fmt(r.messages / wall if rate else None, ".0f"),
+            _fmt(r.bytes / 1e6 / wall if rate else None, ".1f"), "%.1f" % r.rss_mib,
+            "%.2f" % r.cpu, str(r.connections)] + [_fmt(x, ".2f") for x in ratios] + [
+            str(len(r.samples)), r.verdict_text()]
+
+
+def _table(results):
+    lines = []
+    header = "  ".join(format(name, "%s%d" % (align, width)) for name, width, align in COLUMNS)
+    lines.append(header.rstrip())
+    lines.append("-" * len(header))
+    for r in results:
+        cells = _row_cells(results, r)
+        lines.append("  ".join(format(c, "%s%d" % (align, width))
+                               for c, (_n, width, align) in zip(cells, COLUMNS)).rstrip())
+    return lines
+
+
+def _godwit(results, label):
+    """The row of that label if it ran and was verified (targets count only correct runs)."""
+    return _find(results, lambda r: r.case.label == label and not r.wrong)
+
+
+def targets(results):
+    """[(target, measured text, verdict)] for the acceptance list of issue 5."""
+    out = []
+
+    def ratio_target(label, ref_of, ref_name, at_least):
+        row = _godwit(results, label)
+        ref = ref_of(results, row) if row else None
+        value = _ratio(ref, row) if row and ref else None
+        what = "%s >= %.2f x %s" % (label, at_least, ref_name)
+        if value is None:
+            out.append((what, "not measured", "n/a"))
+        else:
+            ok = value >= at_least and not row.wrong
+            out.append((what, "%.2f x (%.2f s vs %.2f s)" % (value, row.wall, ref.wall),
+                        "PASS" if ok else "FAIL"))
+
+    for tls in ("plain", "TLS"):
+        ratio_target("godwit 1 conn, %s, fsync" % tls, _limit_for, "limit (same conns)", 0.8)
+        ratio_target("godwit 1 conn, %s, no fsync" % tls, _limit_for, "limit (same conns)", 0.9)
+        ratio_target("godwit default, %s, fsync" % tls, _mbsync_for, "mbsync FSync no", 3.0)
+        ratio_target("godwit default, %s, fsync" % tls, _limit_for, "limit (same conns)", 0.8)
+    sink = _godwit(results, "godwit -> Dovecot (imap sink)")
+    out.append(("imap sink >= 10 x imapsync", "not measured: imapsync is not packaged in "
+                "Debian 12" + ("" if sink and sink.measured else "; " + (
+                    sink.verdict_text() if sink else "imap sink row not run")), "n/a"))
+    godwit_rows = [r for r in results if r.measured and not r.wrong and r.case.tool == "godwit"
+                   and r.case.user == "alice"]
+    if godwit_rows:
+        peak = max(godwit_rows, key=lambda r: r.rss_mib)
+        out.append(("peak RSS <= 64 MiB (%d msgs)" % peak.messages,
+                    "%.1f MiB (%s)" % (peak.rss_mib, peak.case.label),
+                    "PASS" if peak.rss_mib <= 64 else "FAIL"))
+    rerun = _godwit(results, "godwit re-run, no change")
+    if rerun:
+        out.append(("no-change re-run <= 2 s (no CONDSTORE)", "%.2f s for %d msgs" % (
+            rerun.wall, rerun.messages), "PASS" if rerun.wall <= 2 and not rerun.wrong else "FAIL"))
+    small = next((r for r in results if r.measured and not r.wrong and r.case.user == "small"),
+                 None)
+    big = _godwit(results, "godwit default, plain, fsync")
+    if small and big:
+        share = big.wall * small.messages / big.messages
+        out.append(("%d-msg run <= 1.2 x its share of the %d-msg run" % (small.messages,
+                                                                        big.messages),
+                    "%.2f s vs share %.2f s (%.2f x)" % (small.wall, share, small.wall / share),
+                    "PASS" if small.wall <= 1.2 * share and not small.wrong else "FAIL"))
+    return out
+
+
+def render(header, results):
+    lines = [""]
+    for key, value in header.items():
+        if isinstance(value, dict):
+            value = "; ".join("%s: %s" % kv for kv in value.items())
+        lines.append("%-14s %s" % (key + ":", value))
+    lines.append("")
+    lines += _table(results)
+    lines += ["", "Ratios are speed ratios on the same work: other wall / this wall (2.00 = twice "
+              "as fast). vs limit: the limit row with the same TLS and connection count. "
+              "vs mbsync: mbsync with FSync no and the same TLS. conns: IMAP logins counted "
+              "in Dovecot's log (limit: its setting). WRONG rows get no ratios.", "", "Targets (issue 5):"]
+    for what, value, verdict in targets(results):
+        lines.append("  %-4s %-58s %s" % (verdict, what, value))
+    return "\n".join(lines) + "\n"
+
+
+def as_json(header, results):
+    rows = []
+    for r in results:
+        rows.append({
+            "case": r.case.label, "tool": r.case.tool, "user": r.case.user, "tls": r.case.tls,
+            "available": not r.unavailable, "unavailable": r.unavailable, "error": r.error,
+            "messages": r.messages, "bytes": r.bytes,
+            "wall": [s.wall for s in r.samples], "cpu": [s.cpu for s in r.samples],
+            "rss_kib": [s.rss_kib for s in r.samples],
+            "exit": [s.returncode for s in r.samples],
+            "connections": r.connections if r.samples else None,
+            "verdicts": [{"ok": v.ok, "text": v.text, "details": v.details[:20]}
+                         for v in r.verdicts],
+            "verified_ok": r.measured and not r.wrong, "verdict": r.verdict_text(),
+        })
+    return {"header": header, "rows": rows,
+            "targets": [{"target": t, "measured": m, "verdict": v} for t, m, v in targets(results)]}

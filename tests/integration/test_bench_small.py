@@ -1,0 +1,181 @@
+"""The benchmark suite at CI size: `bench/run --quick`, correctness only.
+
+bench/run --quick writes a 300-message corpus (and a 100-message one) into a
+private Dovecot and runs every case once. This test asserts no timing at all,
+only that:
+  - every godwit row ran and was verified exact (bytes by SHA-256, flags,
+    internal dates, folder tree: tests/harness/verify.py), the no-change re-run
+    copied nothing, and the imap-sink row is either verified exact or says
+    plainly that the plugin is not there;
+  - the limit reader read every message and byte;
+  - mbsync and OfflineIMAP ran (their verdicts, e.g. "altered", are results,
+    not failures); when they are not installed the test says they were skipped.
+A second test feeds the verification wrong trees, so it is known to catch a
+missing, altered or flag-changed message.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests"))
+sys.path.insert(0, os.path.join(REPO, "bench"))
+
+from harness import testcase, verify  # noqa: E402
+from gwbench import check  # noqa: E402
+
+GODWIT_ROWS = [
+    "godwit %s, %s, %s" % (conns, tls, fsync)
+    for conns in ("1 conn", "default") for tls in ("plain", "TLS")
+    for fsync in ("fsync", "no fsync")
+] + ["godwit re-run, no change", "godwit 100 msgs, default"]
+IMAP_SINK_ROW = "godwit -> Dovecot (imap sink)"
+
+
+class BenchQuick(unittest.TestCase):
+    maxDiff = None
+
+    @classmethod
+    def setUpClass(cls):
+        env = testcase.godwit_env()
+        cls.tmp = tempfile.mkdtemp(prefix="godwit-bench-test-")
+        out = os.path.join(cls.tmp, "results.json")
+        argv = [sys.executable, os.path.join(REPO, "bench", "run"), "--quick", "--no-install",
+                "--godwit-bin", env["bin"], "--plugin-dir", env["plugin_dir"],
+                "--build-dir", env["build_dir"], "--workdir", os.path.join(cls.tmp, "work"),
+                "--json", out]
+        cls.proc = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+        cls.output = cls.proc.stdout + cls.proc.stderr
+        cls.results = None
+        if os.path.exists(out):
+            with open(out, encoding="utf-8") as f:
+                cls.results = json.load(f)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def rows(self):
+        self.assertIsNotNone(self.results, "bench/run wrote no results:\n" + self.output[-6000:])
+        return {row["case"]: row for row in self.results["rows"]}
+
+    def test_exit_status_and_corpus(self):
+        self.assertEqual(0, self.proc.returncode, self.output[-8000:])
+        rows = self.rows()
+        self.assertEqual(300, rows["limit 1 conn, plain"]["messages"])
+        self.assertEqual(100, rows["godwit 100 msgs, default"]["messages"])
+
+    def test_godwit_rows_verified_exact(self):
+        rows = self.rows()
+        for label in GODWIT_ROWS:
+            row = rows[label]
+            with self.subTest(row=label):
+                self.assertTrue(row["available"], row["unavailable"])
+                self.assertIsNone(row["error"])
+                self.assertEqual(1, len(row["verdicts"]))
+                self.assertEqual(["exact"], [v["text"] for v in row["verdicts"]],
+                                 json.dumps(row["verdicts"], indent=1)[:4000])
+                self.assertEqual([0], row["exit"])
+
+    def test_imap_sink_row_is_exact_or_says_why_not(self):
+        row = self.rows()[IMAP_SINK_ROW]
+        if row["available"]:
+            self.assertEqual(["exact"], [v["text"] for v in row["verdicts"]], row["verdict"])
+        else:
+            self.assertEqual("not available: no imap sink plugin (gw-sink-imap.so not built)",
+                             row["unavailable"])
+            self.assertEqual([], row["wall"])  # never a number for a row that did not run
+
+    def test_limit_reader_read_everything(self):
+        rows = self.rows()
+        for label in ("limit 1 conn, plain", "limit 1 conn, TLS"):
+            self.assertEqual("read all (count, bytes)", rows[label]["verdict"], label)
+
+    def test_reference_tools_ran_when_installed(self):
+        rows = self.rows()
+        for tool, exe, labels in (
+                ("mbsync", "mbsync", ("mbsync plain, FSync no", "mbsync plain, FSync yes",
+                                      "mbsync TLS, FSync no")),
+                ("OfflineIMAP", "offlineimap", ("offlineimap plain",))):
+            if not shutil.which(exe):
+                sys.stderr.write("test_bench_small: %s not installed, its rows are skipped "
+                                 "(apt-get install %s)\n" % (tool, "isync" if exe == "mbsync"
+                                                             else "offlineimap3"))
+                for label in labels:
+                    self.assertIn("not installed", rows[label]["unavailable"])
+                continue
+            for label in labels:
+                with self.subTest(row=label):
+                    row = rows[label]
+                    self.assertIsNone(row["error"])
+                    self.assertEqual(1, len(row["verdicts"]))
+                    self.assertEqual([0], row["exit"], row["verdict"])
+                    # mbsync stores every message with an X-TUID header and LF line ends.
+                    if tool == "mbsync":
+                        self.assertIn("300 altered (X-TUID added, line ends CRLF->LF)",
+                                      row["verdict"])
+
+
+class VerificationCatchesWrongRuns(unittest.TestCase):
+    """The checks bench/run relies on fail on missing, changed and flag-changed mail."""
+
+    def setUp(self):
+        self.root = tempfile.mkdtemp(prefix="godwit-bench-check-")
+        self.addCleanup(shutil.rmtree, self.root, True)
+        self.messages = [b"Subject: one\r\nMessage-ID: <1@x>\r\n\r\nbody one\r\n",
+                         b"Subject: two\r\nMessage-ID: <2@x>\r\n\r\nbody two\r\n"]
+        self.source = verify.Manifest("/")
+        self.source["INBOX"] = [
+            {"uid": i + 1, "sha256": hashlib.sha256(m).hexdigest(), "flags": ("\\Seen",),
+             "internaldate": 1_500_000_000 + i, "size": len(m)}
+            for i, m in enumerate(self.messages)]
+
+    def write(self, name, data, date):
+        os.makedirs(os.path.join(self.root, "cur"), exist_ok=True)
+        path = os.path.join(self.root, "cur", name)
+        with open(path, "wb") as f:
+            f.write(data)
+        os.utime(path, (date, date))
+
+    def test_exact_tree(self):
+        for i, m in enumerate(self.messages):
+            self.write("%d.x:2,S" % i, m, 1_500_000_000 + i)
+        self.assertEqual("exact", check.verify_tool_maildir(self.source, self.root).text)
+        verdict = check.verify_godwit_maildir(self.source, self.root)
+        self.assertEqual(("exact", True), (verdict.text, verdict.ok))
+
+    def test_missing_message_is_wrong(self):
+        self.write("0.x:2,S", self.messages[0], 1_500_000_000)
+        verdict = check.verify_tool_maildir(self.source, self.root)
+        self.assertEqual((False, "WRONG: 1 missing"), (verdict.ok, verdict.text))
+        verdict = check.verify_godwit_maildir(self.source, self.root)
+        self.assertEqual((False, "WRONG: 1 missing"), (verdict.ok, verdict.text))
+
+    def test_changed_bytes_are_wrong_and_x_tuid_is_altered(self):
+        self.write("0.x:2,S", self.messages[0].replace(b"body one", b"body 1!!"), 1_500_000_000)
+        tuid = self.messages[1].replace(b"\r\n\r\n", b"\r\nX-TUID: abcdefgh\r\n\r\n")
+        self.write("1.x:2,S", tuid.replace(b"\r\n", b"\n"), 1_500_000_001)
+        verdict = check.verify_tool_maildir(self.source, self.root)
+        self.assertEqual((False, "WRONG: 1 hash-mismatch; 1 altered (X-TUID added, line ends "
+                                 "CRLF->LF)"), (verdict.ok, verdict.text))
+
+    def test_flags_and_dates_are_exact_for_godwit(self):
+        self.write("0.x:2,", self.messages[0], 1_500_000_000)
+        self.write("1.x:2,S", self.messages[1], 1_400_000_000)
+        verdict = check.verify_godwit_maildir(self.source, self.root)
+        self.assertEqual((False, "WRONG: 1 date-mismatch, 1 flag-mismatch"),
+                         (verdict.ok, verdict.text))
+        verdict = check.verify_tool_maildir(self.source, self.root)
+        self.assertEqual((True, "bytes exact; 1 flags differ; 1 dates lost"),
+                         (verdict.ok, verdict.text))
+
+
+if __name__ == "__main__":
+    testcase.main()

@@ -1,0 +1,337 @@
+"""End to end: the `imap` sink, real Dovecot on both sides.
+
+alice -> bob on one instance ("/" delimiter), and a "/" instance -> a "."
+instance with the Courier-style prefix "INBOX.": every message byte-identical
+(what the destination serves for BODY[] has the SHA-256 of what the source
+serves), flags and INTERNALDATE (with its zone) equal, the folder tree equal
+under the documented mapping (plugins/sink-imap/README.md), APPENDUIDs
+recorded in the state and pointing at exactly those bytes; a re-run copies
+nothing; SIGKILL during a run then a re-run: no loss, no duplicate; a
+destination APPENDLIMIT below some messages: exactly those are reported and
+never sent; a folder name holding the destination delimiter survives.
+
+Both instances store with mail_save_crlf = no, Dovecot's default: Dovecot
+serves every line with CRLF whatever it stored, so the source serves CRLF
+bytes, the sink appends exactly those, and the destination serves them back
+unchanged. (With mail_save_crlf = yes on the source only, the comparison
+would be the same; bare CRs inside a line are not touched by either side.)
+"""
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from migrate_helpers import (dovecot, godwit_bin, imapio, mailbox_of, plugin_dir,  # noqa: E402
+                             seed, verify, wait_until)
+from harness import mutf7  # noqa: E402  (migrate_helpers put tests/ on the path)
+
+mutf7_encode = mutf7.encode
+
+ALICE = "alice@example.org"
+ZONED_DATE = '"17-Jul-1996 02:44:25 -0700"'
+ZONED_MESSAGE = (b"From: zone@example.org\r\nTo: alice@example.org\r\nSubject: zoned\r\n"
+                 b"Message-ID: <zoned@example.org>\r\n\r\nwritten at -0700\r\n")
+
+
+def fullwidth(ch):
+    return chr(0xFEE0 + ord(ch))
+
+
+def mapped_name(name, src_delim, dst_delim, prefix):
+    """README.md's rule: INBOX stays INBOX; other paths go under the destination's
+    prefix, joined with its delimiter; a destination delimiter inside a component
+    becomes its fullwidth form (U+FF0E for ".", U+FF0F for "/")."""
+    if name.upper() == "INBOX":
+        return "INBOX"
+    parts = name.split(src_delim)
+    return prefix + dst_delim.join(p.replace(dst_delim, fullwidth(dst_delim)) for p in parts)
+
+
+class Run:
+    """A profile migrating one source user into one destination user."""
+
+    def __init__(self, src, src_user, dst, dst_user, pipeline_depth=16):
+        self.dir = tempfile.mkdtemp(prefix="godwit-sink-imap-")
+        self.state = os.path.join(self.dir, "state.db")
+        self.profile = os.path.join(self.dir, "profile.yaml")
+        csv = os.path.join(self.dir, "users.csv")
+        with open(csv, "w", encoding="utf-8") as f:
+            f.write("EmailAddress,UserName,Password,TargetUserName,TargetPassword\n")
+            f.write("%s,%s,%s,%s,%s\n" % (ALICE, src_user, src.users[src_user], dst_user,
+                                          dst.users[dst_user]))
+        side = lambda dv: ["      host: %s" % dv.host, "      port: %d" % dv.port_tls,
+                           "      tls: implicit", "      ca_file: %s" % json.dumps(dv.ca_file)]
+        lines = ["version: 1", "state: %s" % json.dumps(self.state),
+                 "report: %s" % json.dumps(os.path.join(self.dir, "reports")),
+                 "pipelines:", "  - name: i2i", "    source:", "      plugin: imap"]
+        lines += side(src)
+        lines += ["    sink:", "      plugin: imap"] + side(dst)
+        lines += ["      pipeline_depth: %d" % pipeline_depth,
+                  "    mailboxes:", "      csv: %s" % json.dumps(csv)]
+        with open(self.profile, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def argv(self):
+        return [godwit_bin(), "run", self.profile, "--plugin-path", plugin_dir()]
+
+    def run(self):
+        return subprocess.run(self.argv(), capture_output=True, text=True, timeout=600)
+
+    def start(self):
+        return subprocess.Popen(self.argv(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+
+    def report(self, stdout):
+        for line in stdout.splitlines():
+            if line.strip().startswith("report:") and line.strip().endswith(".json"):
+                with open(line.split()[-1], encoding="utf-8") as f:
+                    return json.load(f)
+        raise AssertionError("no report path in:\n" + stdout)
+
+    def rows(self, status="done"):
+        if not os.path.exists(self.state):
+            return []
+        try:
+            con = sqlite3.connect("file:%s?mode=ro" % self.state, uri=True, timeout=10)
+            try:
+                return con.execute("SELECT folder, uid, sink_folder, sink_id, sha256 FROM "
+                                   "messages_by_name WHERE status = ?", (status,)).fetchall()
+            finally:
+                con.close()
+        except sqlite3.OperationalError:
+            return []  # schema not there yet
+
+    def cleanup(self):
+        import shutil
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def manifest(dv, user):
+    client = dv.imap(user)
+    try:
+        return verify.read_server(client)
+    finally:
+        client.logout()
+
+
+def uid_hashes(dv, user, folders):
+    """{(folder, uid): sha256} of the destination, folder names UTF-8."""
+    out = {}
+    client = dv.imap(user)
+    try:
+        for name in folders:
+            for m in imapio.fetch_folder(client, mutf7_encode(name)):
+                out[(name, m.uid)] = m.sha256
+    finally:
+        client.logout()
+    return out
+
+
+def raw_internaldates(dv, user, folder):
+    client = dv.imap(user)
+    try:
+        client.select(imapio.quote(mutf7_encode(folder)), readonly=True)
+        typ, data = client.uid("FETCH", "1:*", "(INTERNALDATE)")
+        return [re.search(r'INTERNALDATE "([^"]+)"', d.decode()).group(1) for d in data if d]
+    finally:
+        client.logout()
+
+
+class SinkCase(unittest.TestCase):
+    maxDiff = None
+
+    def new_run(self, *args, **kwargs):
+        run = Run(*args, **kwargs)
+        self.addCleanup(run.cleanup)
+        return run
+
+    def assertRun(self, proc, code):
+        self.assertEqual(code, proc.returncode, "godwit exited %s\nstdout:\n%s\nstderr:\n%s"
+                         % (proc.returncode, proc.stdout, proc.stderr[-6000:]))
+
+    def assertSameMail(self, src_dv, dst_dv, dst_user, mapping):
+        source = manifest(src_dv, "alice")
+        dest = manifest(dst_dv, dst_user)
+        diffs = verify.compare(source, dest, folder_map=mapping)
+        self.assertEqual([], diffs, verify.format_differences(diffs))
+        self.assertEqual([], dest.stray)
+        self.assertEqual(source.count(), dest.count())
+        return source, dest
+
+    def assertAppendUidsRecorded(self, run, dst_dv, dst_user, expected_count):
+        rows = run.rows()
+        self.assertEqual(expected_count, len(rows))
+        dest = uid_hashes(dst_dv, dst_user, sorted({r[2] for r in rows}))
+        seen = set()
+        for folder, uid, sink_folder, sink_id, sha in rows:
+            validity, _, dest_uid = sink_id.partition(":")
+            self.assertTrue(validity.isdigit() and dest_uid.isdigit(), sink_id)
+            key = (sink_folder, int(dest_uid))
+            self.assertNotIn(key, seen, "two messages recorded at %s" % (key,))
+            seen.add(key)
+            self.assertEqual(sha, dest.get(key), "%s uid %d -> %s %s" % (folder, uid, sink_folder,
+                                                                        sink_id))
+        self.assertEqual(set(dest), seen, "destination messages without a state row")
+
+
+class SameInstance(SinkCase):
+    """alice -> bob (and -> carol) on one Dovecot with "/" as delimiter."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dv = dovecot.Dovecot(users={"alice": "Alice-pw-1", "bob": "Bob-pw-2",
+                                        "carol": "Carol-pw-3"})
+        cls.dv.start()
+        seeded = seed.seed_user(cls.dv, "alice", generated=400)
+        if seeded.problems:
+            raise AssertionError("seeding: %s" % seeded.problems)
+        client = cls.dv.imap("alice")
+        try:
+            typ, data = client.append("INBOX", "(\\Seen $Label1)", ZONED_DATE, ZONED_MESSAGE)
+            assert typ == "OK", data
+        finally:
+            client.logout()
+        cls.total = seeded.manifest.count() + 1
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.dv.stop()
+
+    def test_migrate_then_rerun_copies_nothing(self):
+        run = self.new_run(self.dv, "alice", self.dv, "bob")
+        first = run.run()
+        self.assertRun(first, 0)
+        box = mailbox_of(run.report(first.stdout), ALICE)
+        self.assertEqual(("completed", self.total, 0), (box["status"], box["migrated"],
+                                                        box["failed"]))
+        self.assertEqual([], box["collisions"])
+        identity = lambda name: name
+        self.assertSameMail(self.dv, self.dv, "bob", identity)
+        # INTERNALDATE as served, text for text. (Dovecot's Maildir keeps the instant
+        # only, and serves it in its own zone; that the sink writes the source's zone
+        # is asserted by tests/unit/test_imap_append.c.)
+        self.assertEqual(sorted(raw_internaldates(self.dv, "alice", "INBOX")),
+                         sorted(raw_internaldates(self.dv, "bob", "INBOX")))
+        self.assertIn("Dotted.Name", manifest(self.dv, "bob"))
+        self.assertAppendUidsRecorded(run, self.dv, "bob", self.total)
+
+        again = run.run()
+        self.assertRun(again, 0)
+        box = mailbox_of(run.report(again.stdout), ALICE)
+        self.assertEqual((0, self.total), (box["migrated"], box["already_present"]))
+        self.assertEqual(self.total, manifest(self.dv, "bob").count())
+
+    def test_sigkill_then_rerun_no_loss_no_duplicate(self):
+        run = self.new_run(self.dv, "alice", self.dv, "carol")
+        carol_root = self.dv.maildir_of("carol")
+
+        def in_destination():
+            n = 0
+            for dirpath, _dirs, files in os.walk(carol_root):
+                if os.path.basename(dirpath) in ("cur", "new"):
+                    n += len(files)
+            return n
+
+        # Killed while a batch is in the destination but not yet committed.
+        proc = run.start()
+        reached = wait_until(lambda: proc.poll() is not None or (
+            len(run.rows()) >= 100 and in_destination() >= len(run.rows()) + 10), 180, 0.002)
+        running = proc.poll() is None
+        if running:
+            os.kill(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=60)
+        self.assertTrue(reached and running, "the run ended before the kill\n" + err[-3000:])
+        pending = len(run.rows("pending"))
+        self.assertGreater(pending, 0)
+        self.assertGreater(in_destination(), len(run.rows()))
+
+        final = run.run()
+        self.assertRun(final, 0)
+        box = mailbox_of(run.report(final.stdout), ALICE)
+        self.assertEqual("completed", box["status"])
+        self.assertEqual(self.total, box["migrated"] + box["already_present"])
+        resolved = re.findall(r"(\d+) message\(s\) in flight when an earlier run stopped: "
+                              r"(\d+) found in the sink", final.stderr)
+        self.assertEqual(pending, sum(int(n) for n, _found in resolved))
+        self.assertGreater(sum(int(found) for _n, found in resolved), 0)
+        self.assertEqual([], run.rows("pending"))
+        self.assertSameMail(self.dv, self.dv, "carol", lambda name: name)  # duplicates too
+        self.assertAppendUidsRecorded(run, self.dv, "carol", self.total)
+
+
+class ToCourierStyle(SinkCase):
+    """A "/" Dovecot -> a "." Dovecot whose personal namespace is "INBOX."."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.src = dovecot.Dovecot()
+        cls.dst = dovecot.Dovecot(separator=".", prefix="INBOX.")
+        cls.limited = dovecot.Dovecot(append_limit=60_000)
+        for dv in (cls.src, cls.dst, cls.limited):
+            dv.start()
+        seeded = seed.seed_user(cls.src, "alice", generated=150)
+        if seeded.problems:
+            raise AssertionError("seeding: %s" % seeded.problems)
+        cls.total = seeded.manifest.count()
+
+    @classmethod
+    def tearDownClass(cls):
+        for dv in (cls.src, cls.dst, cls.limited):
+            dv.stop()
+
+    def test_folders_mapped_bytes_identical(self):
+        run = self.new_run(self.src, "alice", self.dst, "bob", pipeline_depth=4)
+        proc = run.run()
+        self.assertRun(proc, 0)
+        mapping = lambda name: mapped_name(name, "/", ".", "INBOX.")
+        source, dest = self.assertSameMail(self.src, self.dst, "bob", mapping)
+        # The folder whose name holds the destination's delimiter kept it, as U+FF0E.
+        self.assertIn("Dotted.Name", source)
+        self.assertIn("INBOX.Dotted\uff0eName", dest)
+        self.assertEqual(len(source["Dotted.Name"]), len(dest["INBOX.Dotted\uff0eName"]))
+        self.assertIn("INBOX.Projects.Q1 Planning.Deep Nest", dest)
+        # Roles land on the destination's special-use folders.
+        self.assertEqual("\\Sent", dest.special_use.get("INBOX.Sent"))
+        self.assertAppendUidsRecorded(run, self.dst, "bob", self.total)
+
+    def test_appendlimit_messages_reported_not_sent(self):
+        run = self.new_run(self.src, "alice", self.limited, "bob")
+        proc = run.run()
+        source = manifest(self.src, "alice")
+        too_big = {(f, m["uid"]) for f, msgs in source.items() for m in msgs
+                   if m["size"] > 60_000}
+        self.assertGreater(len(too_big), 0, "the seed has no message over 60,000 bytes")
+        self.assertRun(proc, 1)  # partial: some messages could not be copied
+        box = mailbox_of(run.report(proc.stdout), ALICE)
+        self.assertEqual("partial", box["status"])
+        reported = {(f["source"], x["uid"]): x["reason"] for f in box["folders"]
+                    for x in f["failures"]}
+        self.assertEqual(too_big, set(reported))
+        for (folder, uid), reason in reported.items():
+            size = next(m["size"] for m in source[folder] if m["uid"] == uid)
+            self.assertIn("message of %d bytes is larger than the destination accepts" % size,
+                          reason)
+            self.assertIn("(APPENDLIMIT 60000 bytes); not sent", reason)
+        self.assertEqual(self.total - len(too_big), box["migrated"])
+        dest = manifest(self.limited, "bob")
+        small = lambda name: name
+        expected = verify.Manifest(source.delimiter)
+        for folder, msgs in source.items():
+            expected[folder] = [m for m in msgs if (folder, m["uid"]) not in too_big]
+        expected.noselect = source.noselect
+        diffs = verify.compare(expected, dest, folder_map=small)
+        self.assertEqual([], diffs, verify.format_differences(diffs))
+        # Nothing over the limit reached the server (Dovecot would have logged a refusal).
+        self.assertNotIn("Mail size is too large", self.limited.log_text())
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,504 @@
+/* The IMAP client's sink side against a scripted peer on 127.0.0.1
+ * (tls: none): APPEND with LITERAL+, LITERAL- and synchronising literals,
+ * flags filtered by PERMANENTFLAGS, INTERNALDATE in the message's zone,
+ * pipelined APPENDs matched to their tagged replies, APPENDUID, APPENDLIMIT,
+ * refusals mapped to scoped statuses, NAMESPACE, CREATE, SUBSCRIBE, SEARCH. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "imap_client.h"
+#include "imap_fetch.h"
+#include "log.h"
+#include "util.h"
+
+#include "test_imap_peer.h"
+
+/* 1996-07-17 09:44:25 UTC, written in the zone -0700. */
+#define DATE_EPOCH 837596665
+#define DATE_TEXT  "\"17-Jul-1996 02:44:25 -0700\""
+
+#define SELECT_STEPS(perm)                                                                         \
+	{P_EXPECT, "SELECT \"INBOX\"", 0},                                                         \
+	{                                                                                          \
+		P_SEND,                                                                            \
+		        "* FLAGS (\\Seen \\Flagged)\r\n* OK [PERMANENTFLAGS " perm "] ok\r\n"      \
+		        "* 0 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n* OK [UIDNEXT 100] ok\r\n"       \
+		        "$T OK [READ-WRITE] done\r\n",                                             \
+		        0                                                                          \
+	}
+
+static const struct gw_imap_api *api;
+static struct gw_ctx ctx;
+static struct peer peer;
+
+static int setup(void **state)
+{
+	(void)state;
+	api = gw_imap_client_api();
+	memset(&ctx, 0, sizeof(ctx));
+	return 0;
+}
+
+/* Connect with @p caps in the greeting and log in as user/secret (tag A1). */
+static struct gw_imap *open_session(const struct peer_step *steps, size_t count, unsigned depth)
+{
+	peer_start(&peer, steps, count);
+	struct gw_imap_params params = {
+	        .struct_size = sizeof(params),
+	        .host = "127.0.0.1",
+	        .port = peer.port,
+	        .tls = GW_IMAP_TLS_NONE,
+	        .timeout_ms = 5000,
+	        .pipeline_depth = depth,
+	};
+	struct gw_imap *imap = NULL;
+	assert_int_equal(api->connect(&ctx, &params, &imap), GW_OK);
+	struct gw_imap_credentials creds = {.struct_size = sizeof(creds),
+	                                    .mechanism = GW_IMAP_AUTH_LOGIN,
+	                                    .user = "user",
+	                                    .secret = "secret"};
+	assert_int_equal(api->login(imap, &creds), GW_OK);
+	return imap;
+}
+
+#define LOGIN_WITH(caps)                                                                           \
+	{P_SEND, "* OK [CAPABILITY IMAP4rev1 " caps "] hi\r\n", 0},                                \
+	        {P_EXPECT, "LOGIN \"user\" \"secret\"", 0},                                        \
+	{                                                                                          \
+		P_SEND, "$T OK [CAPABILITY IMAP4rev1 " caps "] in\r\n", 0                          \
+	}
+
+static void finish(struct gw_imap *imap)
+{
+	api->close(imap);
+	const char *deviation = peer_finish(&peer);
+	if (deviation[0])
+		fail_msg("peer: %s", deviation);
+}
+
+/* ---- results, recorded as text ---- */
+
+static struct gw_buf results;
+
+static void on_result(void *arg, const struct gw_imap_append_result *r)
+{
+	(void)arg;
+	gw_buf_printf(&results, "[%s %s %u:%u", (const char *)r->user, gw_status_name(r->status),
+	              r->uidvalidity, r->uid);
+	if (r->retry_after_ms)
+		gw_buf_printf(&results, " retry %u", r->retry_after_ms);
+	if (r->text[0])
+		gw_buf_printf(&results, " \"%s\"", r->text);
+	if (r->dropped_flags[0])
+		gw_buf_printf(&results, " dropped \"%s\"", r->dropped_flags);
+	gw_buf_puts(&results, "]");
+}
+
+static const char *take_results(void)
+{
+	static char text[2048];
+	snprintf(text, sizeof(text), "%s", results.data ? results.data : "");
+	gw_buf_free(&results);
+	return text;
+}
+
+static struct gw_imap_append message(const char *name, const char *bytes)
+{
+	return (struct gw_imap_append){.struct_size = sizeof(struct gw_imap_append),
+	                               .folder = "INBOX",
+	                               .data = (const unsigned char *)bytes,
+	                               .size = strlen(bytes),
+	                               .user = (void *)name};
+}
+
+static void describe_inbox(struct gw_imap *imap, uint64_t limit, bool any_keyword)
+{
+	struct gw_imap_mailbox_info info = {.struct_size = sizeof(info)};
+	assert_int_equal(api->mailbox_info(imap, "INBOX", &info), GW_OK);
+	assert_int_equal(info.uidvalidity, 7);
+	assert_int_equal(info.uidnext, 100);
+	assert_int_equal(info.append_limit, limit);
+	assert_int_equal(info.any_keyword, any_keyword);
+}
+
+/* ---- LITERAL+ and pipelining ---- */
+
+static void test_literal_plus_pipelined(void **state)
+{
+	(void)state;
+	/* depth 2: A3 and A4 go out at once; the third append waits for A3's reply. */
+	const struct peer_step steps[] = {
+	        LOGIN_WITH("LITERAL+ UIDPLUS"),
+	        SELECT_STEPS("(\\Seen \\Flagged $Forwarded)"),
+	        {P_EXPECT, "APPEND \"INBOX\" (\\Seen $Forwarded) " DATE_TEXT " {12+}", 0},
+	        {P_EXPECT_RAW, "hello", 0},
+	        {P_EXPECT_RAW, "world", 0},
+	        {P_EXPECT, "APPEND \"INBOX\" () {3+}", 0},
+	        {P_EXPECT_RAW, "two", 0},
+	        {P_SEND, "* 1 EXISTS\r\nA3 OK [APPENDUID 7 100] done\r\n", 0},
+	        {P_EXPECT, "APPEND \"INBOX\" (\\Flagged) {5+}", 0},
+	        {P_EXPECT_RAW, "three", 0},
+	        {P_SEND, "A4 NO [TOOBIG] Message too large\r\nA5 OK [APPENDUID 7 101] ok\r\n", 0},
+	};
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 2);
+	describe_inbox(imap, 0, false);
+	const char *keywords[] = {"$Forwarded", "custom", "bad word"};
+	struct gw_imap_append m1 = message("m1", "hello\r\nworld");
+	m1.flags = GW_FLAG_SEEN | GW_FLAG_DELETED | GW_FLAG_FORWARDED;
+	m1.keywords = keywords;
+	m1.keyword_count = 3;
+	m1.has_internal_date = true;
+	m1.internal_date = DATE_EPOCH;
+	m1.tz_offset_min = -420;
+	struct gw_imap_append m2 = message("m2", "two");
+	struct gw_imap_append m3 = message("m3", "three");
+	m3.flags = GW_FLAG_FLAGGED;
+	assert_int_equal(api->append(imap, &m1, on_result, NULL), GW_OK);
+	assert_int_equal(api->append(imap, &m2, on_result, NULL), GW_OK);
+	assert_string_equal(take_results(), "");
+	assert_int_equal(api->append(imap, &m3, on_result, NULL), GW_OK);
+	assert_string_equal(take_results(), "[m1 ok 7:100 dropped \"\\Deleted custom bad word\"]");
+	assert_int_equal(api->append_wait(imap), GW_OK);
+	assert_string_equal(take_results(), "[m2 message 0:0 \"Message too large\"][m3 ok 7:101]");
+	assert_string_equal(api->last_response(imap), "Message too large");
+	finish(imap);
+}
+
+/* ---- synchronising literals ---- */
+
+static void test_synchronising_literal(void **state)
+{
+	(void)state;
+	/* No LITERAL+: each APPEND waits for "+"; a reply to an earlier APPEND may
+	 * come first; a tagged NO instead of "+" refuses this message at once. */
+	const struct peer_step steps[] = {
+	        LOGIN_WITH("UIDPLUS"),
+	        SELECT_STEPS("(\\Seen \\*)"),
+	        {P_EXPECT, "APPEND \"INBOX\" (\\Seen kw) {5}", 0},
+	        {P_SEND, "+ go ahead\r\n", 0},
+	        {P_EXPECT_RAW, "first", 0},
+	        {P_EXPECT, "APPEND \"INBOX\" () {6}", 0},
+	        {P_SEND, "A3 OK [APPENDUID 7 100] done\r\n+ ready\r\n", 0},
+	        {P_EXPECT_RAW, "second", 0},
+	        {P_EXPECT, "APPEND \"INBOX\" () {5}", 0},
+	        {P_SEND, "A5 NO [LIMIT] too many messages\r\n", 0},
+	        {P_SEND, "A4 OK done\r\n", 0},
+	};
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 4);
+	describe_inbox(imap, 0, true);
+	const char *keywords[] = {"kw"};
+	struct gw_imap_append m1 = message("m1", "first");
+	m1.flags = GW_FLAG_SEEN;
+	m1.keywords = keywords;
+	m1.keyword_count = 1;
+	struct gw_imap_append m2 = message("m2", "second");
+	struct gw_imap_append m3 = message("m3", "third");
+	assert_int_equal(api->append(imap, &m1, on_result, NULL), GW_OK);
+	assert_int_equal(api->append(imap, &m2, on_result, NULL), GW_OK);
+	assert_string_equal(take_results(), "[m1 ok 7:100]");
+	assert_int_equal(api->append(imap, &m3, on_result, NULL), GW_ERR_MESSAGE);
+	assert_string_equal(ctx.error, "APPEND to \"INBOX\" refused: too many messages");
+	assert_int_equal(api->append_wait(imap), GW_OK);
+	assert_string_equal(take_results(), "[m2 ok 0:0]");
+	finish(imap);
+}
+
+static void test_literal_minus(void **state)
+{
+	(void)state;
+	/* LITERAL-: non-synchronising up to 4096 bytes, synchronising above. */
+	static char big[4098];
+	memset(big, 'x', 4097);
+	const struct peer_step steps[] = {
+	        LOGIN_WITH("LITERAL-"),
+	        SELECT_STEPS("(\\*)"),
+	        {P_EXPECT, "APPEND \"INBOX\" () {5+}", 0},
+	        {P_EXPECT_RAW, "small", 0},
+	        {P_EXPECT, "APPEND \"INBOX\" () {4097}", 0},
+	        {P_SEND, "+ ok\r\n", 0},
+	        {P_EXPECT_RAW, big, 0},
+	        {P_SEND, "A3 OK done\r\nA4 OK done\r\n", 0},
+	};
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 0);
+	describe_inbox(imap, 0, true);
+	struct gw_imap_append m1 = message("m1", "small");
+	struct gw_imap_append m2 = message("m2", big);
+	assert_int_equal(api->append(imap, &m1, on_result, NULL), GW_OK);
+	assert_int_equal(api->append(imap, &m2, on_result, NULL), GW_OK);
+	assert_int_equal(api->append_wait(imap), GW_OK);
+	assert_string_equal(take_results(), "[m1 ok 0:0][m2 ok 0:0]");
+	finish(imap);
+}
+
+/* ---- refusals ---- */
+
+static void test_refusals_mapped(void **state)
+{
+	(void)state;
+	const struct peer_step steps[] = {
+	        LOGIN_WITH("LITERAL+"),
+	        SELECT_STEPS("(\\*)"),
+	        {P_EXPECT, "APPEND \"INBOX\" () {1+}", 0},
+	        {P_EXPECT_RAW, "a", 0},
+	        {P_EXPECT, "APPEND \"INBOX\" () {1+}", 0},
+	        {P_EXPECT_RAW, "b", 0},
+	        {P_EXPECT, "APPEND \"INBOX\" () {1+}", 0},
+	        {P_EXPECT_RAW, "c", 0},
+	        {P_EXPECT, "APPEND \"INBOX\" () {1+}", 0},
+	        {P_EXPECT_RAW, "d", 0},
+	        {P_EXPECT, "APPEND \"INBOX\" () {1+}", 0},
+	        {P_EXPECT_RAW, "e", 0},
+	        {P_SEND,
+	         "A3 NO [OVERQUOTA] Quota exceeded\r\n"
+	         "A4 NO [THROTTLED] slow down\r\n"
+	         "A5 NO Request is throttled. Suggested Backoff Time: 2500 milliseconds\r\n"
+	         "A6 NO [TRYCREATE] no such folder\r\n"
+	         "A7 BAD [UNAVAILABLE] try later\r\n",
+	         0},
+	};
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 8);
+	describe_inbox(imap, 0, true);
+	const char *names[] = {"a", "b", "c", "d", "e"};
+	for (size_t i = 0; i < 5; i++) {
+		struct gw_imap_append m = message(names[i], names[i]);
+		assert_int_equal(api->append(imap, &m, on_result, NULL), GW_OK);
+	}
+	assert_int_equal(api->append_wait(imap), GW_OK);
+	assert_string_equal(take_results(),
+	                    "[a mailbox 0:0 \"Quota exceeded\"]"
+	                    "[b throttled 0:0 \"slow down\"]"
+	                    "[c throttled 0:0 retry 2500 \"Request is throttled. Suggested "
+	                    "Backoff Time: 2500 milliseconds\"]"
+	                    "[d folder 0:0 \"no such folder\"]"
+	                    "[e session 0:0 \"try later\"]");
+	finish(imap);
+}
+
+static void test_appendlimit_refused_before_sending(void **state)
+{
+	(void)state;
+	/* Capability APPENDLIMIT=10: an 11-byte message never goes out. A bare
+	 * APPENDLIMIT would mean per-folder limits, read with STATUS. */
+	const struct peer_step steps[] = {
+	        LOGIN_WITH("LITERAL+ APPENDLIMIT=10"),
+	        SELECT_STEPS("(\\*)"),
+	        {P_EXPECT, "APPEND \"INBOX\" () {10+}", 0},
+	        {P_EXPECT_RAW, "0123456789", 0},
+	        {P_SEND, "A3 OK done\r\n", 0},
+	};
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 0);
+	describe_inbox(imap, 10, true);
+	struct gw_imap_append big = message("big", "0123456789!");
+	struct gw_imap_append fits = message("fits", "0123456789");
+	assert_int_equal(api->append(imap, &big, on_result, NULL), GW_ERR_MESSAGE);
+	assert_string_equal(ctx.error, "message of 11 bytes is larger than the destination accepts "
+	                               "in \"INBOX\" (APPENDLIMIT 10 bytes); not sent");
+	assert_int_equal(api->append(imap, &fits, on_result, NULL), GW_OK);
+	assert_int_equal(api->append_wait(imap), GW_OK);
+	assert_string_equal(take_results(), "[fits ok 0:0]");
+	finish(imap);
+}
+
+static void test_appendlimit_per_folder(void **state)
+{
+	(void)state;
+	const struct peer_step steps[] = {
+	        LOGIN_WITH("LITERAL+ APPENDLIMIT"),
+	        SELECT_STEPS("(\\Seen)"),
+	        {P_EXPECT, "STATUS \"INBOX\" (APPENDLIMIT)", 0},
+	        {P_SEND, "* STATUS INBOX (APPENDLIMIT 2048)\r\n$T OK done\r\n", 0},
+	};
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 0);
+	describe_inbox(imap, 2048, false);
+	finish(imap);
+}
+
+/* ---- results arriving during other commands; a lost connection ---- */
+
+static void test_results_during_other_commands(void **state)
+{
+	(void)state;
+	const struct peer_step steps[] = {
+	        LOGIN_WITH("LITERAL+ UIDPLUS"),
+	        SELECT_STEPS("(\\*)"),
+	        {P_EXPECT, "APPEND \"INBOX\" () {1+}", 0},
+	        {P_EXPECT_RAW, "x", 0},
+	        {P_EXPECT, "CREATE \"Entw&APw-rfe\"", 0},
+	        {P_SEND, "A3 OK [APPENDUID 7 100] done\r\n$T OK created\r\n", 0},
+	        {P_EXPECT, "SUBSCRIBE \"Entw&APw-rfe\"", 0},
+	        {P_SEND, "$T OK done\r\n", 0},
+	        {P_EXPECT, "CREATE \"Sent\"", 0},
+	        {P_SEND, "$T NO [ALREADYEXISTS] Mailbox exists\r\n", 0},
+	        {P_EXPECT, "CREATE \"bad*name\"", 0},
+	        {P_SEND, "$T NO Invalid mailbox name\r\n", 0},
+	};
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 0);
+	describe_inbox(imap, 0, true);
+	struct gw_imap_append m = message("m", "x");
+	assert_int_equal(api->append(imap, &m, on_result, NULL), GW_OK);
+	bool created = false;
+	assert_int_equal(api->create(imap, "Entwürfe", &created), GW_OK);
+	assert_true(created);
+	assert_string_equal(take_results(), "[m ok 7:100]");
+	assert_int_equal(api->subscribe(imap, "Entwürfe"), GW_OK);
+	assert_int_equal(api->create(imap, "Sent", &created), GW_OK);
+	assert_false(created);
+	assert_int_equal(api->create(imap, "bad*name", &created), GW_ERR_FOLDER);
+	assert_string_equal(ctx.error, "the server refused to create folder \"bad*name\": Invalid "
+	                               "mailbox name");
+	assert_int_equal(api->append_wait(imap), GW_OK);
+	finish(imap);
+}
+
+static void test_connection_lost_with_appends_in_flight(void **state)
+{
+	(void)state;
+	const struct peer_step steps[] = {
+	        LOGIN_WITH("LITERAL+ UIDPLUS"),
+	        SELECT_STEPS("(\\*)"),
+	        {P_EXPECT, "APPEND \"INBOX\" () {1+}", 0},
+	        {P_EXPECT_RAW, "x", 0},
+	        {P_EXPECT, "APPEND \"INBOX\" () {1+}", 0},
+	        {P_EXPECT_RAW, "y", 0},
+	        {P_SEND, "A3 OK [APPENDUID 7 100] done\r\n* BYE shutting down\r\n", 0},
+	};
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 0);
+	describe_inbox(imap, 0, true);
+	struct gw_imap_append x = message("x", "x"), y = message("y", "y");
+	assert_int_equal(api->append(imap, &x, on_result, NULL), GW_OK);
+	assert_int_equal(api->append(imap, &y, on_result, NULL), GW_OK);
+	assert_int_equal(api->append_wait(imap), GW_ERR_SESSION);
+	/* y's fate is unknown: no result for it. */
+	assert_string_equal(take_results(), "[x ok 7:100]");
+	assert_int_equal(api->append_wait(imap), GW_OK); /* nothing left in flight */
+	finish(imap);
+}
+
+/* ---- namespace, search, metadata ---- */
+
+static void test_namespace(void **state)
+{
+	(void)state;
+	const struct peer_step steps[] = {
+	        LOGIN_WITH("NAMESPACE"),
+	        {P_EXPECT, "NAMESPACE", 0},
+	        {P_SEND,
+	         "* NAMESPACE ((\"INBOX.\" \".\")) ((\"user.\" \".\")) NIL\r\n$T OK done\r\n", 0},
+	};
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 0);
+	struct gw_imap_namespace ns = {.struct_size = sizeof(ns)};
+	assert_int_equal(api->get_namespace(imap, &ns), GW_OK);
+	assert_string_equal(ns.prefix, "INBOX.");
+	assert_int_equal(ns.delimiter, '.');
+	assert_int_equal(api->get_namespace(imap, &ns), GW_OK); /* remembered: no command */
+	finish(imap);
+}
+
+static void test_namespace_without_extension(void **state)
+{
+	(void)state;
+	const struct peer_step steps[] = {
+	        LOGIN_WITH("LITERAL+"),
+	        {P_EXPECT, "LIST \"\" \"\"", 0},
+	        {P_SEND, "* LIST (\\Noselect) \"/\" \"\"\r\n$T OK done\r\n", 0},
+	};
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 0);
+	struct gw_imap_namespace ns = {.struct_size = sizeof(ns)};
+	assert_int_equal(api->get_namespace(imap, &ns), GW_OK);
+	assert_string_equal(ns.prefix, "");
+	assert_int_equal(ns.delimiter, '/');
+	finish(imap);
+}
+
+static void on_uid(void *arg, uint32_t uid)
+{
+	gw_buf_printf(arg, "%u ", uid);
+}
+
+static gw_status on_meta(void *arg, const struct gw_message_meta *m)
+{
+	gw_buf_printf(arg, "[%u %llu %lld %d]", m->uid, (unsigned long long)m->size,
+	              (long long)m->internal_date, m->tz_offset_min);
+	return GW_OK;
+}
+
+static void test_search_and_fetch_meta(void **state)
+{
+	(void)state;
+	const struct peer_step steps[] = {
+	        LOGIN_WITH("LITERAL+"),
+	        SELECT_STEPS("(\\*)"),
+	        {P_EXPECT, "UID SEARCH HEADER Message-ID \"<a\\\"b@x>\"", 0},
+	        {P_SEND, "* SEARCH 4 9\r\n$T OK done\r\n", 0},
+	        {P_EXPECT, "UID FETCH 4,9 (UID RFC822.SIZE INTERNALDATE FLAGS)", 0},
+	        {P_SEND,
+	         "* 1 FETCH (UID 4 RFC822.SIZE 12 INTERNALDATE " DATE_TEXT " FLAGS ())\r\n"
+	         "* 2 FETCH (FLAGS (\\Seen) UID 9 RFC822.SIZE 30 INTERNALDATE \"01-Jan-2020 "
+	         "00:00:00 +0000\")\r\n$T OK done\r\n",
+	         0},
+	};
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 0);
+	describe_inbox(imap, 0, true);
+	struct gw_buf out = {0};
+	gw_buf_append(&out, "", 0);
+	assert_int_equal(api->search(imap, "HEADER Message-ID \"<a\\\"b@x>\"", on_uid, &out),
+	                 GW_OK);
+	assert_string_equal(out.data, "4 9 ");
+	const uint32_t uids[] = {4, 9};
+	gw_buf_reset(&out);
+	assert_int_equal(api->fetch_meta(imap, uids, 2, on_meta, &out), GW_OK);
+	assert_string_equal(out.data, "[4 12 837596665 -420][9 30 1577836800 0]");
+	gw_buf_free(&out);
+	finish(imap);
+}
+
+/* ---- INTERNALDATE written in the message's own zone ---- */
+
+static void test_format_internaldate(void **state)
+{
+	(void)state;
+	char out[32];
+	assert_true(gw_imap_format_internaldate(DATE_EPOCH, -420, out));
+	assert_string_equal(out, "17-Jul-1996 02:44:25 -0700");
+	assert_true(gw_imap_format_internaldate(0, 0, out));
+	assert_string_equal(out, "01-Jan-1970 00:00:00 +0000");
+	assert_true(gw_imap_format_internaldate(1709164800, 330, out)); /* leap day, +05:30 */
+	assert_string_equal(out, "29-Feb-2024 05:30:00 +0530");
+	assert_true(gw_imap_format_internaldate(-1, -60, out));
+	assert_string_equal(out, "31-Dec-1969 22:59:59 -0100");
+	assert_false(gw_imap_format_internaldate(253402300800LL, 0, out)); /* year 10000 */
+	assert_false(gw_imap_format_internaldate(0, 1440, out));
+	/* Round trip through the parser, zone kept. */
+	int64_t epoch;
+	int32_t zone;
+	assert_true(gw_imap_format_internaldate(1234567890, 765, out));
+	assert_true(gw_imap_parse_internaldate(out, &epoch, &zone));
+	assert_int_equal(epoch, 1234567890);
+	assert_int_equal(zone, 765);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_setup(test_literal_plus_pipelined, setup),
+	        cmocka_unit_test_setup(test_synchronising_literal, setup),
+	        cmocka_unit_test_setup(test_literal_minus, setup),
+	        cmocka_unit_test_setup(test_refusals_mapped, setup),
+	        cmocka_unit_test_setup(test_appendlimit_refused_before_sending, setup),
+	        cmocka_unit_test_setup(test_appendlimit_per_folder, setup),
+	        cmocka_unit_test_setup(test_results_during_other_commands, setup),
+	        cmocka_unit_test_setup(test_connection_lost_with_appends_in_flight, setup),
+	        cmocka_unit_test_setup(test_namespace, setup),
+	        cmocka_unit_test_setup(test_namespace_without_extension, setup),
+	        cmocka_unit_test_setup(test_search_and_fetch_meta, setup),
+	        cmocka_unit_test(test_format_internaldate),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
