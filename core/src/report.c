@@ -567,7 +567,8 @@ static char *unique_base(const char *dir, int64_t started_ms)
 	}
 }
 
-struct gw_run_report *gw_run_report_open(const char *dir, int64_t started_ms, char **error)
+struct gw_run_report *gw_run_report_open(const char *dir, int64_t started_ms, bool dry_run,
+                                         char **error)
 {
 	if (!make_dirs(dir, error))
 		return NULL;
@@ -596,9 +597,9 @@ struct gw_run_report *gw_run_report_open(const char *dir, int64_t started_ms, ch
 	char stamp[32];
 	gw_format_utc_ms(started_ms, stamp);
 	fprintf(r->json,
-	        "{\"report_version\":1,\"godwit_version\":\"%s\",\"started\":\"%s\",\n"
-	        "\"mailboxes\":[\n",
-	        GODWIT_VERSION, stamp);
+	        "{\"report_version\":1,\"godwit_version\":\"%s\",\"dry_run\":%s,"
+	        "\"started\":\"%s\",\n\"mailboxes\":[\n",
+	        GODWIT_VERSION, dry_run ? "true" : "false", stamp);
 	struct gw_buf header = {0};
 	gw_report_csv_header(&header);
 	fputs(header.data, r->csv);

@@ -138,8 +138,10 @@ struct gw_budget_report {
 struct gw_run_report;
 
 /* Create report-<UTC time>.json/.csv (as .tmp until closed) under @p dir,
- * creating @p dir if needed. NULL and *error if that is not possible. */
-struct gw_run_report *gw_run_report_open(const char *dir, int64_t started_ms, char **error);
+ * creating @p dir if needed. NULL and *error if that is not possible.
+ * @p dry_run is recorded in the JSON. */
+struct gw_run_report *gw_run_report_open(const char *dir, int64_t started_ms, bool dry_run,
+                                         char **error);
 /* Write one finished mailbox (thread-safe) and add it to the totals. */
 void gw_run_report_add(struct gw_run_report *report, const struct gw_mailbox_report *mailbox);
 /* Write totals, close and rename the files into place. *error on failure. */

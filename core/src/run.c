@@ -34,6 +34,7 @@ struct run {
 	struct gw_budget **budgets;
 	size_t budget_count;
 	int64_t started;
+	char *state_path;
 	struct gw_state *state; /* the main thread's own handle: runs table */
 	int64_t run_id;
 };
@@ -154,12 +155,26 @@ static const char *run_status(const struct gw_counts *t)
 	return t->completed + t->partial > 0 ? "partial" : "failed";
 }
 
+/* A dry run keeps its own state beside the real one ("x.db" -> "x.dry-run.db"):
+ * what went into the dry-run Maildir must not count as migrated for real. */
+static char *state_path_of(const struct gw_plan *plan)
+{
+	const char *path = plan->profile->state_path;
+	if (!plan->dry_run)
+		return gw_xstrdup(path);
+	size_t len = strlen(path);
+	if (len > 3 && strcmp(path + len - 3, ".db") == 0)
+		return gw_xasprintf("%.*s.dry-run.db", (int)(len - 3), path);
+	return gw_xasprintf("%s.dry-run", path);
+}
+
 static bool open_run(struct run *r)
 {
 	const struct gw_profile *profile = r->plan->profile;
 	char *error = NULL;
-	if (!gw_state_open(profile->state_path, &r->state, &error)) {
-		fprintf(stderr, "godwit: cannot open state %s: %s\n", profile->state_path,
+	r->state_path = state_path_of(r->plan);
+	if (!gw_state_open(r->state_path, &r->state, &error)) {
+		fprintf(stderr, "godwit: cannot open state %s: %s\n", r->state_path,
 		        error != NULL ? error : "unknown error");
 		free(error);
 		return false;
@@ -170,7 +185,8 @@ static bool open_run(struct run *r)
 		error = NULL;
 		r->run_id = 0;
 	}
-	r->sched.report = gw_run_report_open(profile->report_dir, r->started, &error);
+	r->sched.report =
+	        gw_run_report_open(profile->report_dir, r->started, r->plan->dry_run, &error);
 	if (r->sched.report == NULL) {
 		fprintf(stderr, "godwit: %s\n", error != NULL ? error : "cannot create the report");
 		free(error);
@@ -193,18 +209,22 @@ static void free_run(struct run *r)
 	free(r->budgets);
 	gw_run_report_free(r->sched.report);
 	gw_state_close(r->state);
+	free(r->state_path);
 }
 
 int gw_run(struct gw_plan *plan, const struct gw_run_options *options)
 {
 	struct run r = {.plan = plan, .started = now_ms()};
-	if (!open_run(&r))
+	if (!open_run(&r)) {
+		free(r.state_path);
 		return EXIT_CONFIG;
-	r.sched.state_path = plan->profile->state_path;
+	}
+	r.sched.state_path = r.state_path;
 	r.sched.progress_lines = options == NULL || options->progress;
 	if (plan->dry_run)
 		gw_log(NULL, GW_LOG_INFO,
-		       "dry run: every sink is a maildir under the dry-run folder");
+		       "dry run: every sink is a maildir under the dry-run folder, state in %s",
+		       r.state_path);
 	init_pipelines(&r);
 	build_queues(&r);
 

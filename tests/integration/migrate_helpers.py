@@ -175,6 +175,8 @@ class MigrationCase(unittest.TestCase):
         self.addCleanup(self.work.cleanup)
 
     def assertRun(self, proc, code):
+        # Under the sanitizer build an ASan/UBSan report is a failure whatever the exit code.
+        self.assertNotIn("Sanitizer", proc.stderr, proc.stderr[-6000:])
         self.assertEqual(proc.returncode, code,
                          "godwit exited %s, expected %s\nstdout:\n%s\nstderr:\n%s"
                          % (proc.returncode, code, proc.stdout, proc.stderr[-6000:]))

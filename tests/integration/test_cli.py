@@ -38,6 +38,7 @@ class Plugins(unittest.TestCase):
         lines = {tuple(l.split()[:3]) for l in r.stdout.splitlines()}
         self.assertIn(("source", "imap", "0.1.0"), lines)
         self.assertIn(("sink", "maildir", "1.0.0"), lines)
+        self.assertIn("imap", {l[1] for l in lines if l[0] == "sink"})
         # Test plugins live in their own folder and are never listed.
         self.assertNotIn("testgood", r.stdout)
 
@@ -121,16 +122,16 @@ class ProfileErrors(unittest.TestCase):
                 version: 1
                 pipelines:
                   - name: p
-                    source: {plugin: imap, host: h}
-                    sink: {plugin: imap, host: h}
+                    source: {plugin: maildir, path: x}
+                    sink: {plugin: maildir, path: y}
                     mailboxes:
                       list: [{email: a@example.org}]
                 """)
             r = godwit("check", path)
             self.assertEqual(r.returncode, 2)
             self.assertIn(
-                f"{path}:5:11: error: pipelines[0].sink.plugin: 'imap' is a source plugin "
-                "and cannot be used as a sink", r.stderr)
+                f"{path}:4:13: error: pipelines[0].source.plugin: 'maildir' is a sink plugin "
+                "and cannot be used as a source", r.stderr)
 
     def test_every_error_is_reported_at_once(self):
         with tempfile.TemporaryDirectory() as d:

@@ -6,13 +6,14 @@ first, and the report's counts.
 """
 
 import os
+import subprocess
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from migrate_helpers import (MigrationCase, dovecot, mailbox_of, mailgen,  # noqa: E402
-                             read_sink, seed, verify)
+from migrate_helpers import (MigrationCase, dovecot, godwit_bin, mailbox_of,  # noqa: E402
+                             mailgen, plugin_dir, read_sink, seed, verify)
 
 ALICE = "alice@example.org"
 BATCH = 1024  # GW_BATCH_MESSAGES in core/src/migrate.h
@@ -115,6 +116,28 @@ class BasicMigration(MigrationCase):
         # The state records the hash of exactly what the sink holds.
         sink = read_sink(self.work.maildir(ALICE))
         self.assertEqual(sorted(sink.hashes().elements()), sorted(r[3] for r in rows))
+
+    def test_dry_run_is_separate_from_the_real_run(self):
+        self.profile()
+        proc = subprocess.run([godwit_bin(), "run", self.work.profile, "--dry-run",
+                               "--plugin-path", plugin_dir()], cwd=self.work.path,
+                              capture_output=True, text=True, timeout=600)
+        self.assertRun(proc, 0)
+        report = self.work.report_of(proc.stdout)
+        self.assertTrue(report["dry_run"])
+        total = mailbox_of(report, ALICE)["migrated"]
+        self.assertGreater(total, BATCH)
+        dry = read_sink(os.path.join(self.work.path, "dry-run", "e2e", ALICE))
+        self.assertEqual(total, dry.count())
+        self.assertFalse(os.path.exists(self.work.maildir(ALICE)), "the real sink is untouched")
+        self.assertFalse(os.path.exists(self.work.state), "the real state is untouched")
+        # The real run then copies everything: the dry run counts for nothing.
+        real = self.work.run()
+        self.assertRun(real, 0)
+        report = self.work.report_of(real.stdout)
+        self.assertFalse(report["dry_run"])
+        self.assertEqual((total, 0), (mailbox_of(report, ALICE)["migrated"],
+                                      mailbox_of(report, ALICE)["already_present"]))
 
     def test_folder_rules(self):
         self.profile(folders={"exclude": ["Junk", "Archive/*", "\\Trash"],

@@ -231,10 +231,10 @@ static void test_run_report_files(void **state)
 	char *sub = gw_xasprintf("%s/reports/nested", dir);
 	char *error = NULL;
 	int64_t start = 1700000000000;
-	struct gw_run_report *r = gw_run_report_open(sub, start, &error);
+	struct gw_run_report *r = gw_run_report_open(sub, start, false, &error);
 	assert_non_null(r);
 	/* A second run in the same second gets its own files. */
-	struct gw_run_report *r2 = gw_run_report_open(sub, start, &error);
+	struct gw_run_report *r2 = gw_run_report_open(sub, start, true, &error);
 	assert_non_null(r2);
 	char *expected_json = gw_xasprintf("%s/report-20231114T221320Z.json", sub);
 	char *expected_json2 = gw_xasprintf("%s/report-20231114T221320Z-2.json", sub);
@@ -268,8 +268,8 @@ static void test_run_report_files(void **state)
 	                   "\"skipped_too_large\":0,\"skipped_over_cap\":0,\"skipped_filtered\":0,"
 	                   "\"failed\":0,\"bytes\":0";
 	char *expected = gw_xasprintf(
-	        "{\"report_version\":1,\"godwit_version\":\"%s\",\"started\":"
-	        "\"2023-11-14T22:13:20.000Z\",\n\"mailboxes\":[\n%s,\n%s\n],\n"
+	        "{\"report_version\":1,\"godwit_version\":\"%s\",\"dry_run\":false,"
+	        "\"started\":\"2023-11-14T22:13:20.000Z\",\n\"mailboxes\":[\n%s,\n%s\n],\n"
 	        "\"pipelines\":[{\"name\":\"p1\",\"totals\":{\"mailboxes\":2,\"completed\":0,"
 	        "\"partial\":2,\"failed_mailboxes\":0,\"interrupted\":0,%s}},{\"name\":\"p2\","
 	        "\"totals\":{\"mailboxes\":0,\"completed\":0,\"partial\":0,\"failed_mailboxes\":0,"
@@ -294,6 +294,12 @@ static void test_run_report_files(void **state)
 	free(expected_csv);
 	free(csv);
 
+	char *json2 = read_all(expected_json2);
+	assert_non_null(
+	        strstr(json2, ",\"dry_run\":true,\"started\":\"2023-11-14T22:13:20.000Z\","));
+	assert_non_null(strstr(json2, "\"mailboxes\":[\n\n],\n\"pipelines\":[],\n"));
+	free(json2);
+
 	const struct gw_counts *t = gw_run_report_totals(r);
 	assert_int_equal(t->mailboxes, 2);
 	assert_int_equal(t->migrated, 10);
@@ -314,7 +320,7 @@ static void test_report_dir_not_writable(void **state)
 {
 	(void)state;
 	char *error = NULL;
-	struct gw_run_report *r = gw_run_report_open("/proc/gw-no-such/reports", 0, &error);
+	struct gw_run_report *r = gw_run_report_open("/proc/gw-no-such/reports", 0, false, &error);
 	assert_null(r);
 	assert_string_equal(error, "cannot create report directory /proc/gw-no-such: "
 	                           "No such file or directory");
