@@ -1269,7 +1269,6 @@ static void count_migrated(struct attempt *a, struct batch_item *item)
 	rf->rep->migrated++;
 	rf->rep->bytes += item->size;
 	a->entries[item->entry].state = ENTRY_DONE;
-	a->job->attempt_migrated = true;
 	atomic_fetch_add(&a->res->progress->done, 1);
 	atomic_fetch_add(&a->res->progress->bytes, item->size);
 	settle_one(a);
@@ -1536,7 +1535,6 @@ gw_status gw_migrate_attempt(struct gw_mailbox_job *job, struct gw_worker_res *r
 	a.batch_scratch = gw_xcalloc(GW_BATCH_MESSAGES, sizeof(*a.batch_scratch));
 	a.records = gw_xcalloc(GW_BATCH_MESSAGES, sizeof(*a.records));
 	a.uids = gw_xcalloc(GW_BATCH_MESSAGES, sizeof(*a.uids));
-	job->attempt_migrated = false;
 	job->report.attempts++;
 	gw_status st = run_attempt(&a);
 	close_sessions(&a);

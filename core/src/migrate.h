@@ -63,8 +63,7 @@ struct gw_mailbox_job {
 	struct gw_pipeline_rt *rt;
 	const struct gw_mailbox *mailbox;
 	struct gw_mailbox_report report;
-	uint64_t outstanding;  /* this job's share of gw_progress::planned still to do */
-	bool attempt_migrated; /* the last attempt committed at least one message */
+	uint64_t outstanding; /* this job's share of gw_progress::planned still to do */
 };
 
 void gw_mailbox_job_init(struct gw_mailbox_job *job, struct gw_pipeline_rt *rt,
