@@ -15,28 +15,28 @@
 enum { EXIT_OK = 0, EXIT_PARTIAL = 1, EXIT_USAGE = 2 };
 
 static const char usage_text[] =
-	"Usage: godwit [OPTIONS] COMMAND [ARGS]\n"
-	"\n"
-	"Move mailboxes (messages and folders) from IMAP servers into Exchange Online,\n"
-	"IMAP or Maildir, as described by a YAML profile.\n"
-	"\n"
-	"Commands:\n"
-	"  run PROFILE       migrate every mailbox of the profile (re-running syncs what is new)\n"
-	"  check PROFILE     validate the profile offline and print the resolved plan\n"
-	"  plugins [NAME]    list the plugins found, or the options of one plugin\n"
-	"\n"
-	"Options:\n"
-	"  --plugin-path DIR search DIR for plugins first (repeatable)\n"
-	"  --dry-run         run: write into Maildir under ./dry-run instead of the sinks\n"
-	"  --dry-run-dir DIR run: where --dry-run writes (default ./dry-run)\n"
-	"  --no-progress     run: no periodic progress lines\n"
-	"  --log-level LEVEL error, warn, info (default), debug or trace\n"
-	"  -h, --help        this text\n"
-	"  --version         print the version\n"
-	"\n"
-	"Exit codes: 0 success, 1 partial failure (some mailboxes or messages failed),\n"
-	"2 usage or configuration error.\n"
-	"Documentation: docs/ (profile.md, architecture.md).\n";
+        "Usage: godwit [OPTIONS] COMMAND [ARGS]\n"
+        "\n"
+        "Move mailboxes (messages and folders) from IMAP servers into Exchange Online,\n"
+        "IMAP or Maildir, as described by a YAML profile.\n"
+        "\n"
+        "Commands:\n"
+        "  run PROFILE       migrate every mailbox of the profile (re-running syncs what is new)\n"
+        "  check PROFILE     validate the profile offline and print the resolved plan\n"
+        "  plugins [NAME]    list the plugins found, or the options of one plugin\n"
+        "\n"
+        "Options:\n"
+        "  --plugin-path DIR search DIR for plugins first (repeatable)\n"
+        "  --dry-run         run: write into Maildir under ./dry-run instead of the sinks\n"
+        "  --dry-run-dir DIR run: where --dry-run writes (default ./dry-run)\n"
+        "  --no-progress     run: no periodic progress lines\n"
+        "  --log-level LEVEL error, warn, info (default), debug or trace\n"
+        "  -h, --help        this text\n"
+        "  --version         print the version\n"
+        "\n"
+        "Exit codes: 0 success, 1 partial failure (some mailboxes or messages failed),\n"
+        "2 usage or configuration error.\n"
+        "Documentation: docs/ (profile.md, architecture.md).\n";
 
 struct cli {
 	const char *command;
@@ -118,10 +118,10 @@ static struct gw_plan *build_plan(const struct cli *cli)
 {
 	struct gw_diag diag = {0};
 	struct gw_plan_options opts = {
-		.plugin_dirs = cli->plugin_dirs,
-		.plugin_dir_count = cli->plugin_dir_count,
-		.dry_run = cli->dry_run,
-		.dry_run_dir = cli->dry_run_dir,
+	        .plugin_dirs = cli->plugin_dirs,
+	        .plugin_dir_count = cli->plugin_dir_count,
+	        .dry_run = cli->dry_run,
+	        .dry_run_dir = cli->dry_run_dir,
 	};
 	struct gw_plan *plan = gw_plan_build(cli->argument, &opts, &diag);
 	gw_diag_print(&diag);
@@ -211,7 +211,8 @@ static int cmd_plugins(const struct cli *cli)
 	int code = EXIT_OK;
 	if (listing.found == 0) {
 		if (cli->argument)
-			fprintf(stderr, "godwit: no plugin named '%s'; looked in:\n", cli->argument);
+			fprintf(stderr, "godwit: no plugin named '%s'; looked in:\n",
+			        cli->argument);
 		else
 			fprintf(stderr, "godwit: no plugins found; looked in:\n");
 		for (size_t i = 0; i < loader.dir_count; i++)

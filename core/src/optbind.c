@@ -196,10 +196,10 @@ bool gw_option_parse_value(const struct gw_option *opt, const char *text, void *
 		return true;
 	case GW_OPT_SECRET: return parse_secret(opt, text, config, store, error);
 	case GW_OPT_PATH:
-		*(const char **)field(config, opt) = store_keep(
-		        store, text[0] != '/' && store->base_dir
-		                       ? gw_xasprintf("%s/%s", store->base_dir, text)
-		                       : gw_xstrdup(text));
+		*(const char **)field(config, opt) =
+		        store_keep(store, text[0] != '/' && store->base_dir
+		                                  ? gw_xasprintf("%s/%s", store->base_dir, text)
+		                                  : gw_xstrdup(text));
 		return true;
 	case GW_OPT_ENUM: return parse_enum(opt, text, field(config, opt), error);
 	case GW_OPT_LIST: bind_list(config, opt, &text, 1, store); return true;

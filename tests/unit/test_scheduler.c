@@ -64,7 +64,8 @@ static void test_budget_never_exceeded(void **state)
 	struct gw_budget *b = gw_budget_new("source imap host", 3);
 	atomic_int inside = 0, max_inside = 0;
 	pthread_t threads[8];
-	struct contender c = {.budget = b, .inside = &inside, .max_inside = &max_inside, .rounds = 40};
+	struct contender c = {
+	        .budget = b, .inside = &inside, .max_inside = &max_inside, .rounds = 40};
 	for (int i = 0; i < 8; i++)
 		assert_int_equal(pthread_create(&threads[i], NULL, contend, &c), 0);
 	for (int i = 0; i < 8; i++)
@@ -75,7 +76,8 @@ static void test_budget_never_exceeded(void **state)
 	assert_int_equal(r.limit, 3);
 	assert_int_equal(r.peak, 3);
 	assert_int_equal(atomic_load(&max_inside), 3);
-	/* A second pipeline on the same host with a lower limit lowers it; a higher one does not. */
+	/* A second pipeline on the same host with a lower limit lowers it; a higher one does not.
+	 */
 	gw_budget_limit_min(b, 5);
 	gw_budget_describe(b, &r);
 	assert_int_equal(r.limit, 3);
