@@ -288,7 +288,7 @@ static gw_status parse_literal_marker(struct imap_parser *p, uint64_t *size)
 static gw_status read_literal(struct imap_parser *p, const struct imap_value *top,
                               struct imap_value *list)
 {
-	uint64_t size;
+	uint64_t size = 0;
 	gw_status st = parse_literal_marker(p, &size);
 	if (st != GW_OK)
 		return st;

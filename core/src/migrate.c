@@ -168,6 +168,7 @@ struct run_folder {
 	char sink_id[GW_SINK_ID_MAX];
 	bool ensured;
 	bool failed;
+	uint64_t size_limit; /* min(max_size, the sink's limit for the folder); 0: none */
 	uint32_t uidvalidity;
 	uint32_t *failed_uids; /* failed earlier in this run, sorted */
 	size_t failed_count;
@@ -216,6 +217,8 @@ struct attempt {
 	size_t batch_count;
 	struct batch_item *batch_scratch;
 	struct gw_state_record *records;
+	/* Per batch position: what the sink says about an item after append() returned. */
+	struct gw_sink_outcome *outcomes;
 	uint32_t *uids;
 	const char *kw_scratch[256];
 	char *error; /* why the attempt stopped */
@@ -409,6 +412,27 @@ static gw_status list_and_map(struct attempt *a)
 	return GW_OK;
 }
 
+/* The smaller of two size limits where 0 means none. */
+static uint64_t min_limit(uint64_t x, uint64_t y)
+{
+	if (x == 0)
+		return y;
+	return y == 0 || x < y ? x : y;
+}
+
+/* Ask the sink how large a message the folder takes: larger ones are skipped
+ * before they are fetched, like messages over max_size. */
+static void read_size_limit(struct attempt *a, struct run_folder *rf)
+{
+	uint64_t limit = 0;
+	char set_by[GW_SINK_LIMIT_TEXT_MAX] = "";
+	if (a->snk_ops->size_limit != NULL)
+		limit = a->snk_ops->size_limit(a->snk, rf->sink_folder, set_by);
+	set_by[sizeof(set_by) - 1] = '\0';
+	gw_folder_report_set_sink_limit(rf->rep, limit, set_by[0] ? set_by : a->rt->sink_label);
+	rf->size_limit = min_limit(a->cfg->max_size, limit);
+}
+
 static gw_status ensure_folders(struct attempt *a)
 {
 	const char **ids = gw_xcalloc(a->folder_count ? a->folder_count : 1, sizeof(*ids));
@@ -436,6 +460,9 @@ static gw_status ensure_folders(struct attempt *a)
 		rf->ensured = true;
 		free(rf->rep->sink_folder);
 		rf->rep->sink_folder = gw_xstrdup(rf->sink_id);
+		a->kctx.folder = rf->mapped->source_name;
+		read_size_limit(a, rf);
+		a->kctx.folder = NULL;
 		ids[i] = rf->sink_id;
 	}
 	struct gw_folder_collision *collisions = NULL;
@@ -492,165 +519,237 @@ static bool drop_one_pending(struct attempt *a, struct run_folder *rf,
 	return gw_state_drop_pending(a->res->state, &rf->key, &r->uid, r->uidvalidity, 1, error);
 }
 
-/* Pending messages the sink confirmed, fetched once more from the source so the
- * state records the SHA-256 of exactly the bytes that were written. */
-struct rehash {
-	struct attempt *a;
-	struct run_folder *rf;
-	struct gw_state_record *records; /* from the pending list; sink_id filled */
-	char (*sink_ids)[GW_SINK_ID_MAX];
-	bool *settled;
+/* Sink ids the state already records, in the same sink folder, for messages
+ * with a given Message-ID and size, from every source folder that lands
+ * there: a lookup must not hand one of them out again. */
+struct recorded_ids {
+	const char *sink_folder;
+	char **ids;
 	size_t count;
-	long current;
-	char *error;
 };
 
-static gw_status on_rehash_begin(void *arg, uint32_t uid, uint64_t size)
+static void collect_recorded(const char *sink_folder, const char *sink_id, void *arg)
 {
-	struct rehash *rh = arg;
-	rh->current = -1;
-	for (size_t i = 0; i < rh->count; i++) {
-		if (rh->records[i].uid == uid && !rh->settled[i])
-			rh->current = (long)i;
+	struct recorded_ids *rec = arg;
+	if (sink_folder == NULL || sink_id == NULL || strcmp(sink_folder, rec->sink_folder) != 0)
+		return;
+	rec->ids = gw_xrealloc(rec->ids, (rec->count + 1) * sizeof(*rec->ids));
+	rec->ids[rec->count++] = gw_xstrdup(sink_id);
+}
+
+static void recorded_free(struct recorded_ids *rec)
+{
+	for (size_t i = 0; i < rec->count; i++)
+		free(rec->ids[i]);
+	free(rec->ids);
+	rec->ids = NULL;
+	rec->count = 0;
+}
+
+static bool load_recorded(struct attempt *a, const struct run_folder *rf, const char *message_id,
+                          uint64_t size, struct recorded_ids *rec, char **error)
+{
+	rec->sink_folder = rf->sink_id;
+	for (size_t i = 0; i < a->folder_count; i++) {
+		const struct run_folder *other = &a->folders[i];
+		if (!other->ensured || strcmp(other->sink_id, rf->sink_id) != 0)
+			continue;
+		if (!gw_state_done_sink_ids(a->res->state, &other->key, message_id, size,
+		                            collect_recorded, rec, error))
+			return false;
+	}
+	return true;
+}
+
+/* Pending messages of the folder's current UIDVALIDITY are fetched once more
+ * from the source, so the sink's lookup sees the exact bytes (and their
+ * Message-ID and SHA-256) instead of guessing from size and date, and a
+ * message it finds is recorded with the hash of exactly those bytes. */
+struct resolve {
+	struct attempt *a;
+	struct run_folder *rf;
+	struct gw_state_record *records;
+	bool *settled;
+	size_t count;
+	long current; /* index into records of the message being received, -1 if none */
+	size_t found;
+	gw_status stop; /* a sink or state failure that ends the fetch */
+};
+
+static gw_status on_resolve_begin(void *arg, uint32_t uid, uint64_t size)
+{
+	struct resolve *rs = arg;
+	rs->current = -1;
+	for (size_t i = 0; i < rs->count && rs->current < 0; i++) {
+		if (rs->records[i].uid == uid && !rs->settled[i])
+			rs->current = (long)i;
 	}
 	char *error = NULL;
-	if (rh->current < 0 || !gw_spool_begin(rh->a->res->spool, size, &error)) {
-		free(error); /* not re-hashed: dropped and copied again */
-		rh->current = -1;
+	if (rs->current < 0 || !gw_spool_begin(rs->a->res->spool, size, &error)) {
+		free(error); /* not looked up: dropped below and copied again */
+		rs->current = -1;
 		return GW_ERR_MESSAGE;
 	}
 	return GW_OK;
 }
 
-static gw_status on_rehash_data(void *arg, const void *bytes, size_t length)
+static gw_status on_resolve_data(void *arg, const void *bytes, size_t length)
 {
-	struct rehash *rh = arg;
+	struct resolve *rs = arg;
 	char *error = NULL;
-	if (rh->current >= 0 && !gw_spool_write(rh->a->res->spool, bytes, length, &error)) {
+	if (rs->current >= 0 && !gw_spool_write(rs->a->res->spool, bytes, length, &error)) {
 		free(error);
-		rh->current = -1;
+		rs->current = -1;
 	}
 	return GW_OK;
 }
 
-static gw_status on_rehash_end(void *arg, uint32_t uid)
+/* Ask the sink about one pending message whose bytes are at hand: found, it
+ * is recorded done; not found, its pending row goes and it is copied again. */
+static gw_status lookup_fetched(struct resolve *rs, struct gw_state_record *r,
+                                const unsigned char *data, size_t len, const char *sha)
 {
-	struct rehash *rh = arg;
-	if (rh->current < 0 || rh->records[rh->current].uid != uid)
+	struct attempt *a = rs->a;
+	struct run_folder *rf = rs->rf;
+	char *message_id = gw_message_id_of(data, len);
+	struct recorded_ids rec = {0};
+	char *error = NULL;
+	if (!load_recorded(a, rf, message_id, len, &rec, &error)) {
+		free(message_id);
+		recorded_free(&rec);
+		return stop_state(a, error);
+	}
+	struct gw_message_meta meta = {.struct_size = sizeof(meta),
+	                               .uid = r->uid,
+	                               .size = len,
+	                               .internal_date = r->internal_date,
+	                               .message_id = message_id};
+	struct gw_message message = {.struct_size = sizeof(message),
+	                             .meta = &meta,
+	                             .data = data,
+	                             .size = len,
+	                             .sha256_hex = sha};
+	char key[25];
+	if (r->origin_key == NULL) /* a row written before origin keys were recorded */
+		gw_origin_key(a->rt->name, a->job->mailbox->email, rf->mapped->source_name,
+		              r->uidvalidity, r->uid, key);
+	struct gw_sink_item item = {.struct_size = sizeof(item),
+	                            .message = &message,
+	                            .origin_key = r->origin_key != NULL ? r->origin_key : key,
+	                            .recorded_ids = (const char *const *)rec.ids,
+	                            .recorded_count = rec.count};
+	bool found = false;
+	char sink_id[GW_SINK_ID_MAX] = "";
+	a->kctx.folder = rf->mapped->source_name;
+	ctx_reset(&a->kctx);
+	gw_status st = a->snk_ops->lookup(a->snk, rf->sink_folder, &item, &found, sink_id);
+	a->kctx.folder = NULL;
+	recorded_free(&rec);
+	sink_id[GW_SINK_ID_MAX - 1] = '\0';
+	if (st != GW_OK && st != GW_ERR_MESSAGE) {
+		free(message_id);
+		return stop_plugin(a, &a->kctx, a->rt->sink_label, "looking up a message", st);
+	}
+	bool ok;
+	if (st == GW_OK && found) {
+		struct gw_state_record done = *r;
+		done.sink_folder = rf->sink_id;
+		done.sink_id = sink_id;
+		done.size = len;
+		done.sha256_hex = sha;
+		done.message_id = message_id;
+		ok = gw_state_mark_done(a->res->state, &rf->key, &done, 1, &error);
+		rs->found += ok;
+	} else {
+		ok = drop_one_pending(a, rf, r, &error);
+	}
+	free(message_id);
+	return ok ? GW_OK : stop_state(a, error);
+}
+
+static gw_status on_resolve_end(void *arg, uint32_t uid)
+{
+	struct resolve *rs = arg;
+	if (rs->current < 0 || rs->records[rs->current].uid != uid)
 		return GW_OK;
-	size_t i = (size_t)rh->current;
-	rh->current = -1;
+	size_t i = (size_t)rs->current;
+	rs->current = -1;
 	const unsigned char *data;
 	size_t len;
 	char sha[65];
 	char *error = NULL;
-	if (!gw_spool_finish(rh->a->res->spool, &data, &len, sha, &error)) {
-		free(error);
+	if (!gw_spool_finish(rs->a->res->spool, &data, &len, sha, &error)) {
+		free(error); /* stays unsettled: dropped below */
 		return GW_OK;
 	}
-	char *message_id = gw_message_id_of(data, len);
-	struct gw_state_record done = rh->records[i];
-	done.sink_folder = rh->rf->sink_id;
-	done.sink_id = rh->sink_ids[i];
-	done.size = len;
-	done.sha256_hex = sha;
-	done.message_id = message_id;
-	bool ok = gw_state_mark_done(rh->a->res->state, &rh->rf->key, &done, 1, &error);
-	free(message_id);
-	if (!ok) {
-		free(rh->error);
-		rh->error = error;
-		return GW_ERR_MAILBOX;
-	}
-	rh->settled[i] = true;
-	return GW_OK;
+	rs->settled[i] = true;
+	gw_status st = lookup_fetched(rs, &rs->records[i], data, len, sha);
+	if (st != GW_OK)
+		rs->stop = st;
+	return st;
 }
 
-static void on_rehash_failed(void *arg, uint32_t uid, gw_status status, const char *reason)
+static void on_resolve_failed(void *arg, uint32_t uid, gw_status status, const char *reason)
 {
-	struct rehash *rh = arg;
+	struct resolve *rs = arg;
 	(void)uid;
 	(void)status;
 	(void)reason;
-	rh->current = -1; /* stays unsettled: dropped below */
+	rs->current = -1; /* stays unsettled: dropped below */
 }
 
-static gw_status rehash_found(struct attempt *a, struct run_folder *rf, struct rehash *rh)
+static gw_status fetch_and_look_up(struct attempt *a, struct resolve *rs)
 {
-	if (rh->count == 0)
-		return GW_OK;
-	uint32_t *uids = gw_xcalloc(rh->count, sizeof(*uids));
-	for (size_t i = 0; i < rh->count; i++)
-		uids[i] = rh->records[i].uid;
+	uint32_t *uids = gw_xcalloc(rs->count, sizeof(*uids));
+	for (size_t i = 0; i < rs->count; i++)
+		uids[i] = rs->records[i].uid;
 	struct gw_fetch_request request = {.struct_size = sizeof(request),
 	                                   .uids = uids,
-	                                   .count = rh->count,
+	                                   .count = rs->count,
 	                                   .max_size = UINT64_MAX};
 	struct gw_fetch_target target = {.struct_size = sizeof(target),
-	                                 .arg = rh,
-	                                 .begin = on_rehash_begin,
-	                                 .data = on_rehash_data,
-	                                 .end = on_rehash_end,
-	                                 .failed = on_rehash_failed};
+	                                 .arg = rs,
+	                                 .begin = on_resolve_begin,
+	                                 .data = on_resolve_data,
+	                                 .end = on_resolve_end,
+	                                 .failed = on_resolve_failed};
 	ctx_reset(&a->sctx);
 	gw_status st = a->src_ops->fetch(a->src, &request, &target);
 	free(uids);
-	if (st == GW_ERR_MAILBOX && rh->error != NULL)
-		return stop_state(a, gw_xstrdup(rh->error));
+	if (rs->stop != GW_OK)
+		return rs->stop;
 	if (st != GW_OK && st != GW_ERR_MESSAGE)
 		return stop_plugin(a, &a->sctx, a->rt->source_label, "fetch", st);
 	/* Gone from the source since: nothing to compare against, and nothing that a
 	 * later run would copy again either. */
 	char *error = NULL;
-	for (size_t i = 0; i < rh->count; i++) {
-		if (!rh->settled[i] && !drop_one_pending(a, rf, &rh->records[i], &error))
+	for (size_t i = 0; i < rs->count; i++) {
+		if (!rs->settled[i] && !drop_one_pending(a, rs->rf, &rs->records[i], &error))
 			return stop_state(a, error);
 	}
 	return GW_OK;
 }
 
-/* Ask the sink whether one pending message arrived. Found (under the folder's
- * current UIDVALIDITY): queued for re-hashing; otherwise dropped, to be copied again. */
-static gw_status lookup_one(struct attempt *a, struct run_folder *rf, struct gw_state_record *r,
-                            struct rehash *rh, uint32_t uidvalidity)
+/* Rows of an earlier UIDVALIDITY name UIDs the source no longer has, so their
+ * bytes cannot be fetched for a lookup: they are copied again. */
+static gw_status drop_stale_pending(struct attempt *a, struct run_folder *rf,
+                                    const struct pending_list *list, uint32_t uidvalidity)
 {
-	char key[25];
-	if (r->origin_key == NULL) {
-		gw_origin_key(a->rt->name, a->job->mailbox->email, rf->mapped->source_name,
-		              r->uidvalidity, r->uid, key);
-		r->origin_key = gw_xstrdup(key);
-	}
-	struct gw_message_meta meta = {.struct_size = sizeof(meta),
-	                               .uid = r->uid,
-	                               .size = r->size,
-	                               .internal_date = r->internal_date,
-	                               .message_id = r->message_id};
-	struct gw_message message = {
-	        .struct_size = sizeof(message), .meta = &meta, .size = r->size};
-	struct gw_sink_item item = {
-	        .struct_size = sizeof(item), .message = &message, .origin_key = r->origin_key};
-	bool found = false;
-	char *sink_id = rh->sink_ids[rh->count];
-	sink_id[0] = '\0';
-	a->kctx.folder = rf->mapped->source_name;
-	ctx_reset(&a->kctx);
-	gw_status st = a->snk_ops->lookup(a->snk, rf->sink_folder, &item, &found, sink_id);
-	a->kctx.folder = NULL;
-	if (st != GW_OK && st != GW_ERR_MESSAGE)
-		return stop_plugin(a, &a->kctx, a->rt->sink_label, "looking up a message", st);
-	sink_id[GW_SINK_ID_MAX - 1] = '\0';
-	if (st == GW_OK && found && r->uidvalidity == uidvalidity) {
-		rh->records[rh->count++] = *r;
-		return GW_OK;
-	}
-	if (st == GW_OK && found)
-		gw_mailbox_report_warn(&a->job->report,
-		                       "folder \"%s\": a message written before the folder's "
-		                       "UIDVALIDITY changed may be duplicated",
-		                       rf->mapped->source_name);
+	size_t stale = 0;
 	char *error = NULL;
-	if (!drop_one_pending(a, rf, r, &error))
-		return stop_state(a, error);
+	for (size_t i = 0; i < list->count; i++) {
+		if (list->items[i].uidvalidity == uidvalidity)
+			continue;
+		if (!drop_one_pending(a, rf, &list->items[i], &error))
+			return stop_state(a, error);
+		stale++;
+	}
+	if (stale > 0)
+		gw_mailbox_report_warn(&a->job->report,
+		                       "folder \"%s\": %zu message(s) were being copied when an "
+		                       "earlier run stopped and the folder's UIDVALIDITY has changed "
+		                       "since; they are copied again and may be duplicated",
+		                       rf->mapped->source_name, stale);
 	return GW_OK;
 }
 
@@ -686,25 +785,23 @@ static gw_status resolve_pending(struct attempt *a, struct run_folder *rf, uint3
 		pending_list_free(&list);
 		return st;
 	}
-	struct rehash rh = {.a = a, .rf = rf, .current = -1};
-	rh.records = gw_xcalloc(list.count, sizeof(*rh.records));
-	rh.sink_ids = gw_xcalloc(list.count, sizeof(*rh.sink_ids));
-	rh.settled = gw_xcalloc(list.count, sizeof(*rh.settled));
-	for (size_t i = 0; i < list.count && st == GW_OK; i++)
-		st = lookup_one(a, rf, &list.items[i], &rh, uidvalidity);
-	size_t found = rh.count;
-	if (st == GW_OK)
-		st = rehash_found(a, rf, &rh);
+	struct resolve rs = {.a = a, .rf = rf, .current = -1};
+	rs.records = gw_xcalloc(list.count, sizeof(*rs.records));
+	rs.settled = gw_xcalloc(list.count, sizeof(*rs.settled));
+	for (size_t i = 0; i < list.count; i++) {
+		if (list.items[i].uidvalidity == uidvalidity)
+			rs.records[rs.count++] = list.items[i];
+	}
+	st = drop_stale_pending(a, rf, &list, uidvalidity);
+	if (st == GW_OK && rs.count > 0)
+		st = fetch_and_look_up(a, &rs);
 	if (st == GW_OK)
 		gw_log(&a->sctx, GW_LOG_INFO,
 		       "%zu message(s) in flight when an earlier run stopped: %zu found in the "
-		       "sink, "
-		       "%zu to copy again",
-		       list.count, found, list.count - found);
-	free(rh.records);
-	free(rh.sink_ids);
-	free(rh.settled);
-	free(rh.error);
+		       "sink, %zu to copy again",
+		       list.count, rs.found, list.count - rs.found);
+	free(rs.records);
+	free(rs.settled);
 	pending_list_free(&list);
 	return st;
 }
@@ -899,14 +996,14 @@ static int cmp_newest_first(const void *x, const void *y)
 
 static uint64_t select_messages(struct attempt *a)
 {
-	uint64_t max_size = a->cfg->max_size;
 	int64_t since = a->cfg->since;
 	for (size_t i = 0; i < a->entry_count; i++) {
 		struct scan_entry *e = &a->entries[i];
-		struct gw_folder_report *rep = a->folders[e->folder].rep;
+		const struct run_folder *rf = &a->folders[e->folder];
+		struct gw_folder_report *rep = rf->rep;
 		if (e->state != ENTRY_TODO)
 			continue;
-		if (max_size > 0 && e->size > max_size) {
+		if (rf->size_limit > 0 && e->size > rf->size_limit) {
 			e->state = ENTRY_TOO_LARGE;
 			gw_folder_report_skip(rep, e->uid, GW_SKIP_TOO_LARGE, e->size);
 		} else if (since != 0 && e->internal_date < since) {
@@ -1057,9 +1154,12 @@ static gw_status append_item(struct fetch_ctx *fc, struct batch_item *item,
 	                             .data = data,
 	                             .size = len,
 	                             .sha256_hex = item->sha256};
+	struct gw_sink_outcome *outcome = &a->outcomes[item - a->batch];
+	*outcome = (struct gw_sink_outcome){.struct_size = sizeof(*outcome), .status = GW_OK};
 	struct gw_sink_item sink_item = {.struct_size = sizeof(sink_item),
 	                                 .message = &message,
-	                                 .origin_key = item->origin_key};
+	                                 .origin_key = item->origin_key,
+	                                 .outcome = outcome};
 	a->kctx.folder = rf->mapped->source_name;
 	ctx_reset(&a->kctx);
 	gw_status st = a->snk_ops->append(a->snk, rf->sink_folder, &sink_item, item->sink_id);
@@ -1335,9 +1435,29 @@ static size_t group_end(struct attempt *a, size_t first)
 	return end;
 }
 
+/* Items the sink refused after append() had returned (a pipelined APPEND's
+ * late NO) are failures of their own: recorded, and their pending rows
+ * dropped with the others that never reached the sink. */
+static void apply_outcomes(struct attempt *a)
+{
+	for (size_t i = 0; i < a->batch_count; i++) {
+		struct batch_item *item = &a->batch[i];
+		struct gw_sink_outcome *outcome = &a->outcomes[i];
+		if (item->outcome != ITEM_APPENDED || outcome->status == GW_OK)
+			continue;
+		outcome->reason[sizeof(outcome->reason) - 1] = '\0';
+		char *reason = gw_xasprintf("%s: %s", a->rt->sink_label,
+		                            outcome->reason[0] ? outcome->reason
+		                                               : gw_status_name(outcome->status));
+		fail_item(a, item, reason);
+		free(reason);
+	}
+}
+
 static gw_status commit_batch(struct attempt *a, bool any_appended)
 {
 	gw_status st = any_appended ? flush_sink(a) : GW_OK;
+	apply_outcomes(a);
 	for (size_t first = 0; first < a->batch_count;) {
 		size_t end = group_end(a, first);
 		gw_status gs = st == GW_OK ? commit_group(a, first, end) : GW_OK;
@@ -1472,6 +1592,7 @@ static void attempt_free(struct attempt *a)
 	free(a->batch);
 	free(a->batch_scratch);
 	free(a->records);
+	free(a->outcomes);
 	free(a->uids);
 	for (size_t i = 0; i < a->folder_count; i++) {
 		free(a->folders[i].failed_uids);
@@ -1534,6 +1655,7 @@ gw_status gw_migrate_attempt(struct gw_mailbox_job *job, struct gw_worker_res *r
 	a.batch = gw_xcalloc(GW_BATCH_MESSAGES, sizeof(*a.batch));
 	a.batch_scratch = gw_xcalloc(GW_BATCH_MESSAGES, sizeof(*a.batch_scratch));
 	a.records = gw_xcalloc(GW_BATCH_MESSAGES, sizeof(*a.records));
+	a.outcomes = gw_xcalloc(GW_BATCH_MESSAGES, sizeof(*a.outcomes));
 	a.uids = gw_xcalloc(GW_BATCH_MESSAGES, sizeof(*a.uids));
 	job->report.attempts++;
 	gw_status st = run_attempt(&a);

@@ -80,6 +80,14 @@ void gw_folder_report_fail(struct gw_folder_report *folder, uint32_t uid, const 
 	folder->failed++;
 }
 
+void gw_folder_report_set_sink_limit(struct gw_folder_report *folder, uint64_t limit,
+                                     const char *set_by)
+{
+	free(folder->sink_limit_by);
+	folder->sink_limit = limit;
+	folder->sink_limit_by = limit > 0 ? gw_xstrdup(set_by != NULL ? set_by : "sink") : NULL;
+}
+
 void gw_folder_report_reset_scan(struct gw_folder_report *folder)
 {
 	free(folder->skips);
@@ -134,6 +142,7 @@ static void folder_report_free(struct gw_folder_report *folder)
 	free(folder->source_name);
 	free(folder->sink_folder);
 	free(folder->error);
+	free(folder->sink_limit_by);
 	free(folder->skips);
 	for (size_t i = 0; i < folder->failure_count; i++)
 		free(folder->failures[i].reason);
@@ -318,13 +327,33 @@ static void json_counts_fields(struct gw_buf *out, const struct gw_counts *c)
 	json_u64(out, "bytes", c->bytes, false);
 }
 
-static void json_skip(struct gw_buf *out, const struct gw_report_skip *skip, uint64_t limit)
+/* The size limit too-large messages of @p f exceeded: the smaller of the
+ * profile's max_size and the sink's own limit, and who set it. */
+static uint64_t size_limit_of(const struct gw_folder_report *f, uint64_t max_size,
+                              const char **set_by)
+{
+	*set_by = "max_size";
+	if (f->sink_limit > 0 && (max_size == 0 || f->sink_limit < max_size)) {
+		*set_by = f->sink_limit_by;
+		return f->sink_limit;
+	}
+	return max_size;
+}
+
+static void json_skip(struct gw_buf *out, const struct gw_report_skip *skip,
+                      const struct gw_folder_report *f, uint64_t max_size)
 {
 	gw_buf_printf(out, "{\"uid\":%u,\"reason\":", skip->uid);
 	json_str(out, skip_reason_names[skip->reason]);
 	if (skip->reason == GW_SKIP_TOO_LARGE) {
+		const char *set_by;
+		uint64_t limit = size_limit_of(f, max_size, &set_by);
 		gw_buf_printf(out, ",\"size\":%llu,\"limit\":%llu", (unsigned long long)skip->value,
 		              (unsigned long long)limit);
+		if (f->sink_limit > 0) {
+			gw_buf_puts(out, ",\"limit_by\":");
+			json_str(out, set_by);
+		}
 	} else if (skip->reason == GW_SKIP_FILTERED) {
 		char stamp[32];
 		gw_format_utc_ms((int64_t)skip->value * 1000, stamp);
@@ -359,7 +388,7 @@ static void json_folder(struct gw_buf *out, const struct gw_folder_report *f, ui
 	for (size_t i = 0; i < f->skip_count; i++) {
 		if (i > 0)
 			gw_buf_puts(out, ",");
-		json_skip(out, &f->skips[i], limit);
+		json_skip(out, &f->skips[i], f, limit);
 	}
 	gw_buf_puts(out, "],");
 	json_key(out, "failures");

@@ -57,6 +57,11 @@ struct gw_folder_report {
 	uint64_t skipped_too_large, skipped_over_cap, skipped_filtered;
 	uint64_t failed;
 	uint64_t bytes; /* migrated bytes */
+	/* The sink's own size limit for this folder (0: none) and who sets it, e.g.
+	 * "destination APPENDLIMIT 60000"; too-large skips name it when it is below
+	 * the mailbox's max_size. */
+	uint64_t sink_limit;
+	char *sink_limit_by;
 	struct gw_report_skip *skips;
 	size_t skip_count, skip_cap;
 	struct gw_report_failure *failures;
@@ -92,6 +97,9 @@ struct gw_folder_report *gw_mailbox_report_folder(struct gw_mailbox_report *mail
 void gw_folder_report_skip(struct gw_folder_report *folder, uint32_t uid,
                            enum gw_skip_reason reason, uint64_t value);
 void gw_folder_report_fail(struct gw_folder_report *folder, uint32_t uid, const char *reason);
+/* Record the sink's size limit for the folder (0 and NULL clear it). */
+void gw_folder_report_set_sink_limit(struct gw_folder_report *folder, uint64_t limit,
+                                     const char *set_by);
 /* Forget skip lists and counts that a new attempt recomputes (found, already present,
  * skipped); migrated, bytes and failures stay. */
 void gw_folder_report_reset_scan(struct gw_folder_report *folder);

@@ -92,6 +92,7 @@ enum stmt_id {
 	SQL_MARK_DONE,
 	SQL_DROP_PENDING,
 	SQL_FIND_MOVED,
+	SQL_DONE_SINK_IDS,
 	SQL_STATUS_AT,
 	SQL_DELETE_AT,
 	SQL_REKEY,
@@ -153,6 +154,9 @@ static const char *const stmt_sql[SQL__COUNT] = {
                 "FROM messages WHERE folder_id = " FOLDER_OF_KEY
                 " AND status = 'done' AND uidvalidity <> ?4 AND message_id IS ?5 AND size = ?6 "
                 "AND (?7 IS NULL OR sha256 = ?7) ORDER BY seq LIMIT 1",
+        [SQL_DONE_SINK_IDS] = "SELECT sink_folder, sink_id FROM messages WHERE folder_id = "
+                              FOLDER_OF_KEY " AND message_id IS ?4 AND size = ?5 AND "
+                              "status = 'done'",
         [SQL_STATUS_AT] = "SELECT status FROM messages WHERE folder_id = ?1 AND "
                           "uidvalidity = ?2 AND uid = ?3",
         [SQL_DELETE_AT] = "DELETE FROM messages WHERE folder_id = ?1 AND uidvalidity = ?2 AND "
@@ -721,6 +725,25 @@ bool gw_state_find_moved(struct gw_state *st, const struct gw_state_folder_key *
 		ok = *found = moved_from_row(st, stmt, out, error);
 	else if (rc != SQLITE_DONE)
 		ok = state_db_fail(st, error, "matching a moved message");
+	sqlite3_reset(stmt);
+	return ok;
+}
+
+bool gw_state_done_sink_ids(struct gw_state *st, const struct gw_state_folder_key *key,
+                            const char *message_id, uint64_t size,
+                            void (*cb)(const char *sink_folder, const char *sink_id, void *arg),
+                            void *arg, char **error)
+{
+	sqlite3_stmt *stmt = stmt_get(st, SQL_DONE_SINK_IDS, error);
+	if (!stmt)
+		return false;
+	bind_key(stmt, key);
+	sqlite3_bind_text(stmt, 4, message_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 5, (sqlite3_int64)size);
+	int rc;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+		cb(column_text(stmt, 0), column_text(stmt, 1), arg);
+	bool ok = rc == SQLITE_DONE || state_db_fail(st, error, "reading recorded sink ids");
 	sqlite3_reset(stmt);
 	return ok;
 }

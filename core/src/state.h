@@ -73,6 +73,14 @@ bool gw_state_mark_done(struct gw_state *st, const struct gw_state_folder_key *k
 bool gw_state_drop_pending(struct gw_state *st, const struct gw_state_folder_key *key,
                            const uint32_t *uids, uint32_t uidvalidity, size_t count, char **error);
 
+/* Sink folder and sink id of every done record of the folder with this
+ * Message-ID (NULL: records without one) and size, any UIDVALIDITY: what a
+ * sink's lookup must not hand out again after a crash. */
+bool gw_state_done_sink_ids(struct gw_state *st, const struct gw_state_folder_key *key,
+                            const char *message_id, uint64_t size,
+                            void (*cb)(const char *sink_folder, const char *sink_id, void *arg),
+                            void *arg, char **error);
+
 /* A done record of an older UIDVALIDITY that matched (gw_state_find_moved). */
 struct gw_state_moved {
 	uint32_t uidvalidity; /* the old key, for gw_state_rekey */

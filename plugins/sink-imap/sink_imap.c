@@ -257,8 +257,10 @@ static void session_free(struct imap_session *s)
 		return;
 	/* Results still due may arrive during LOGOUT: they must not write into the
 	 * core's buffers any more, but their records stay valid until after close. */
-	for (size_t i = 0; i < s->record_count; i++)
+	for (size_t i = 0; i < s->record_count; i++) {
 		s->records[i]->id_out = NULL;
+		s->records[i]->outcome = NULL;
+	}
 	if (s->imap)
 		s->api->close(s->imap);
 	imap_sink_records_free(s);
@@ -310,6 +312,7 @@ static const struct gw_sink_ops ops = {
         .lookup = imap_sink_lookup,
         .flush = imap_sink_flush,
         .close = sink_close,
+        .size_limit = imap_sink_size_limit,
 };
 
 static const struct gw_plugin plugin = {

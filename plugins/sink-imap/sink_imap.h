@@ -1,7 +1,8 @@
-/* The IMAP sink, split in three: sink_imap.c (options, sessions, login),
- * sink_imap_folders.c (name mapping, roles, CREATE) and sink_imap_append.c
- * (pipelined APPEND, flush, lookup). All protocol work is the core's IMAP
- * client, reached through host->imap. */
+/* The IMAP sink, split in four: sink_imap.c (options, sessions, login),
+ * sink_imap_folders.c (name mapping, roles, CREATE, APPENDLIMIT),
+ * sink_imap_append.c (pipelined APPEND, flush) and sink_imap_lookup.c
+ * (finding a message appended before a crash). All protocol work is the
+ * core's IMAP client, reached through host->imap. */
 #ifndef SINK_IMAP_H
 #define SINK_IMAP_H
 
@@ -58,6 +59,7 @@ struct dest_folder {
 struct sink_folder {
 	char *name; /* UTF-8 full name on the destination */
 	uint32_t uidvalidity;
+	uint64_t append_limit; /* APPENDLIMIT (server-wide or this folder's); 0: none */
 	uint32_t *claimed; /* UIDs lookup() already matched to a message */
 	size_t claimed_count;
 };
@@ -66,6 +68,9 @@ struct sink_folder {
 struct append_record {
 	struct imap_session *session;
 	char *id_out; /* the core's message_id buffer: filled when APPENDUID arrives */
+	/* The core's per-item report (NULL from an older core): a refusal of this
+	 * message alone that arrives after append() returned is written here. */
+	struct gw_sink_outcome *outcome;
 	char origin_key[40];
 	bool done;
 	gw_status status;
@@ -97,6 +102,7 @@ struct imap_session {
 gw_status imap_sink_read_folders(struct imap_session *s);
 gw_status imap_sink_ensure_folder(void *session, const struct gw_folder_path *path, void **folder,
                                   char folder_id[GW_SINK_ID_MAX]);
+uint64_t imap_sink_size_limit(void *session, void *folder, char set_by[GW_SINK_LIMIT_TEXT_MAX]);
 void imap_sink_folders_free(struct imap_session *s);
 /* The destination name of @p path under the mapping rules (README.md); caller frees. */
 char *imap_sink_map_path(const char *prefix, char delimiter, const struct gw_folder_path *path);
@@ -104,12 +110,14 @@ char *imap_sink_map_path(const char *prefix, char delimiter, const struct gw_fol
 /* sink_imap_append.c */
 gw_status imap_sink_append(void *session, void *folder, const struct gw_sink_item *item,
                            char message_id[GW_SINK_ID_MAX]);
-gw_status imap_sink_lookup(void *session, void *folder, const struct gw_sink_item *item,
-                           bool *found, char message_id[GW_SINK_ID_MAX]);
 gw_status imap_sink_flush(void *session);
 void imap_sink_records_free(struct imap_session *s);
 bool imap_sink_late_contains(struct late_refusals *late, const char *key);
 void imap_sink_late_add(struct late_refusals *late, const char *key);
 void imap_sink_late_remove(struct late_refusals *late, const char *key);
+
+/* sink_imap_lookup.c */
+gw_status imap_sink_lookup(void *session, void *folder, const struct gw_sink_item *item,
+                           bool *found, char message_id[GW_SINK_ID_MAX]);
 
 #endif

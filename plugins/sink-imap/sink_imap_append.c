@@ -1,11 +1,9 @@
 /* Messages into the destination: pipelined APPEND whose results (APPENDUID
- * or a refusal) arrive later, flush that waits for every tagged OK, and
- * lookup of a message appended before a crash. */
+ * or a refusal) arrive later, and flush that waits for every tagged OK. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "sink_imap.h"
 
@@ -91,6 +89,12 @@ static void drop_record(struct imap_session *s, struct append_record *r)
 	record_free(r);
 }
 
+/* A refusal that concerns this message (or its folder) only, not the connection or mailbox. */
+static bool refuses_message_only(gw_status st)
+{
+	return st == GW_ERR_MESSAGE || st == GW_ERR_FOLDER;
+}
+
 /* The client calls this when an APPEND's tagged response arrives. */
 static void on_result(void *arg, const struct gw_imap_append_result *result)
 {
@@ -104,6 +108,11 @@ static void on_result(void *arg, const struct gw_imap_append_result *result)
 	if (result->status != GW_OK) {
 		r->text = strdup(result->text);
 		r->retry_after_ms = result->retry_after_ms;
+	}
+	if (r->outcome && refuses_message_only(result->status)) {
+		r->outcome->status = result->status;
+		snprintf(r->outcome->reason, sizeof(r->outcome->reason),
+		         "the destination refused the message: %s", result->text);
 	}
 	if (result->dropped_flags[0])
 		s->host->log(s->ctx, GW_LOG_WARN,
@@ -121,6 +130,10 @@ static struct append_record *new_record(struct imap_session *s, const struct gw_
 		return NULL;
 	r->session = s;
 	r->id_out = id_out;
+	if (GW_SINK_ITEM_HAS(item, outcome) && item->outcome &&
+	    item->outcome->struct_size >= offsetof(struct gw_sink_outcome, reason) +
+	                                          sizeof(item->outcome->reason))
+		r->outcome = item->outcome;
 	if (item->origin_key)
 		snprintf(r->origin_key, sizeof(r->origin_key), "%s", item->origin_key);
 	return r;
@@ -204,7 +217,7 @@ struct flush_outcome {
 	gw_status worst;
 	const char *text;
 	uint32_t retry_after_ms;
-	size_t refused;   /* message- or folder-level refusals */
+	size_t refused;   /* message- or folder-level refusals the core cannot pin on a message */
 	size_t uncertain; /* no result before the connection failed */
 };
 
@@ -215,7 +228,9 @@ static void weigh(struct imap_session *s, struct append_record *r, struct flush_
 		o->uncertain++;
 	if (st == GW_OK)
 		return;
-	if (r->done && (st == GW_ERR_MESSAGE || st == GW_ERR_FOLDER)) {
+	if (r->done && refuses_message_only(st) && r->outcome)
+		return; /* reported in the item's outcome: the rest of the batch stands */
+	if (r->done && refuses_message_only(st)) {
 		o->refused++;
 		imap_sink_late_add(&s->sink->late, r->origin_key);
 	}
@@ -252,152 +267,4 @@ gw_status imap_sink_flush(void *session)
 	}
 	imap_sink_records_free(s);
 	return result;
-}
-
-/* ---- lookup ---- */
-
-struct candidates {
-	uint32_t *uids;
-	size_t count;
-	bool oom;
-	const struct gw_message_meta *want;
-	uint32_t match[64];
-	size_t match_count;
-};
-
-static void on_uid(void *arg, uint32_t uid)
-{
-	struct candidates *c = arg;
-	uint32_t *grown = c->oom ? NULL : realloc(c->uids, (c->count + 1) * sizeof(*c->uids));
-	if (!grown) {
-		c->oom = true;
-		return;
-	}
-	c->uids = grown;
-	c->uids[c->count++] = uid;
-}
-
-static gw_status on_meta(void *arg, const struct gw_message_meta *got)
-{
-	struct candidates *c = arg;
-	if (c->want->size > 0 && got->size != c->want->size)
-		return GW_OK;
-	if (c->want->internal_date != 0 && got->internal_date != c->want->internal_date)
-		return GW_OK;
-	if (c->match_count < sizeof(c->match) / sizeof(c->match[0]))
-		c->match[c->match_count++] = got->uid;
-	return GW_OK;
-}
-
-static bool quotable(const char *s)
-{
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		if (*p < 0x20 || *p >= 0x7f)
-			return false;
-	return strlen(s) < 900;
-}
-
-static void add_search_date(char *out, size_t size, const char *key, int64_t epoch)
-{
-	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-	time_t t = (time_t)epoch;
-	struct tm tm;
-	if (!gmtime_r(&t, &tm))
-		return;
-	size_t len = strlen(out);
-	snprintf(out + len, size - len, " %s %d-%.3s-%04d", key, tm.tm_mday, months + 3 * tm.tm_mon,
-	         tm.tm_year + 1900);
-}
-
-/* Criteria for the message: its Message-ID, else its exact size around its
- * date (SINCE/BEFORE ignore time and zone, hence a day either side). */
-static bool build_criteria(const struct gw_message_meta *meta, char *out, size_t size)
-{
-	out[0] = '\0';
-	if (meta->message_id && quotable(meta->message_id)) {
-		size_t o = (size_t)snprintf(out, size, "HEADER Message-ID \"");
-		for (const char *p = meta->message_id; *p && o + 3 < size; p++) {
-			if (*p == '"' || *p == '\\')
-				out[o++] = '\\';
-			out[o++] = *p;
-		}
-		snprintf(out + o, size - o, "\"");
-		return true;
-	}
-	if (meta->size == 0 || meta->internal_date == 0)
-		return false;
-	snprintf(out, size, "LARGER %" PRIu64 " SMALLER %" PRIu64, meta->size - 1, meta->size + 1);
-	add_search_date(out, size, "SINCE", meta->internal_date - 86400);
-	add_search_date(out, size, "BEFORE", meta->internal_date + 2 * 86400);
-	return true;
-}
-
-static bool claimed(const struct sink_folder *f, uint32_t uid)
-{
-	for (size_t i = 0; i < f->claimed_count; i++)
-		if (f->claimed[i] == uid)
-			return true;
-	return false;
-}
-
-static bool claim(struct sink_folder *f, uint32_t uid)
-{
-	uint32_t *grown = realloc(f->claimed, (f->claimed_count + 1) * sizeof(*f->claimed));
-	if (!grown)
-		return false;
-	f->claimed = grown;
-	f->claimed[f->claimed_count++] = uid;
-	return true;
-}
-
-static gw_status select_for_lookup(struct imap_session *s, struct sink_folder *f)
-{
-	if (s->selected == f)
-		return GW_OK;
-	struct gw_folder_status status = {.struct_size = sizeof(status)};
-	gw_status st = s->api->select(s->imap, f->name, false, &status);
-	if (st != GW_OK)
-		return st;
-	f->uidvalidity = status.uidvalidity;
-	s->selected = f;
-	return GW_OK;
-}
-
-gw_status imap_sink_lookup(void *session, void *folder, const struct gw_sink_item *item,
-                           bool *found, char message_id[GW_SINK_ID_MAX])
-{
-	struct imap_session *s = session;
-	struct sink_folder *f = folder;
-	*found = false;
-	message_id[0] = '\0';
-	const struct gw_message_meta *meta = item && item->message ? item->message->meta : NULL;
-	char criteria[1024];
-	if (!f || !meta || !build_criteria(meta, criteria, sizeof(criteria)))
-		return GW_OK; /* nothing to recognise it by: the core copies it again */
-	gw_status st = s->api->append_wait(s->imap);
-	if (st == GW_OK)
-		st = select_for_lookup(s, f);
-	struct candidates c = {.want = meta};
-	if (st == GW_OK)
-		st = s->api->search(s->imap, criteria, on_uid, &c);
-	if (st == GW_OK && c.oom)
-		st = s->host->fail(s->ctx, GW_ERR_SESSION, "out of memory");
-	if (st == GW_OK && c.count > 0)
-		st = s->api->fetch_meta(s->imap, c.uids, c.count, on_meta, &c);
-	free(c.uids);
-	if (st != GW_OK)
-		return st;
-	/* Identical size and INTERNALDATE (and Message-ID when known) in the same
-	 * folder is taken as the same message; each UID answers one lookup only. */
-	for (size_t i = 0; i < c.match_count; i++) {
-		if (claimed(f, c.match[i]))
-			continue;
-		if (!claim(f, c.match[i]))
-			return s->host->fail(s->ctx, GW_ERR_SESSION, "out of memory");
-		*found = true;
-		snprintf(message_id, GW_SINK_ID_MAX, "%" PRIu32 ":%" PRIu32, f->uidvalidity,
-		         c.match[i]);
-		break;
-	}
-	return GW_OK;
 }

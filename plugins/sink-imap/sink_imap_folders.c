@@ -1,5 +1,6 @@
 /* Destination folders: where a source path lands (README.md, "Folder
  * names"), special-use roles, case variants, CREATE and SUBSCRIBE. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -310,12 +311,24 @@ gw_status imap_sink_ensure_folder(void *session, const struct gw_folder_path *pa
 			st = s->host->fail(s->ctx, GW_ERR_SESSION, "out of memory");
 		else {
 			f->uidvalidity = info.uidvalidity;
+			f->append_limit = info.append_limit;
 			*folder = f;
 			snprintf(folder_id, GW_SINK_ID_MAX, "%s", name);
 		}
 	}
 	free(name);
 	return st;
+}
+
+uint64_t imap_sink_size_limit(void *session, void *folder, char set_by[GW_SINK_LIMIT_TEXT_MAX])
+{
+	(void)session;
+	const struct sink_folder *f = folder;
+	set_by[0] = '\0';
+	if (!f || f->append_limit == 0)
+		return 0;
+	snprintf(set_by, GW_SINK_LIMIT_TEXT_MAX, "destination APPENDLIMIT %" PRIu64, f->append_limit);
+	return f->append_limit;
 }
 
 void imap_sink_folders_free(struct imap_session *s)

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <godwit/godwit.h>
 
@@ -105,9 +106,18 @@ struct imap_source {
 	struct gw_imap_params params;
 };
 
+/* A folder reported without the personal namespace prefix, and its name on the server. */
+struct renamed_folder {
+	char *shown;
+	char *server;
+};
+
 struct imap_session {
 	struct imap_source *source;
 	struct gw_imap *imap;
+	struct gw_ctx *ctx;
+	struct renamed_folder *renamed;
+	size_t renamed_count;
 };
 
 /* Bodies are streamed, never buffered, so the client's literal cap only needs
@@ -233,21 +243,105 @@ static gw_status source_open(void *state, struct gw_ctx *ctx, const struct gw_ma
 	}
 	s->source = src;
 	s->imap = conn;
+	s->ctx = ctx;
 	*session = s;
 	return GW_OK;
+}
+
+static void forget_renamed(struct imap_session *s)
+{
+	for (size_t i = 0; i < s->renamed_count; i++) {
+		free(s->renamed[i].shown);
+		free(s->renamed[i].server);
+	}
+	free(s->renamed);
+	s->renamed = NULL;
+	s->renamed_count = 0;
+}
+
+static bool remember_renamed(struct imap_session *s, const char *shown, const char *server)
+{
+	struct renamed_folder *grown =
+	        realloc(s->renamed, (s->renamed_count + 1) * sizeof(*s->renamed));
+	if (!grown)
+		return false;
+	s->renamed = grown;
+	struct renamed_folder *r = &s->renamed[s->renamed_count];
+	r->shown = strdup(shown);
+	r->server = strdup(server);
+	if (!r->shown || !r->server) {
+		free(r->shown);
+		free(r->server);
+		return false;
+	}
+	s->renamed_count++;
+	return true;
+}
+
+/* The name the core sees: without the personal namespace prefix ("INBOX." on
+ * Courier-style servers), so "INBOX.Sent" is "Sent" and a destination without
+ * a prefix does not get every folder under INBOX. INBOX itself, names outside
+ * the prefix, and a name that would read as INBOX keep their full name. */
+static const char *shown_name(const char *prefix, const char *name)
+{
+	size_t len = strlen(prefix);
+	if (len == 0 || strcasecmp(name, "INBOX") == 0 || strncmp(name, prefix, len) != 0)
+		return name;
+	const char *rest = name + len;
+	if (*rest == '\0' || strcasecmp(rest, "INBOX") == 0)
+		return name;
+	return rest;
+}
+
+struct listing {
+	struct imap_session *s;
+	const char *prefix;
+	gw_folder_cb cb;
+	void *arg;
+};
+
+static gw_status on_listed(void *arg, const struct gw_folder_info *info)
+{
+	struct listing *l = arg;
+	const char *shown = info && info->name ? shown_name(l->prefix, info->name) : NULL;
+	if (!shown || shown == info->name)
+		return l->cb(l->arg, info);
+	if (!remember_renamed(l->s, shown, info->name))
+		return l->s->source->host->fail(l->s->ctx, GW_ERR_SESSION, "out of memory");
+	struct gw_folder_info copy = *info;
+	copy.name = shown;
+	return l->cb(l->arg, &copy);
 }
 
 static gw_status source_list_folders(void *session, gw_folder_cb cb, void *arg)
 {
 	struct imap_session *s = session;
-	return s->source->host->imap->list(s->imap, cb, arg);
+	const struct gw_imap_api *imap = s->source->host->imap;
+	struct gw_imap_namespace ns = {.struct_size = sizeof(ns)};
+	forget_renamed(s);
+	if (GW_IMAP_HAS(imap, get_namespace)) {
+		gw_status st = imap->get_namespace(s->imap, &ns);
+		if (st != GW_OK)
+			return st;
+	}
+	struct listing l = {.s = s, .prefix = ns.prefix ? ns.prefix : "", .cb = cb, .arg = arg};
+	return imap->list(s->imap, on_listed, &l);
+}
+
+/* The server's name of a folder as list_folders reported it. */
+static const char *server_name(const struct imap_session *s, const char *folder)
+{
+	for (size_t i = 0; i < s->renamed_count; i++)
+		if (strcmp(s->renamed[i].shown, folder) == 0)
+			return s->renamed[i].server;
+	return folder;
 }
 
 static gw_status source_select_folder(void *session, const char *folder,
                                       struct gw_folder_status *status)
 {
 	struct imap_session *s = session;
-	return s->source->host->imap->select(s->imap, folder, true, status);
+	return s->source->host->imap->select(s->imap, server_name(s, folder), true, status);
 }
 
 static gw_status source_scan(void *session, const struct gw_scan_request *request, gw_meta_cb cb,
@@ -270,6 +364,7 @@ static void source_close(void *session)
 	if (!s)
 		return;
 	s->source->host->imap->close(s->imap);
+	forget_renamed(s);
 	free(s);
 }
 

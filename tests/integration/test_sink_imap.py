@@ -40,6 +40,14 @@ ZONED_DATE = '"17-Jul-1996 02:44:25 -0700"'
 ZONED_MESSAGE = (b"From: zone@example.org\r\nTo: alice@example.org\r\nSubject: zoned\r\n"
                  b"Message-ID: <zoned@example.org>\r\n\r\nwritten at -0700\r\n")
 
+# Dovecot refuses messages over 60,000 bytes but does not announce APPENDLIMIT.
+QUIET_LIMIT = """mail_plugins = $mail_plugins quota
+plugin {
+  quota = count:User quota
+  quota_vsizes = yes
+  quota_max_mail_size = 60000
+}"""
+
 
 def fullwidth(ch):
     return chr(0xFEE0 + ord(ch))
@@ -143,6 +151,18 @@ def raw_internaldates(dv, user, folder):
         return [re.search(r'INTERNALDATE "([^"]+)"', d.decode()).group(1) for d in data if d]
     finally:
         client.logout()
+
+
+def fetched_bodies(dv, user, log_start):
+    """Message bodies Dovecot served to @user's sessions that logged out since the log
+    had @log_start characters (its "Logged out ... body_count=N" lines)."""
+    pattern = re.compile(r"imap\(%s\)<[^>]*><[^>]*>: Info: Disconnected: Logged out .* "
+                         r"body_count=(\d+)" % re.escape(user))
+    counts = wait_until(lambda: [int(n) for n in pattern.findall(dv.log_text()[log_start:])],
+                        10, 0.05)
+    if not counts:
+        raise AssertionError("no logout of %s in the Dovecot log" % user)
+    return sum(counts)
 
 
 class SinkCase(unittest.TestCase):
@@ -275,7 +295,8 @@ class ToCourierStyle(SinkCase):
         cls.src = dovecot.Dovecot()
         cls.dst = dovecot.Dovecot(separator=".", prefix="INBOX.")
         cls.limited = dovecot.Dovecot(append_limit=60_000)
-        for dv in (cls.src, cls.dst, cls.limited):
+        cls.quiet_limit = dovecot.Dovecot(extra_config=QUIET_LIMIT)
+        for dv in (cls.src, cls.dst, cls.limited, cls.quiet_limit):
             dv.start()
         seeded = seed.seed_user(cls.src, "alice", generated=150)
         if seeded.problems:
@@ -284,7 +305,7 @@ class ToCourierStyle(SinkCase):
 
     @classmethod
     def tearDownClass(cls):
-        for dv in (cls.src, cls.dst, cls.limited):
+        for dv in (cls.src, cls.dst, cls.limited, cls.quiet_limit):
             dv.stop()
 
     def test_folders_mapped_bytes_identical(self):
@@ -302,36 +323,74 @@ class ToCourierStyle(SinkCase):
         self.assertEqual("\\Sent", dest.special_use.get("INBOX.Sent"))
         self.assertAppendUidsRecorded(run, self.dst, "bob", self.total)
 
-    def test_appendlimit_messages_reported_not_sent(self):
+    def test_appendlimit_messages_skipped_not_sent(self):
         run = self.new_run(self.src, "alice", self.limited, "bob")
+        log_start = len(self.src.log_text())
         proc = run.run()
+        fetched = fetched_bodies(self.src, "alice", log_start)  # before anyone else logs in
         source = manifest(self.src, "alice")
         too_big = {(f, m["uid"]) for f, msgs in source.items() for m in msgs
                    if m["size"] > 60_000}
         self.assertGreater(len(too_big), 0, "the seed has no message over 60,000 bytes")
-        self.assertRun(proc, 1)  # partial: some messages could not be copied
+        self.assertRun(proc, 0)  # skips are not failures
         box = mailbox_of(run.report(proc.stdout), ALICE)
-        self.assertEqual("partial", box["status"])
-        reported = {(f["source"], x["uid"]): x["reason"] for f in box["folders"]
-                    for x in f["failures"]}
-        self.assertEqual(too_big, set(reported))
-        for (folder, uid), reason in reported.items():
+        self.assertEqual(("completed", 0, len(too_big)),
+                         (box["status"], box["failed"], box["skipped_too_large"]))
+        self.assertEqual([], [x for f in box["folders"] for x in f["failures"]])
+        skipped = {(f["source"], x["uid"]): x for f in box["folders"] for x in f["skipped"]}
+        self.assertEqual(too_big, set(skipped))
+        for (folder, uid), entry in skipped.items():
             size = next(m["size"] for m in source[folder] if m["uid"] == uid)
-            self.assertIn("message of %d bytes is larger than the destination accepts" % size,
-                          reason)
-            self.assertIn("(APPENDLIMIT 60000 bytes); not sent", reason)
+            self.assertEqual({"uid": uid, "reason": "too large", "size": size, "limit": 60000,
+                              "limit_by": "destination APPENDLIMIT 60000"}, entry)
         self.assertEqual(self.total - len(too_big), box["migrated"])
+        self.assertIn("skipped:   %d (%d too large, 0 over cap, 0 filtered)"
+                      % (len(too_big), len(too_big)), proc.stdout)
         dest = manifest(self.limited, "bob")
-        small = lambda name: name
         expected = verify.Manifest(source.delimiter)
         for folder, msgs in source.items():
             expected[folder] = [m for m in msgs if (folder, m["uid"]) not in too_big]
         expected.noselect = source.noselect
-        diffs = verify.compare(expected, dest, folder_map=small)
+        diffs = verify.compare(expected, dest, folder_map=lambda name: name)
         self.assertEqual([], diffs, verify.format_differences(diffs))
-        # Nothing over the limit reached the server (Dovecot would have logged a refusal).
-        self.assertNotIn("Mail size is too large", self.limited.log_text())
+        # Nothing over the limit was even fetched from the source: Dovecot counts the
+        # bodies it served per session when the run logs out.
+        self.assertEqual(self.total - len(too_big), fetched)
 
+    def test_late_refusals_are_failures_of_their_own(self):
+        """A destination that enforces a size limit without announcing it (Dovecot's
+        quota_max_mail_size without APPENDLIMIT): the refusals arrive after the
+        pipelined APPENDs went out; exactly those messages fail, with the server's
+        text, in the first attempt, and everything else is committed."""
+        run = self.new_run(self.src, "alice", self.quiet_limit, "bob", pipeline_depth=16)
+        proc = run.run()
+        source = manifest(self.src, "alice")
+        too_big = {(f, m["uid"]) for f, msgs in source.items() for m in msgs
+                   if m["size"] > 60_000}
+        self.assertGreater(len(too_big), 0)
+        self.assertRun(proc, 1)  # partial: some messages could not be copied
+        box = mailbox_of(run.report(proc.stdout), ALICE)
+        self.assertEqual(("partial", 1, len(too_big), 0),
+                         (box["status"], box["attempts"], box["failed"],
+                          box["skipped_too_large"]))
+        failures = {(f["source"], x["uid"]): x["reason"] for f in box["folders"]
+                    for x in f["failures"]}
+        self.assertEqual(too_big, set(failures))
+        for reason in failures.values():
+            self.assertRegex(reason, r"^sink imap: the destination refused the message: Mail "
+                             r"size is larger than the maximum size allowed by server "
+                             r"configuration( \(.* secs\)\.)?$")
+        self.assertEqual(self.total - len(too_big), box["migrated"])
+        self.assertEqual(self.total - len(too_big), len(run.rows()))
+        self.assertEqual([], run.rows("pending"))
+        self.assertNotIn("retried one at a time", proc.stderr)
+        dest = manifest(self.quiet_limit, "bob")
+        expected = verify.Manifest(source.delimiter)
+        for folder, msgs in source.items():
+            expected[folder] = [m for m in msgs if (folder, m["uid"]) not in too_big]
+        expected.noselect = source.noselect
+        diffs = verify.compare(expected, dest, folder_map=lambda name: name)
+        self.assertEqual([], diffs, verify.format_differences(diffs))
 
 if __name__ == "__main__":
     unittest.main()

@@ -157,7 +157,8 @@ static void make_msg(struct msg *m, const void *data, size_t len, int64_t date, 
 	                                   .keywords = keywords};
 	sha256_hex(data, len, m->sha);
 	m->message = (struct gw_message){sizeof(m->message), &m->meta, data, len, m->sha};
-	m->item = (struct gw_sink_item){sizeof(m->item), &m->message, origin};
+	m->item = (struct gw_sink_item){
+	        .struct_size = sizeof(m->item), .message = &m->message, .origin_key = origin};
 }
 
 static void append_ok(struct fixture *f, void *folder, struct msg *m, char id[GW_SINK_ID_MAX])
@@ -180,7 +181,8 @@ static char *file_of(const char *dir, const char *id, char *path, size_t size)
 		if (strncmp(e->d_name, id, id_len) == 0 &&
 		    strncmp(e->d_name + id_len, ":2,", 3) == 0) {
 			assert_null(flags); /* exactly one */
-			snprintf(path, size, "%s/%s", cur, e->d_name);
+			int n = snprintf(path, size, "%s/%s", cur, e->d_name);
+			assert_true(n > 0 && (size_t)n < size);
 			flags = strdup(e->d_name + id_len + 3);
 		}
 	}

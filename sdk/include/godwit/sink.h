@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <godwit/host.h>
 #include <godwit/status.h>
@@ -24,6 +25,28 @@ extern "C" {
 /** Maximum length (with NUL) of folder ids and message ids a sink returns. */
 #define GW_SINK_ID_MAX 256
 
+/** Maximum length (with NUL) of a reason in struct gw_sink_outcome. */
+#define GW_SINK_REASON_MAX 512
+
+/**
+ * The fate of one appended item, set by the sink between append() returning
+ * GW_OK and flush() returning. The core sets @c status to GW_OK before
+ * append() and keeps the struct valid until the batch is committed.
+ */
+struct gw_sink_outcome {
+	size_t struct_size;
+	/**
+	 * GW_OK: the item is (or becomes, with flush) durable. Any other value: the
+	 * sink did not store this item (GW_ERR_MESSAGE for a refusal of this message
+	 * alone); the core records it as failed with @c reason and makes the other
+	 * items of the batch durable as usual. Troubles wider than one message are
+	 * still returned by flush() itself.
+	 */
+	gw_status status;
+	/** Why, for the report (e.g. the server's text); NUL-terminated. */
+	char reason[GW_SINK_REASON_MAX];
+};
+
 /** A message to write, plus the key that identifies its origin. */
 struct gw_sink_item {
 	size_t struct_size;
@@ -35,7 +58,32 @@ struct gw_sink_item {
 	 * message written before a crash without touching the message bytes.
 	 */
 	const char *origin_key;
+
+	/* ---- added after ABI 1.0: read or write them only if struct_size covers them ---- */
+
+	/**
+	 * append() and flush(): where the sink reports this item's fate when it is
+	 * known only after append() returned GW_OK (a pipelined APPEND refused
+	 * later). NULL if the core offers no such report (an older core).
+	 */
+	struct gw_sink_outcome *outcome;
+	/**
+	 * lookup() only: ids (as this sink returned them) of messages of this sink
+	 * folder that the core's state already records for other source messages
+	 * with the same Message-ID and size. lookup() must not answer with one of
+	 * them: with exact duplicates in a folder, each source message matches a
+	 * copy of its own or none. May be NULL when @c recorded_count is 0.
+	 */
+	const char *const *recorded_ids;
+	size_t recorded_count;
 };
+
+/** True if @p item is new enough to have @p member. */
+#define GW_SINK_ITEM_HAS(item, member)                                                             \
+	((item)->struct_size >= offsetof(struct gw_sink_item, member) + sizeof((item)->member))
+
+/** Maximum length (with NUL) of the text size_limit() gives for its limit. */
+#define GW_SINK_LIMIT_TEXT_MAX 128
 
 /** Sink operation table. */
 struct gw_sink_ops {
@@ -65,23 +113,48 @@ struct gw_sink_ops {
 	 * A sink that pipelines (imap: APPENDUID arrives with the tagged OK) may fill
 	 * @p message_id later, at the latest before flush returns GW_OK: the core keeps
 	 * the buffer valid and unread until the batch is committed.
+	 * GW_ERR_MESSAGE: this message was not written (the rest goes on). A refusal
+	 * of this message alone that arrives after append() returned GW_OK goes into
+	 * @c item->outcome (when present), not into flush's status.
 	 */
 	gw_status (*append)(void *session, void *folder, const struct gw_sink_item *item,
 	                    char message_id[GW_SINK_ID_MAX]);
 
 	/**
 	 * Was the item with this origin (appended before a crash, state not yet
-	 * committed) already written? Optional: without it the core may write a
-	 * message again after a crash, and says so in the report.
+	 * committed) already written? The core fetches the message from the source
+	 * again first, so @c item->message carries the exact bytes, their SHA-256,
+	 * the size, the internal date and the Message-ID (NULL if it has none), as
+	 * for append(). A sink matches by what it can prove (its origin key, or the
+	 * bytes), never answers with one of @c item->recorded_ids, and gives each of
+	 * its own messages to one lookup at most. Optional: without it the core may
+	 * write a message again after a crash, and says so in the report.
 	 */
 	gw_status (*lookup)(void *session, void *folder, const struct gw_sink_item *item,
 	                    bool *found, char message_id[GW_SINK_ID_MAX]);
 
-	/** Make everything appended so far durable. */
+	/**
+	 * Make everything appended so far durable. GW_OK: every item appended since
+	 * the last flush is durable, except those whose outcome says otherwise.
+	 * Any other status: nothing of the batch is known durable (the core asks
+	 * lookup() on the next run).
+	 */
 	gw_status (*flush)(void *session);
 
 	/** Close the session (after a final flush if the core asked for one). Always succeeds. */
 	void (*close)(void *session);
+
+	/* ---- added after ABI 1.0 (the loader leaves missing entries NULL) ---- */
+
+	/**
+	 * The largest message, in bytes, the sink accepts in @p folder (a handle from
+	 * ensure_folder); 0 if it has no limit. @p set_by receives who sets the
+	 * limit, for the report (e.g. "destination APPENDLIMIT 60000"). The core
+	 * asks once per folder after ensure_folder and skips larger messages before
+	 * fetching them, reported as too large like messages over max_size.
+	 * Optional.
+	 */
+	uint64_t (*size_limit)(void *session, void *folder, char set_by[GW_SINK_LIMIT_TEXT_MAX]);
 };
 
 #ifdef __cplusplus
