@@ -240,8 +240,12 @@ def write_user_maildir(dv, user, plan, out=None):
     for done, (path, origin, make, date, flags) in enumerate(items, 1):
         data = make()
         writers[path].write(data, date, flags)
+        # What a Dovecot with mail_save_crlf = no serves after this message is APPENDed
+        # to it (the imap sink's destination): bare CRs are not kept as they are.
+        appended = mailgen.served_by_dovecot(data, mail_save_crlf=False)
         manifest[_folder_name(path)].append({
             "uid": None, "sha256": hashlib.sha256(data).hexdigest(),
+            "appended_sha256": hashlib.sha256(appended).hexdigest(), "appended_size": len(appended),
             "flags": tuple(sorted(flags)), "internaldate": date, "size": len(data),
             "origin": origin})
         kind = "corpus" if origin.startswith("corpus/") else size_class(len(data))

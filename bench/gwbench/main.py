@@ -134,6 +134,7 @@ class Bench:
         self.limit_bin = None
         self.godwit_bin = self.plugin_dir = None
         self.godwit_missing = None
+        self.appended_sources = {}  # user -> manifest as a Dovecot destination stores it
 
     def seed(self, user, count, seed):
         began = time.monotonic()
@@ -154,9 +155,24 @@ class Bench:
             raise RuntimeError("Dovecot does not serve the corpus as written:\n%s\n%s" % (
                 verify.format_differences(diffs), served.stray[:10]))
         self.sources[user], self.corpora[user] = served, written
+        self.appended_sources[user] = appended_manifest(served, written.manifest)
 
     def run_untimed(self, command):
         return measure.run_timed(command.argv, env=command.env, cwd=command.cwd)
+
+
+def appended_manifest(served, written):
+    """@served with each message's bytes as the bench's Dovecot keeps them after an APPEND
+    (mail_save_crlf = no normalises bare CRs: tests/harness/mailgen.served_by_dovecot):
+    what a Dovecot -> Dovecot run must produce."""
+    after = {m["sha256"]: (m["appended_sha256"], m["appended_size"])
+             for msgs in written.values() for m in msgs}
+    out = verify.Manifest(served.delimiter)
+    out.special_use, out.noselect = dict(served.special_use), set(served.noselect)
+    for folder, msgs in served.items():
+        out[folder] = [dict(m, sha256=after[m["sha256"]][0], size=after[m["sha256"]][1])
+                       for m in msgs]
+    return out
 
 
 def make_cases(bench, args):
@@ -268,7 +284,11 @@ def main(argv=None):
     os.makedirs(workdir, exist_ok=True)
     if args.keep:
         os.environ["GODWIT_KEEP_TEST_DIRS"] = "always"
-    dv = dovecot.Dovecot(users={"alice": "Bench-alice-1", "small": "Bench-small-2"})
+    # The imap sink's destinations (one fresh user per repetition) exist from the start:
+    # a passwd-file user added while Dovecot runs may not be seen within the same second.
+    users = {"alice": "Bench-alice-1", "small": "Bench-small-2"}
+    users.update({"sink%d" % rep: "Bench-sink-%d" % rep for rep in range(1, args.reps + 1)})
+    dv = dovecot.Dovecot(users=users)
     dv.start()
     try:
         bench = Bench(args, dv, workdir)

@@ -78,8 +78,9 @@ def _ratio(ref, row):
     """Speed of @row relative to @ref on the same work: ref wall / row wall."""
     if not ref or not row.measured or not row.case.ratios or not row.moves_data or ref is row:
         return None
-    if ref.wrong or row.wrong:
-        return None  # a fast wrong run wins nothing
+    if row.wrong or (ref.wrong and isinstance(ref.case, tools.LimitCase)):
+        return None  # a fast wrong run wins nothing; a wrong yardstick measures nothing
+    # A reference tool that altered mail is still the speed to beat: its row says how.
     return ref.wall / row.wall if row.wall else None
 
 
@@ -199,7 +200,7 @@ def render(header, results):
     lines += ["", "Ratios are speed ratios on the same work: other wall / this wall (2.00 = twice "
               "as fast). vs limit: the limit row with the same TLS and connection count. "
               "vs mbsync: mbsync with FSync no and the same TLS. conns: IMAP logins counted "
-              "in Dovecot's log (limit: its setting). WRONG rows get no ratios.", "", "Targets (issue 5):"]
+              "in Dovecot's log (limit: its setting). A WRONG row gets no rates and no ratios of its own.", "", "Targets (issue 5):"]
     for what, value, verdict in targets(results):
         lines.append("  %-4s %-58s %s" % (verdict, what, value))
     return "\n".join(lines) + "\n"

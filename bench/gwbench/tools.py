@@ -194,8 +194,9 @@ def _yaml(value):
 
 
 def _godwit_failed(sample):
-    lines = [l for l in sample.stderr.splitlines() if "error" in l.lower()] or \
-        sample.stderr.splitlines() or ["(no output)"]
+    stderr = sample.stderr.splitlines()
+    lines = [l for l in stderr if " error" in l or " failed" in l or "partial" in l] or \
+        [l for l in stderr if " warn" in l] or stderr[-1:] or ["(no output)"]
     return check.Verdict(False, "WRONG: godwit exited %d: %s" % (sample.returncode, lines[0][:160]),
                          [sample.stdout[-2000:], sample.stderr[-4000:]])
 
@@ -295,9 +296,7 @@ class GodwitImapSinkCase(GodwitCase):
         return None
 
     def prepare(self, rep):
-        self.target = "sink%d" % rep
-        if self.target not in self.dv.users:
-            self.dv.add_user(self.target)
+        self.target = "sink%d" % rep  # created empty when Dovecot started (gwbench/main.py)
         return super().prepare(rep)
 
     def sink_options(self):
@@ -313,6 +312,6 @@ class GodwitImapSinkCase(GodwitCase):
             return _godwit_failed(sample)
         client = self.dv.imap(self.target)
         try:
-            return check.verify_server(self.source, client)
+            return check.verify_server(self.bench.appended_sources[self.user], client)
         finally:
             client.logout()

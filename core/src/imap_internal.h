@@ -20,7 +20,7 @@
  * (a server that sends raw UTF-8): select must use the wire name as listed. */
 struct imap_alias {
 	char *utf8;
-	char *wire;
+	char *wire; /* NULL: listed, but cannot be named in a command (see imap_list.c) */
 };
 
 /* What append() needs to know about a folder (from mailbox_info). */

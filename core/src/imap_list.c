@@ -60,8 +60,13 @@ static void note_personal(struct gw_imap *imap, const struct imap_value *group)
 		       prefix->str, why);
 		return;
 	}
-	free(imap->personal_prefix);
-	imap->personal_prefix = utf8;
+	/* Unchanged on a re-read: the pointer get_namespace handed out stays valid. */
+	if (imap->personal_prefix && strcmp(imap->personal_prefix, utf8) == 0) {
+		free(utf8);
+	} else {
+		free(imap->personal_prefix);
+		imap->personal_prefix = utf8;
+	}
 	imap->personal_delimiter =
 	        imap_value_is_string(delim) && delim->len == 1 ? delim->str[0] : 0;
 	imap->personal_known = true;
@@ -118,25 +123,66 @@ static void add_alias(struct gw_imap *imap, const char *utf8, const char *wire)
 	imap->aliases =
 	        gw_xrealloc(imap->aliases, (imap->alias_count + 1) * sizeof(*imap->aliases));
 	imap->aliases[imap->alias_count].utf8 = gw_xstrdup(utf8);
-	imap->aliases[imap->alias_count].wire = gw_xstrdup(wire);
+	imap->aliases[imap->alias_count].wire = wire ? gw_xstrdup(wire) : NULL;
 	imap->alias_count++;
+}
+
+/* CR, LF and NUL are the bytes an IMAP quoted string cannot hold (RFC 3501
+ * TEXT-CHAR): a line break would end the command there and let the rest of a
+ * server-supplied folder name run as a command of its own. */
+static bool has_unquotable_char(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
+			return true;
+	return false;
 }
 
 char *imap_wire_name(struct gw_imap *imap, const char *utf8, const char **error)
 {
-	for (size_t i = 0; i < imap->alias_count; i++)
-		if (strcmp(imap->aliases[i].utf8, utf8) == 0)
-			return gw_xstrdup(imap->aliases[i].wire);
+	for (size_t i = 0; i < imap->alias_count; i++) {
+		if (strcmp(imap->aliases[i].utf8, utf8) != 0)
+			continue;
+		if (!imap->aliases[i].wire) {
+			*error = "the server listed this name with CR, LF or NUL, which cannot be "
+			         "sent back in an IMAP command";
+			return NULL;
+		}
+		return gw_xstrdup(imap->aliases[i].wire);
+	}
 	if (strcasecmp(utf8, "INBOX") == 0)
 		return gw_xstrdup("INBOX");
 	return gw_imap_utf7_encode(utf8, error);
 }
 
 /* UTF-8 name of a listed folder; NULL if it cannot be represented. */
+/* The listed name with control characters written as \xNN, for a folder that
+ * can be reported but never selected. */
+static char *escaped_name(const struct imap_value *name)
+{
+	struct gw_buf b = {0};
+	for (size_t i = 0; i < name->len; i++) {
+		unsigned char c = (unsigned char)name->str[i];
+		if (c == '\r' || c == '\n' || c == '\0')
+			gw_buf_printf(&b, "\\x%02x", c);
+		else
+			gw_buf_append(&b, &name->str[i], 1);
+	}
+	return b.data ? b.data : gw_xstrdup("");
+}
+
 static char *decode_name(struct gw_imap *imap, const struct imap_value *name)
 {
-	if (memchr(name->str, '\0', name->len))
-		return NULL;
+	if (has_unquotable_char(name->str, name->len)) {
+		/* Reported to the core, which records the folder as failed when it
+		 * cannot be selected: never dropped silently, never sent raw. */
+		char *shown = escaped_name(name);
+		gw_log(imap->ctx, GW_LOG_WARN,
+		       "folder \"%s\": the name contains CR, LF or NUL; it cannot be selected",
+		       shown);
+		add_alias(imap, shown, NULL);
+		return shown;
+	}
 	if (strcasecmp(name->str, "INBOX") == 0)
 		return gw_xstrdup("INBOX");
 	const char *why = NULL;

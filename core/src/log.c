@@ -204,21 +204,42 @@ static void append_timestamp(struct gw_buf *line)
 }
 
 /* "[pipeline] mailbox folder: " with every unknown part left out. */
+/* Appends @p text with control characters written as \xNN. Folder names,
+ * mailbox names and server texts come from outside: a CR, LF or ESC in them
+ * must not forge a second log line or drive the terminal. */
+static void append_printable(struct gw_buf *line, const char *text)
+{
+	const char *run = text;
+	for (const char *p = text; *p != '\0'; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c >= 0x20 && c != 0x7f)
+			continue;
+		gw_buf_append(line, run, (size_t)(p - run));
+		gw_buf_printf(line, "\\x%02x", c);
+		run = p + 1;
+	}
+	gw_buf_puts(line, run);
+}
+
 static void append_context(struct gw_buf *line, const struct gw_ctx *ctx)
 {
 	if (ctx == NULL)
 		return;
 	bool any = false;
 	if (ctx->pipeline != NULL) {
-		gw_buf_printf(line, " [%s]", ctx->pipeline);
+		gw_buf_puts(line, " [");
+		append_printable(line, ctx->pipeline);
+		gw_buf_puts(line, "]");
 		any = true;
 	}
 	if (ctx->mailbox != NULL) {
-		gw_buf_printf(line, " %s", ctx->mailbox);
+		gw_buf_puts(line, " ");
+		append_printable(line, ctx->mailbox);
 		any = true;
 	}
 	if (ctx->folder != NULL) {
-		gw_buf_printf(line, " %s", ctx->folder);
+		gw_buf_puts(line, " ");
+		append_printable(line, ctx->folder);
 		any = true;
 	}
 	if (any)
@@ -244,12 +265,7 @@ void gw_vlog(struct gw_ctx *ctx, enum gw_log_level level, const char *fmt, va_li
 	append_context(&line, ctx);
 	gw_buf_puts(&line, " ");
 	char *text = gw_xvasprintf(fmt, ap);
-	/* A line is a line: embedded newlines would let one call forge another line. */
-	for (char *p = text; *p != '\0'; p++) {
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
-	}
-	gw_buf_puts(&line, text);
+	append_printable(&line, text);
 	free(text);
 	gw_buf_puts(&line, "\n");
 	char *safe = gw_log_redact(line.data);

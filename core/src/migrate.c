@@ -745,11 +745,12 @@ static gw_status drop_stale_pending(struct attempt *a, struct run_folder *rf,
 		stale++;
 	}
 	if (stale > 0)
-		gw_mailbox_report_warn(&a->job->report,
-		                       "folder \"%s\": %zu message(s) were being copied when an "
-		                       "earlier run stopped and the folder's UIDVALIDITY has changed "
-		                       "since; they are copied again and may be duplicated",
-		                       rf->mapped->source_name, stale);
+		gw_mailbox_report_warn(
+		        &a->job->report,
+		        "folder \"%s\": %zu message(s) were being copied when an "
+		        "earlier run stopped and the folder's UIDVALIDITY has changed "
+		        "since; they are copied again and may be duplicated",
+		        rf->mapped->source_name, stale);
 	return GW_OK;
 }
 

@@ -154,9 +154,10 @@ static const char *const stmt_sql[SQL__COUNT] = {
                 "FROM messages WHERE folder_id = " FOLDER_OF_KEY
                 " AND status = 'done' AND uidvalidity <> ?4 AND message_id IS ?5 AND size = ?6 "
                 "AND (?7 IS NULL OR sha256 = ?7) ORDER BY seq LIMIT 1",
-        [SQL_DONE_SINK_IDS] = "SELECT sink_folder, sink_id FROM messages WHERE folder_id = "
-                              FOLDER_OF_KEY " AND message_id IS ?4 AND size = ?5 AND "
-                              "status = 'done'",
+        [SQL_DONE_SINK_IDS] =
+                "SELECT sink_folder, sink_id FROM messages WHERE folder_id = " FOLDER_OF_KEY
+                " AND message_id IS ?4 AND size = ?5 AND "
+                "status = 'done'",
         [SQL_STATUS_AT] = "SELECT status FROM messages WHERE folder_id = ?1 AND "
                           "uidvalidity = ?2 AND uid = ?3",
         [SQL_DELETE_AT] = "DELETE FROM messages WHERE folder_id = ?1 AND uidvalidity = ?2 AND "

@@ -60,7 +60,7 @@ struct sink_folder {
 	char *name; /* UTF-8 full name on the destination */
 	uint32_t uidvalidity;
 	uint64_t append_limit; /* APPENDLIMIT (server-wide or this folder's); 0: none */
-	uint32_t *claimed; /* UIDs lookup() already matched to a message */
+	uint32_t *claimed;     /* UIDs lookup() already matched to a message */
 	size_t claimed_count;
 };
 

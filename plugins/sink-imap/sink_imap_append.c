@@ -131,8 +131,8 @@ static struct append_record *new_record(struct imap_session *s, const struct gw_
 	r->session = s;
 	r->id_out = id_out;
 	if (GW_SINK_ITEM_HAS(item, outcome) && item->outcome &&
-	    item->outcome->struct_size >= offsetof(struct gw_sink_outcome, reason) +
-	                                          sizeof(item->outcome->reason))
+	    item->outcome->struct_size >=
+	            offsetof(struct gw_sink_outcome, reason) + sizeof(item->outcome->reason))
 		r->outcome = item->outcome;
 	if (item->origin_key)
 		snprintf(r->origin_key, sizeof(r->origin_key), "%s", item->origin_key);

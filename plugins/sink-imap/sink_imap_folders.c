@@ -327,7 +327,8 @@ uint64_t imap_sink_size_limit(void *session, void *folder, char set_by[GW_SINK_L
 	set_by[0] = '\0';
 	if (!f || f->append_limit == 0)
 		return 0;
-	snprintf(set_by, GW_SINK_LIMIT_TEXT_MAX, "destination APPENDLIMIT %" PRIu64, f->append_limit);
+	snprintf(set_by, GW_SINK_LIMIT_TEXT_MAX, "destination APPENDLIMIT %" PRIu64,
+	         f->append_limit);
 	return f->append_limit;
 }
 

@@ -43,8 +43,7 @@ static bool quotable(const char *s)
 
 /* The exact size, and the Message-ID where the message has one the search
  * syntax can carry; false if there is nothing to search by. */
-static bool build_criteria(const struct gw_message *m, bool *by_message_id, char *out,
-                           size_t size)
+static bool build_criteria(const struct gw_message *m, bool *by_message_id, char *out, size_t size)
 {
 	const char *mid = m->meta ? m->meta->message_id : NULL;
 	*by_message_id = false;

@@ -324,8 +324,14 @@ static gw_status source_list_folders(void *session, gw_folder_cb cb, void *arg)
 		if (st != GW_OK)
 			return st;
 	}
-	struct listing l = {.s = s, .prefix = ns.prefix ? ns.prefix : "", .cb = cb, .arg = arg};
-	return imap->list(s->imap, on_listed, &l);
+	/* A copy: the connection may replace its own while listing. */
+	char *prefix = strdup(ns.prefix ? ns.prefix : "");
+	if (!prefix)
+		return s->source->host->fail(s->ctx, GW_ERR_SESSION, "out of memory");
+	struct listing l = {.s = s, .prefix = prefix, .cb = cb, .arg = arg};
+	gw_status st = imap->list(s->imap, on_listed, &l);
+	free(prefix);
+	return st;
 }
 
 /* The server's name of a folder as list_folders reported it. */

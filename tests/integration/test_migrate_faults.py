@@ -388,8 +388,15 @@ class FaultCase(MigrationCase):
         problems += ["a folder name forged this console line: %r" % line
                      for line in forged_log_lines(proc.stderr)]
         self.assertEqual([], problems, "\n".join(problems))
+        # The client shows such a name with CR, LF and NUL written as \\xNN, reports
+        # the folder failed (it cannot be selected) and never sends the raw name.
+        shown = {re.sub("[\r\n\0]", lambda m: "\\x%02x" % ord(m.group()), n)
+                 for n in HOSTILE_PROTOCOL}
+        for name in shown:
+            self.assertIn("cannot be sent back in an IMAP command",
+                          self.folder(box, name)["error"] or "", name)
         self.assertNothingOutside(root, [])
-        self.assertSinkHolds(self.source, extra_empty=set(HOSTILE_PROTOCOL))
+        self.assertSinkHolds(self.source, extra_empty=shown)
 
     def source_folders(self):
         client = self.dv.imap("alice")

@@ -17,6 +17,7 @@ unchanged. (With mail_save_crlf = yes on the source only, the comparison
 would be the same; bare CRs inside a line are not touched by either side.)
 """
 
+import hashlib
 import json
 import os
 import re
@@ -29,8 +30,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from migrate_helpers import (dovecot, godwit_bin, imapio, mailbox_of, plugin_dir,  # noqa: E402
-                             seed, verify, wait_until)
+from migrate_helpers import (dovecot, godwit_bin, imapio, mailbox_of, mailgen,  # noqa: E402
+                             plugin_dir, seed, verify, wait_until)
 from harness import mutf7  # noqa: E402  (migrate_helpers put tests/ on the path)
 
 mutf7_encode = mutf7.encode
@@ -260,10 +261,11 @@ class SameInstance(SinkCase):
                     n += len(files)
             return n
 
-        # Killed while a batch is in the destination but not yet committed.
+        # Killed while at least 100 messages are in the destination, 10 or more of them
+        # not yet committed (the whole mailbox is one batch: usually none is).
         proc = run.start()
         reached = wait_until(lambda: proc.poll() is not None or (
-            len(run.rows()) >= 100 and in_destination() >= len(run.rows()) + 10), 180, 0.002)
+            in_destination() >= max(100, len(run.rows()) + 10)), 180, 0.002)
         running = proc.poll() is None
         if running:
             os.kill(proc.pid, signal.SIGKILL)
@@ -391,6 +393,144 @@ class ToCourierStyle(SinkCase):
         expected.noselect = source.noselect
         diffs = verify.compare(expected, dest, folder_map=lambda name: name)
         self.assertEqual([], diffs, verify.format_differences(diffs))
+
+
+def message_without_id(tag, size):
+    """A CRLF message without a Message-ID header, exactly @size bytes, body of @tag."""
+    head = b"From: dup@example.org\r\nTo: alice@example.org\r\nSubject: no id\r\n\r\n"
+    body = (tag.encode() * size)[:size - len(head) - 2] + b"\r\n"
+    return head + body
+
+
+class CrashResolution(SinkCase):
+    """Messages the destination received before a run died uncommitted are found
+    again by what proves them (Message-ID and size, else the bytes), and byte-
+    identical copies are told apart: each source message gets a destination copy
+    of its own."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dv = dovecot.Dovecot(users={"dave": "Dave-pw-4", "erin": "Erin-pw-5",
+                                        "frank": "Frank-pw-6", "gina": "Gina-pw-7"})
+        cls.dv.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.dv.stop()
+
+    def seed(self, user, folder, messages):
+        client = self.dv.imap(user)
+        try:
+            if folder != "INBOX":
+                client.create(imapio.quote(mutf7_encode(folder)))
+            return seed.append_messages(client, folder, messages)
+        finally:
+            client.logout()
+
+    def dest_folder(self, user, folder):
+        return manifest(self.dv, user).get(folder, [])
+
+    def test_identical_copies_killed_before_commit(self):
+        # Two byte-identical messages, the newest of the mailbox, so they go first
+        # in the batch; 900 older ones keep the batch open long enough to kill the
+        # run after the destination got both but before anything was committed.
+        twin = mailgen.message_of_size(4000, seed=41, date=1_700_000_000)
+        self.seed("dave", "Twins", [mailgen.GenMessage("twin/%d" % i, twin, 1_700_000_000)
+                                    for i in range(2)])
+        self.seed("dave", "INBOX", mailgen.generate(900, seed=42, attachment_every=0))
+        run = self.new_run(self.dv, "dave", self.dv, "erin")
+        twins_dir = os.path.join(self.dv.maildir_of("erin"), ".Twins")
+
+        def twins_arrived():
+            return sum(len(os.listdir(os.path.join(twins_dir, d))) for d in ("cur", "new")
+                       if os.path.isdir(os.path.join(twins_dir, d)))
+
+        proc = run.start()
+        reached = wait_until(lambda: proc.poll() is not None or twins_arrived() >= 2, 120,
+                             0.002)
+        running = proc.poll() is None
+        if running:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+        self.assertTrue(reached and running, "the run ended before the kill")
+        self.assertEqual(2, twins_arrived())
+        self.assertEqual([], [r for r in run.rows() if r[0] == "Twins"], "committed too early")
+        self.assertEqual(2, len([r for r in run.rows("pending") if r[0] == "Twins"]))
+
+        final = run.run()
+        self.assertRun(final, 0)
+        box = mailbox_of(run.report(final.stdout), ALICE)
+        self.assertEqual(("completed", 0), (box["status"], box["failed"]))
+        self.assertEqual(2, len(self.dest_folder("erin", "Twins")))
+        twin_rows = [r for r in run.rows() if r[0] == "Twins"]
+        self.assertEqual(2, len(twin_rows))
+        self.assertEqual(2, len({r[3] for r in twin_rows}), "both recorded at one copy")
+        self.assertSameMail_of("dave", "erin")
+        self.assertAppendUidsRecorded(run, self.dv, "erin", 902)
+
+    def assertSameMail_of(self, src_user, dst_user):
+        source = manifest(self.dv, src_user)
+        dest = manifest(self.dv, dst_user)
+        diffs = verify.compare(source, dest, folder_map=lambda name: name)
+        self.assertEqual([], diffs, verify.format_differences(diffs))
+
+    def test_recorded_copy_is_not_taken_for_a_lost_one(self):
+        """The state says a message was handed to the destination but not committed
+        (pending), and the destination does not have it; it does have a byte-identical
+        copy committed for another source message, and messages of the same size and
+        date with other bytes (one of them not from this migration at all). None is
+        taken for the lost one: it is copied again."""
+        date = 1_600_000_000
+        stranger = message_without_id("s", 2000)
+        self.seed("gina", "INBOX", [mailgen.GenMessage("stranger", stranger, date)])
+        with_id = mailgen.message_of_size(3000, seed=7, date=date)
+        no_id = message_without_id("z", 2000)
+        other_bytes = message_without_id("q", 2000)  # same size and date, other bytes
+        messages = [mailgen.GenMessage("a", with_id, date), mailgen.GenMessage("b", with_id, date),
+                    mailgen.GenMessage("c", no_id, date), mailgen.GenMessage("d", no_id, date),
+                    mailgen.GenMessage("e", other_bytes, date),
+                    mailgen.GenMessage("f", no_id[:-4] + b"!!\r\n", date)]
+        uids = self.seed("frank", "INBOX", messages)
+        run = self.new_run(self.dv, "frank", self.dv, "gina")
+        self.assertRun(run.run(), 0)
+        self.assertEqual(7, len(self.dest_folder("gina", "INBOX")))
+        # Lose the copies of b, d and f: the destination never got them, the state
+        # still has them pending.
+        lost = {uids[1], uids[3], uids[5]}
+        rows = {r[1]: r for r in run.rows()}
+        dest_uids = [rows[uid][3].split(":")[1] for uid in sorted(lost)]
+        client = self.dv.imap("gina")
+        try:
+            client.select("INBOX")
+            client.uid("STORE", ",".join(dest_uids), "+FLAGS.SILENT", "(\\Deleted)")
+            client.expunge()
+        finally:
+            client.logout()
+        self.assertEqual(4, len(self.dest_folder("gina", "INBOX")))
+        con = sqlite3.connect(run.state)
+        try:
+            con.executemany("UPDATE messages SET status = 'pending', sink_folder = NULL, "
+                            "sink_id = NULL, sha256 = NULL, seq = NULL WHERE uid = ?",
+                            [(uid,) for uid in lost])
+            con.commit()
+        finally:
+            con.close()
+
+        again = run.run()
+        self.assertRun(again, 0)
+        self.assertIn("3 message(s) in flight when an earlier run stopped: 0 found in the sink, "
+                      "3 to copy again", again.stderr)
+        box = mailbox_of(run.report(again.stdout), ALICE)
+        self.assertEqual((3, 3), (box["migrated"], box["already_present"]))
+        source = [m["sha256"] for m in self.dest_folder("frank", "INBOX")]
+        dest = [m["sha256"] for m in self.dest_folder("gina", "INBOX")]
+        self.assertEqual(sorted(source + [hashlib.sha256(stranger).hexdigest()]), sorted(dest))
+        rows = run.rows()
+        self.assertEqual(6, len(rows))
+        self.assertEqual(6, len({r[3] for r in rows}), "two messages recorded at one copy")
+        at = uid_hashes(self.dv, "gina", ["INBOX"])
+        for _folder, _uid, sink_folder, sink_id, sha in rows:
+            self.assertEqual(sha, at.get((sink_folder, int(sink_id.split(":")[1]))))
 
 if __name__ == "__main__":
     unittest.main()

@@ -68,7 +68,7 @@ static void configure(struct fixture *f)
 {
 	char port[16];
 	snprintf(port, sizeof(port), "%u", peer.port);
-	const char *given[][2] = {{"host", "127.0.0.1"}, {"port", port},       {"tls", "none"},
+	const char *given[][2] = {{"host", "127.0.0.1"}, {"port", port},         {"tls", "none"},
 	                          {"user", "user"},      {"password", "secret"}, {"timeout", "5s"}};
 	f->config = calloc(1, plugin->desc.config_size);
 	f->store = gw_optstore_new(NULL);
@@ -219,7 +219,8 @@ static void test_late_refusal_reported_for_its_item(void **unused)
 	make_msg(&m[1], "msg-2", NULL);
 	make_msg(&m[2], "msg-3", NULL);
 	for (size_t i = 0; i < 3; i++)
-		assert_int_equal(plugin->sink.append(f->session, inbox, &m[i].item, m[i].id), GW_OK);
+		assert_int_equal(plugin->sink.append(f->session, inbox, &m[i].item, m[i].id),
+		                 GW_OK);
 	gw_status rc = plugin->sink.flush(f->session);
 	if (rc != GW_OK)
 		fail_msg("flush: %s", f->ctx.error);

@@ -126,7 +126,19 @@ static void test_newlines_cannot_forge_lines(void **state)
 	(void)state;
 	gw_log(NULL, GW_LOG_INFO, "server said: a\r\nerror fake line\n");
 	char *out = captured_without_timestamps();
-	assert_string_equal(out, "info server said: a  error fake line \n");
+	assert_string_equal(out, "info server said: a\\x0d\\x0aerror fake line\\x0a\n");
+	free(out);
+}
+
+/* Folder and mailbox names come from servers and CSV files: control
+ * characters in them are written visibly, never raw. */
+static void test_context_cannot_forge_lines(void **state)
+{
+	(void)state;
+	struct gw_ctx ctx = {.pipeline = "p", .mailbox = "a@b", .folder = "x\r\nwarn fake\x1b[2J"};
+	gw_log(&ctx, GW_LOG_INFO, "copied");
+	char *out = captured_without_timestamps();
+	assert_string_equal(out, "info [p] a@b x\\x0d\\x0awarn fake\\x1b[2J: copied\n");
 	free(out);
 }
 
@@ -418,6 +430,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_format_with_full_context, open_capture,
 	                                        close_capture),
 	        cmocka_unit_test_setup_teardown(test_format_leaves_out_unknown_parts, open_capture,
+	                                        close_capture),
+	        cmocka_unit_test_setup_teardown(test_context_cannot_forge_lines, open_capture,
 	                                        close_capture),
 	        cmocka_unit_test_setup_teardown(test_newlines_cannot_forge_lines, open_capture,
 	                                        close_capture),

@@ -2,10 +2,11 @@
  * @file godwit/sink.h
  * @brief Operations of a sink plugin (where mail goes).
  *
- * Order of calls per mailbox: open, ensure_folder for every folder, then
- * append/lookup any number of times with flush after each batch, then close.
- * The core commits its state only after flush returned GW_OK, so a sink must
- * not report a batch durable before it is.
+ * Order of calls per mailbox: open, ensure_folder (and size_limit, if the
+ * sink has it) for every folder, then lookup for messages an earlier run left
+ * uncommitted, then append any number of times with flush after each batch,
+ * then close. The core commits its state only after flush returned GW_OK, so
+ * a sink must not report a batch durable before it is.
  */
 #ifndef GODWIT_SINK_H
 #define GODWIT_SINK_H
