@@ -118,6 +118,8 @@ static uint32_t recorded_uid(const struct sink_folder *f, const char *id)
 static void exclude_taken(const struct sink_folder *f, const struct gw_sink_item *item,
                           struct candidates *c)
 {
+	if (c->count == 0)
+		return;
 	qsort(c->uids, c->count, sizeof(*c->uids), cmp_u32);
 	size_t unknown = 0;
 	bool has_recorded = GW_SINK_ITEM_HAS(item, recorded_count) && item->recorded_ids;
