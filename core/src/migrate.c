@@ -1079,6 +1079,7 @@ struct fetch_ctx {
 	size_t expected;   /* where the next message should be: sources deliver in request order */
 	long current;      /* batch index of the message being received, -1 if none */
 	gw_status stop;    /* a sink failure that stops the batch */
+	uint32_t stopped_uid; /* the UID a connection-wide failure interrupted, 0 if none */
 };
 
 static long find_item(struct fetch_ctx *fc, uint32_t uid)
@@ -1214,17 +1215,19 @@ static gw_status on_fetch_end(void *arg, uint32_t uid)
 static void on_fetch_failed(void *arg, uint32_t uid, gw_status status, const char *reason)
 {
 	struct fetch_ctx *fc = arg;
+	/* Connection-wide trouble is not this message's fault: the fetch returns it and
+	 * the message is tried again after the reconnect. */
+	if (status == GW_ERR_SESSION || status == GW_ERR_THROTTLED || status == GW_ERR_CANCELLED ||
+	    status == GW_ERR_AUTH || status == GW_ERR_MAILBOX) {
+		fc->stopped_uid = uid;
+		return;
+	}
 	long idx = fc->current >= 0 && fc->a->entries[fc->a->batch[fc->current].entry].uid == uid
 	                   ? fc->current
 	                   : find_item(fc, uid);
 	if (idx == fc->current)
 		fc->current = -1;
 	if (idx < 0)
-		return;
-	/* Connection-wide trouble is not this message's fault: the fetch returns it and
-	 * the message is tried again after the reconnect. */
-	if (status == GW_ERR_SESSION || status == GW_ERR_THROTTLED || status == GW_ERR_CANCELLED ||
-	    status == GW_ERR_AUTH || status == GW_ERR_MAILBOX)
 		return;
 	char *text = gw_xasprintf("%s: %s", fc->a->rt->source_label,
 	                          reason != NULL && reason[0] != '\0' ? reason : "fetch failed");
@@ -1276,7 +1279,10 @@ static void give_up_folder(struct attempt *a, struct run_folder *rf, const char 
 	free(text);
 }
 
-static gw_status fetch_group(struct attempt *a, size_t first, size_t end)
+/* Fetch batch[first, end) from one folder. When the fetch stops for a reason
+ * wider than one message (connection lost, throttled), *stopped_uid is the
+ * message it stopped at, so the error can say where. */
+static gw_status fetch_group(struct attempt *a, size_t first, size_t end, uint32_t *stopped_uid)
 {
 	struct run_folder *rf = item_folder(a, &a->batch[first]);
 	size_t index = (size_t)(rf - a->folders);
@@ -1313,6 +1319,12 @@ static gw_status fetch_group(struct attempt *a, size_t first, size_t end)
 	                                 .failed = on_fetch_failed};
 	ctx_reset(&a->sctx);
 	st = a->src_ops->fetch(a->src, &request, &target);
+	if (st != GW_OK && st != GW_ERR_MESSAGE) {
+		long at = fc.current >= 0 ? fc.current : fc.expected < end ? (long)fc.expected : -1;
+		*stopped_uid = fc.stopped_uid ? fc.stopped_uid
+		               : at >= 0      ? a->entries[a->batch[at].entry].uid
+		                              : 0;
+	}
 	if (fc.stop != GW_OK)
 		return fc.stop;
 	if (st == GW_ERR_MESSAGE)
@@ -1496,7 +1508,8 @@ static gw_status run_batch(struct attempt *a)
 			break;
 		}
 		if (!rf->failed) {
-			st = fetch_group(a, first, end);
+			uint32_t stopped_uid = 0;
+			st = fetch_group(a, first, end, &stopped_uid);
 			if (st == GW_ERR_FOLDER) {
 				char fallback[160];
 				give_up_folder(a, rf,
@@ -1511,7 +1524,10 @@ static gw_status run_batch(struct attempt *a)
 			} else if (st == GW_ERR_CANCELLED) {
 				st = stop(a, st, "interrupted");
 			} else if (st != GW_OK) {
-				st = stop_plugin(a, &a->sctx, a->rt->source_label, "fetch", st);
+				char fallback[160];
+				st = stop(a, st, "folder \"%s\", UID %" PRIu32 ": %s: %s",
+				          rf->mapped->source_name, stopped_uid, a->rt->source_label,
+				          ctx_error(&a->sctx, "fetch", st, fallback, sizeof(fallback)));
 			}
 		}
 		first = end;

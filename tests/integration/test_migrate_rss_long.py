@@ -71,9 +71,15 @@ class LargeMailbox(MigrationCase):
         print("\n%d messages, %.1f MB in %.1f s: %.0f msgs/s, %.2f MB/s, peak RSS %.1f MiB"
               % (self.total, box["bytes"] / 1e6, seconds, self.total / seconds,
                  box["bytes"] / 1e6 / seconds, peak_kib / 1024), file=sys.stderr)
-        self.assertLess(peak_kib, RSS_LIMIT_KIB)
         self.assertSinkEqualsSource(self.dv, "alice", ALICE)
+        if os.environ.get("GODWIT_SANITIZED") == "1":
+            # ASan's shadow memory and quarantine multiply RSS: the migration is
+            # still checked above, the memory bound only in the plain build.
+            self.skipTest("peak RSS not meaningful under AddressSanitizer "
+                          "(%.1f MiB); asserted in the plain build" % (peak_kib / 1024))
+        self.assertLess(peak_kib, RSS_LIMIT_KIB)
 
 
 if __name__ == "__main__":
-    unittest.main()
+    from harness.testcase import main
+    main()
