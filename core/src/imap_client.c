@@ -19,7 +19,12 @@
 #define DEFAULT_MAX_LITERAL    (64ull * 1024 * 1024)
 #define DEFAULT_PIPELINE_DEPTH 16u
 #define MAX_PIPELINE_DEPTH     1024u
-#define LOGOUT_TIMEOUT_MS      5000
+/* A set of 256 scattered UIDs is ~3 KB of command line, far below the limits
+ * servers put on one (Dovecot: 64 KB), and few enough that one refused set
+ * fails few messages. */
+#define DEFAULT_FETCH_UIDS 256u
+#define MAX_FETCH_UIDS     1024u
+#define LOGOUT_TIMEOUT_MS  5000
 
 static void imap_free(struct gw_imap *imap)
 {
@@ -149,6 +154,13 @@ static struct gw_imap *imap_new(struct gw_ctx *ctx, const struct gw_imap_params 
 	        params->pipeline_depth ? params->pipeline_depth : DEFAULT_PIPELINE_DEPTH;
 	if (imap->pipeline_depth > MAX_PIPELINE_DEPTH)
 		imap->pipeline_depth = MAX_PIPELINE_DEPTH;
+	imap->fetch_uids = DEFAULT_FETCH_UIDS;
+	if (params->struct_size >= offsetof(struct gw_imap_params, fetch_uids_per_command) +
+	                                   sizeof(params->fetch_uids_per_command) &&
+	    params->fetch_uids_per_command > 0)
+		imap->fetch_uids = params->fetch_uids_per_command;
+	if (imap->fetch_uids > MAX_FETCH_UIDS)
+		imap->fetch_uids = MAX_FETCH_UIDS;
 	return imap;
 }
 

@@ -261,21 +261,37 @@ gw_status imap_fetch_meta(struct gw_imap *imap, const uint32_t *uids, size_t cou
 	return st;
 }
 
-/* ---- fetch ---- */
+/* ---- fetch ----
+ *
+ * Bodies are requested with UID sets: one "UID FETCH <set> (BODY.PEEK[])"
+ * carries up to fetch_uids_per_command UIDs (1: one command per message, for
+ * servers that mishandle sets), and up to pipeline_depth commands are in
+ * flight. A server answers a set in its own order (UID order in practice), so
+ * every untagged FETCH is mapped back to its request by the UID it names;
+ * whatever a command's tagged reply finds undelivered is reported failed. */
 
-struct inflight {
-	char tag[GW_IMAP_TAG_MAX];
+/* One requested UID. */
+struct fetch_slot {
 	uint32_t uid;
 	bool got_body; /* delivered, refused or reported: nothing more to say about it */
+};
+
+/* One command in flight: the slots [first, end) it asked for, sorted by UID. */
+struct inflight {
+	char tag[GW_IMAP_TAG_MAX];
+	size_t first, end;
+	size_t cursor; /* where the next answer most likely is (servers answer in UID order) */
 };
 
 struct fetch_state {
 	struct gw_imap *imap;
 	const struct gw_fetch_target *target;
 	uint64_t limit;
+	struct fetch_slot *slots; /* the request's UIDs, each command's share sorted */
+	size_t slot_count;
 	struct inflight *queue; /* commands in flight, oldest first */
 	size_t queued;
-	size_t next;    /* index of the next UID to request */
+	size_t next;    /* index of the next slot to request */
 	gw_status stop; /* non-OK: request nothing more, drain, return it */
 
 	bool delivering; /* begin() accepted a message whose end() is still due */
@@ -303,11 +319,40 @@ static void report_failed(struct fetch_state *fs, uint32_t uid, gw_status st, co
 	free(reason);
 }
 
-static struct inflight *waiting_entry(struct fetch_state *fs, bool uid_known, uint32_t uid)
+static struct fetch_slot *waiting_in(struct fetch_state *fs, struct inflight *c, uint32_t uid)
 {
-	for (size_t i = 0; i < fs->queued; i++)
-		if (!fs->queue[i].got_body && (!uid_known || fs->queue[i].uid == uid))
-			return &fs->queue[i];
+	if (c->cursor < c->end && !fs->slots[c->cursor].got_body && fs->slots[c->cursor].uid == uid)
+		return &fs->slots[c->cursor++];
+	for (size_t i = c->first; i < c->end; i++) {
+		if (!fs->slots[i].got_body && fs->slots[i].uid == uid) {
+			c->cursor = i + 1;
+			return &fs->slots[i];
+		}
+	}
+	return NULL;
+}
+
+/* The requested slot an answer belongs to. Without a UID in the answer
+ * (servers must send it) only a single-UID command can be meant. */
+static struct fetch_slot *waiting_entry(struct fetch_state *fs, bool uid_known, uint32_t uid)
+{
+	for (size_t q = 0; q < fs->queued; q++) {
+		struct inflight *c = &fs->queue[q];
+		if (uid_known) {
+			struct fetch_slot *slot = waiting_in(fs, c, uid);
+			if (slot)
+				return slot;
+			continue;
+		}
+		size_t waiting = 0;
+		struct fetch_slot *first = NULL;
+		for (size_t i = c->first; i < c->end; i++) {
+			if (!fs->slots[i].got_body && waiting++ == 0)
+				first = &fs->slots[i];
+		}
+		if (waiting > 0)
+			return waiting == 1 ? first : NULL;
+	}
 	return NULL;
 }
 
@@ -318,7 +363,7 @@ static gw_status deliver_chunk(void *arg, const void *data, size_t len)
 }
 
 /* Start delivering a body of @p size bytes for @p e; false if it is not wanted. */
-static bool begin_body(struct fetch_state *fs, struct inflight *e, uint64_t size)
+static bool begin_body(struct fetch_state *fs, struct fetch_slot *e, uint64_t size)
 {
 	e->got_body = true;
 	if (size > fs->limit) {
@@ -355,7 +400,7 @@ static gw_status body_hook(void *arg, struct imap_parser *p, const struct imap_v
 	*consumed = true;
 	uint32_t uid = 0;
 	bool uid_known = imap_value_u32(imap_list_get(list, "UID"), &uid);
-	struct inflight *e = waiting_entry(fs, uid_known, uid);
+	struct fetch_slot *e = waiting_entry(fs, uid_known, uid);
 	if (!e || !begin_body(fs, e, size))
 		return imap_parser_stream_literal(p, size, NULL, NULL, NULL);
 	return imap_parser_stream_literal(p, size, deliver_chunk, fs, &fs->current_status);
@@ -369,7 +414,7 @@ static void deliver_inline_body(struct fetch_state *fs, const struct imap_value 
 		return;
 	uint32_t uid = 0;
 	bool uid_known = imap_value_u32(imap_list_get(items, "UID"), &uid);
-	struct inflight *e = waiting_entry(fs, uid_known, uid);
+	struct fetch_slot *e = waiting_entry(fs, uid_known, uid);
 	if (!e || !begin_body(fs, e, body->len))
 		return;
 	fs->current_status = fs->target->data(fs->target->arg, body->str, body->len);
@@ -402,7 +447,7 @@ static void finish_message(struct fetch_state *fs, const struct imap_response *r
 	note_target_status(fs, fs->target->end(fs->target->arg, fs->current_uid));
 }
 
-/* The tagged reply of one UID FETCH: the message is done, one way or another. */
+/* The tagged reply of one UID FETCH: its messages are done, one way or another. */
 static void complete_command(struct fetch_state *fs, const struct imap_response *resp)
 {
 	size_t i = 0;
@@ -414,40 +459,70 @@ static void complete_command(struct fetch_state *fs, const struct imap_response 
 		gw_log(fs->imap->ctx, GW_LOG_DEBUG, "ignoring tagged reply %s", resp->tag);
 		return;
 	}
-	struct inflight e = fs->queue[i];
+	struct inflight c = fs->queue[i];
 	memmove(&fs->queue[i], &fs->queue[i + 1], (fs->queued - i - 1) * sizeof(*fs->queue));
 	fs->queued--;
-	if (resp->cond == GW_IMAP_OK) {
-		if (!e.got_body)
-			report_failed(fs, e.uid, GW_ERR_MESSAGE, "UID %" PRIu32 " no longer exists",
-			              e.uid);
-		return;
-	}
 	uint32_t retry_after;
-	if (imap_response_throttled(resp, &retry_after)) {
-		if (fs->stop == GW_OK)
-			fs->stop = imap_fail_response(fs->imap, resp, GW_ERR_THROTTLED,
-			                              "the server throttles fetching");
-		return;
+	bool throttled = resp->cond != GW_IMAP_OK && imap_response_throttled(resp, &retry_after);
+	if (throttled && fs->stop == GW_OK)
+		fs->stop = imap_fail_response(fs->imap, resp, GW_ERR_THROTTLED,
+		                              "the server throttles fetching");
+	if (resp->cond != GW_IMAP_OK && !throttled)
+		snprintf(fs->imap->last_response, sizeof(fs->imap->last_response), "%s",
+		         resp->text);
+	for (size_t s = c.first; s < c.end; s++) {
+		struct fetch_slot *e = &fs->slots[s];
+		if (e->got_body || throttled)
+			continue;
+		e->got_body = true;
+		if (resp->cond == GW_IMAP_OK)
+			report_failed(fs, e->uid, GW_ERR_MESSAGE,
+			              "UID %" PRIu32 " no longer exists", e->uid);
+		else
+			report_failed(fs, e->uid, GW_ERR_MESSAGE,
+			              "the server refused UID %" PRIu32 ": %s", e->uid, resp->text);
 	}
-	snprintf(fs->imap->last_response, sizeof(fs->imap->last_response), "%s", resp->text);
-	if (!e.got_body)
-		report_failed(fs, e.uid, GW_ERR_MESSAGE, "the server refused UID %" PRIu32 ": %s",
-		              e.uid, resp->text);
 }
 
-/* Keep pipeline_depth commands in flight (one UID each, so replies map to UIDs). */
-static gw_status fill_pipeline(struct fetch_state *fs, const struct gw_fetch_request *request)
+static int cmp_slot_uid(const void *x, const void *y)
+{
+	const struct fetch_slot *a = x, *b = y;
+	return a->uid < b->uid ? -1 : a->uid > b->uid;
+}
+
+/* "3,7,9:12": the UIDs of slots [first, end), which are sorted. */
+static void put_uid_set(struct gw_buf *out, const struct fetch_slot *slots, size_t first,
+                        size_t end)
+{
+	for (size_t i = first; i < end;) {
+		size_t run = i;
+		while (run + 1 < end && slots[run + 1].uid == slots[run].uid + 1)
+			run++;
+		gw_buf_printf(out, "%s%" PRIu32, i > first ? "," : "", slots[i].uid);
+		if (run > i)
+			gw_buf_printf(out, ":%" PRIu32, slots[run].uid);
+		i = run + 1;
+	}
+}
+
+/* Keep pipeline_depth commands in flight, each with up to fetch_uids UIDs. */
+static gw_status fill_pipeline(struct fetch_state *fs)
 {
 	struct gw_imap *imap = fs->imap;
 	struct gw_buf batch = {0};
 	while (fs->stop == GW_OK && fs->queued < imap->pipeline_depth &&
-	       fs->next < request->count) {
-		struct inflight *e = &fs->queue[fs->queued++];
-		memset(e, 0, sizeof(*e));
-		e->uid = request->uids[fs->next++];
-		imap_next_tag(imap, e->tag);
-		gw_buf_printf(&batch, "%s UID FETCH %" PRIu32 " (BODY.PEEK[])\r\n", e->tag, e->uid);
+	       fs->next < fs->slot_count) {
+		struct inflight *c = &fs->queue[fs->queued++];
+		memset(c, 0, sizeof(*c));
+		c->first = c->cursor = fs->next;
+		c->end = fs->slot_count - fs->next > imap->fetch_uids ? fs->next + imap->fetch_uids
+		                                                      : fs->slot_count;
+		fs->next = c->end;
+		qsort(&fs->slots[c->first], c->end - c->first, sizeof(*fs->slots), cmp_slot_uid);
+		imap_next_tag(imap, c->tag);
+		gw_buf_printf(&batch, "%s UID FETCH ", c->tag);
+		put_uid_set(&batch, fs->slots, c->first, c->end);
+		gw_buf_puts(&batch, " (BODY.PEEK[])\r\n");
 	}
 	gw_status st = batch.len ? imap_send_raw(imap, batch.data, batch.len, NULL) : GW_OK;
 	gw_buf_free(&batch);
@@ -473,7 +548,7 @@ static gw_status check_fetch_args(struct gw_imap *imap, const struct gw_fetch_re
 	return GW_OK;
 }
 
-static gw_status fetch_loop(struct fetch_state *fs, const struct gw_fetch_request *request)
+static gw_status fetch_loop(struct fetch_state *fs)
 {
 	struct gw_imap *imap = fs->imap;
 	for (;;) {
@@ -483,7 +558,7 @@ static gw_status fetch_loop(struct fetch_state *fs, const struct gw_fetch_reques
 		}
 		if (gw_cancel_level() >= 1 && fs->stop == GW_OK)
 			fs->stop = GW_ERR_CANCELLED;
-		gw_status st = fill_pipeline(fs, request);
+		gw_status st = fill_pipeline(fs);
 		if (st != GW_OK)
 			return st;
 		if (fs->queued == 0 && fs->stop == GW_ERR_CANCELLED)
@@ -521,11 +596,16 @@ gw_status imap_fetch(struct gw_imap *imap, const struct gw_fetch_request *reques
 	if (request->max_size && request->max_size < fs.limit)
 		fs.limit = request->max_size;
 	fs.queue = gw_xcalloc(imap->pipeline_depth, sizeof(*fs.queue));
+	fs.slot_count = request->count;
+	fs.slots = gw_xcalloc(request->count ? request->count : 1, sizeof(*fs.slots));
+	for (size_t i = 0; i < request->count; i++)
+		fs.slots[i].uid = request->uids[i];
 	imap->parser.hook = body_hook;
 	imap->parser.hook_arg = &fs;
-	st = fetch_loop(&fs, request);
+	st = fetch_loop(&fs);
 	imap->parser.hook = NULL;
 	imap->parser.hook_arg = NULL;
+	free(fs.slots);
 	free(fs.queue);
 	return st;
 }

@@ -52,6 +52,7 @@ struct gw_imap {
 	char *ca_file;
 	uint64_t max_literal;
 	unsigned pipeline_depth;
+	unsigned fetch_uids; /* UIDs per body-fetch command */
 
 	char **caps; /* upper case, as advertised */
 	size_t cap_count;

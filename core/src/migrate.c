@@ -187,6 +187,7 @@ enum item_outcome {
 
 struct batch_item {
 	size_t entry;
+	uint32_t uid; /* entries[entry].uid, at hand for sorting */
 	enum item_outcome outcome;
 	uint64_t size;
 	char *message_id;
@@ -1339,24 +1340,39 @@ static gw_status fetch_group(struct attempt *a, size_t first, size_t end, uint32
 	return st;
 }
 
-/* Reorder the batch so each folder's messages are contiguous, keeping the
- * date order within each folder and the folders in order of first appearance. */
+static int cmp_item_uid(const void *x, const void *y)
+{
+	uint32_t a = ((const struct batch_item *)x)->uid, b = ((const struct batch_item *)y)->uid;
+	return a < b ? -1 : a > b;
+}
+
+/* Reorder the batch so each folder's messages are contiguous and in UID
+ * order (the order a server answers a UID set in), the folder selected at the
+ * source first (saves a SELECT), then the folders in order of first appearance.
+ * The batch is one date slice: order within it is not part of newest-first. */
 static void group_batch(struct attempt *a)
 {
 	struct batch_item *sorted = a->batch_scratch;
 	size_t n = 0;
 	/* A stable counting sort by folder, folders ordered by first appearance:
 	 * the entry state marks "taken" (ENTRY_IN_BATCH -> ENTRY_TODO). */
-	for (size_t i = 0; i < a->batch_count; i++) {
-		if (a->entries[a->batch[i].entry].state != ENTRY_IN_BATCH)
-			continue;
-		uint32_t folder = a->entries[a->batch[i].entry].folder;
-		for (size_t j = i; j < a->batch_count; j++) {
-			struct scan_entry *e = &a->entries[a->batch[j].entry];
-			if (e->state == ENTRY_IN_BATCH && e->folder == folder) {
-				e->state = ENTRY_TODO;
-				sorted[n++] = a->batch[j];
+	for (size_t pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < a->batch_count; i++) {
+			const struct scan_entry *head = &a->entries[a->batch[i].entry];
+			if (head->state != ENTRY_IN_BATCH)
+				continue;
+			uint32_t folder = head->folder;
+			if (pass == 0 && (long)folder != a->current)
+				continue;
+			size_t group = n;
+			for (size_t j = i; j < a->batch_count; j++) {
+				struct scan_entry *e = &a->entries[a->batch[j].entry];
+				if (e->state == ENTRY_IN_BATCH && e->folder == folder) {
+					e->state = ENTRY_TODO;
+					sorted[n++] = a->batch[j];
+				}
 			}
+			qsort(&sorted[group], n - group, sizeof(*sorted), cmp_item_uid);
 		}
 	}
 	for (size_t i = 0; i < n; i++)
@@ -1527,7 +1543,8 @@ static gw_status run_batch(struct attempt *a)
 				char fallback[160];
 				st = stop(a, st, "folder \"%s\", UID %" PRIu32 ": %s: %s",
 				          rf->mapped->source_name, stopped_uid, a->rt->source_label,
-				          ctx_error(&a->sctx, "fetch", st, fallback, sizeof(fallback)));
+				          ctx_error(&a->sctx, "fetch", st, fallback,
+				                    sizeof(fallback)));
 			}
 		}
 		first = end;
@@ -1562,6 +1579,7 @@ static gw_status migrate_selected(struct attempt *a)
 			if (a->batch_count > 0 && bytes + e->size > GW_BATCH_BYTES)
 				break;
 			a->entries[pos].state = ENTRY_IN_BATCH;
+			a->batch[a->batch_count].uid = e->uid;
 			a->batch[a->batch_count++].entry = pos++;
 			bytes += e->size;
 		}

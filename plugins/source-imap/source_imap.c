@@ -24,6 +24,7 @@ struct imap_config {
 	const char *oauth_token;
 	uint64_t timeout_ms;
 	int64_t pipeline_depth;
+	int64_t fetch_uids_per_command;
 };
 
 /* Indexes match enum gw_imap_tls and enum gw_imap_auth. */
@@ -96,7 +97,14 @@ static const struct gw_option options[] = {
          .type = GW_OPT_INT,
          .default_value = "16",
          .offset = OPT(pipeline_depth),
-         .description = "Message fetches kept in flight on one connection (1-1024)"},
+         .description = "Fetch commands kept in flight on one connection (1-1024)"},
+        {.name = "fetch_uids_per_command",
+         .type = GW_OPT_INT,
+         .default_value = "256",
+         .offset = OPT(fetch_uids_per_command),
+         .description = "UIDs asked for by one UID FETCH of message bodies (1-1024); 1 "
+                        "sends one command per message, for servers that mishandle UID "
+                        "sets"},
         GW_OPTION_END,
 };
 
@@ -134,6 +142,10 @@ static gw_status check_config(const struct gw_host *host, struct gw_ctx *ctx,
 		return host->fail(ctx, GW_ERR_CONFIG,
 		                  "pipeline_depth %lld is out of range (1-1024)",
 		                  (long long)cfg->pipeline_depth);
+	if (cfg->fetch_uids_per_command < 1 || cfg->fetch_uids_per_command > 1024)
+		return host->fail(ctx, GW_ERR_CONFIG,
+		                  "fetch_uids_per_command %lld is out of range (1-1024)",
+		                  (long long)cfg->fetch_uids_per_command);
 	if (cfg->timeout_ms == 0 || cfg->timeout_ms > UINT32_MAX)
 		return host->fail(ctx, GW_ERR_CONFIG, "timeout must be between 1ms and 49 days");
 	if (cfg->admin_user && !cfg->admin_password)
@@ -170,6 +182,7 @@ static gw_status source_init(const struct gw_host *host, struct gw_ctx *ctx, con
 	        .timeout_ms = (uint32_t)cfg->timeout_ms,
 	        .max_literal = LITERAL_CAP,
 	        .pipeline_depth = (unsigned)cfg->pipeline_depth,
+	        .fetch_uids_per_command = (unsigned)cfg->fetch_uids_per_command,
 	};
 	*state = src;
 	return GW_OK;

@@ -47,6 +47,10 @@ static int setup(void **state)
 	return 0;
 }
 
+/* Sessions fetch one message per command unless a test asks for UID sets
+ * (fetch_uids), so the replies of the per-message tests map to commands. */
+static unsigned fetch_uids_per_command = 1;
+
 static struct gw_imap *open_with(const struct peer_step *steps, size_t count, enum gw_imap_tls tls,
                                  uint32_t timeout_ms, unsigned depth, gw_status *status)
 {
@@ -59,6 +63,7 @@ static struct gw_imap *open_with(const struct peer_step *steps, size_t count, en
 	        .tls_verify = true,
 	        .timeout_ms = timeout_ms ? timeout_ms : 5000,
 	        .pipeline_depth = depth,
+	        .fetch_uids_per_command = fetch_uids_per_command,
 	};
 	struct gw_imap *imap = NULL;
 	*status = api->connect(&ctx, &params, &imap);
@@ -492,6 +497,42 @@ static void test_fetch_throttled(void **state)
 	assert_int_equal(ctx.retry_after_ms, 1500);
 	assert_string_equal(ctx.error, "the server throttles fetching: Request is throttled. "
 	                               "Suggested Backoff Time: 1500 milliseconds");
+	record_free(&r);
+	finish(imap);
+}
+
+static void test_fetch_uid_sets(void **state)
+{
+	(void)state;
+	/* 3 UIDs per command, sorted and compressed; answers in the server's order
+	 * map back by UID; a body without its UID cannot be placed in a set; what a
+	 * tagged reply leaves undelivered fails alone. */
+	const struct peer_step steps[] = {
+	        LOGIN_STEPS,
+	        EXAMINE_STEPS(6),
+	        {P_EXPECT, "UID FETCH 5:6,9 (BODY.PEEK[])", 0},
+	        {P_EXPECT, "UID FETCH 7,12 (BODY.PEEK[])", 0},
+	        {P_SEND,
+	         "* 3 FETCH (UID 9 BODY[] {3}\r\nnin)\r\n"
+	         "* 1 FETCH (BODY[] {3}\r\nwho)\r\n"
+	         "* 1 FETCH (UID 5 BODY[] {4}\r\nfive)\r\n"
+	         "A3 OK done\r\n"
+	         "* 4 FETCH (UID 7 BODY[] \"sv\")\r\n"
+	         "A4 NO [SERVERBUG] broken\r\n",
+	         0},
+	};
+	fetch_uids_per_command = 3;
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 2);
+	fetch_uids_per_command = 1;
+	select_inbox(imap, 6);
+	struct record r;
+	const uint32_t uids[] = {9, 5, 6, 12, 7};
+	assert_int_equal(fetch_uids(imap, &r, uids, 5, 0), GW_OK);
+	assert_string_equal(r.events.data, "begin 9 3|end 9|begin 5 4|end 5|"
+	                                   "failed 6 message UID 6 no longer exists|"
+	                                   "begin 7 2|end 7|"
+	                                   "failed 12 message the server refused UID 12: broken|");
+	assert_string_equal(r.bytes.data, "ninfivesv");
 	record_free(&r);
 	finish(imap);
 }
@@ -943,6 +984,7 @@ int main(void)
 	        cmocka_unit_test_setup(test_fetch_bye_midway, setup),
 	        cmocka_unit_test_setup(test_fetch_eof_in_literal, setup),
 	        cmocka_unit_test_setup(test_fetch_throttled, setup),
+	        cmocka_unit_test_setup(test_fetch_uid_sets, setup),
 	        cmocka_unit_test_setup(test_fetch_target_refusals_and_wrong_uid, setup),
 	        cmocka_unit_test_setup(test_line_over_cap, setup),
 	        cmocka_unit_test_setup(test_malformed_responses, setup),

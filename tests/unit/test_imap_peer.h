@@ -108,7 +108,8 @@ static bool peer_read_line(struct peer *p, char *line, size_t size)
 static void peer_note(struct peer *p, const char *want, const char *got)
 {
 	if (p->error[0] == '\0')
-		snprintf(p->error, sizeof(p->error), "expected \"%.480s\", got \"%.480s\"", want, got);
+		snprintf(p->error, sizeof(p->error), "expected \"%.480s\", got \"%.480s\"", want,
+		         got);
 }
 
 static void peer_expect(struct peer *p, const char *want, bool tagged, bool prefix)

@@ -52,6 +52,10 @@ struct gw_imap_params {
 	uint32_t timeout_ms;     /**< Per read/write; 0 means 60 s. */
 	uint64_t max_literal;    /**< Larger literals are refused; 0 means 64 MiB. */
 	unsigned pipeline_depth; /**< Commands in flight when fetching; 0 means 16. */
+	/** UIDs per body-fetch command (a UID set); 0 means 256, 1 fetches one message per
+	 * command (for servers that mishandle sets). Added later: read only when
+	 * struct_size covers it. */
+	unsigned fetch_uids_per_command;
 };
 
 /** Who logs in. */
@@ -85,10 +89,10 @@ struct gw_imap_mailbox_info {
 /** One message to APPEND. */
 struct gw_imap_append {
 	size_t struct_size;
-	const char *folder;         /**< Full name in UTF-8. */
-	const unsigned char *data;  /**< The exact bytes, sent as one literal. */
+	const char *folder;        /**< Full name in UTF-8. */
+	const unsigned char *data; /**< The exact bytes, sent as one literal. */
 	size_t size;
-	uint32_t flags;             /**< enum gw_flag bits (GW_FLAG_FORWARDED is $Forwarded). */
+	uint32_t flags; /**< enum gw_flag bits (GW_FLAG_FORWARDED is $Forwarded). */
 	size_t keyword_count;
 	const char *const *keywords;
 	bool has_internal_date;
@@ -100,12 +104,12 @@ struct gw_imap_append {
 /** The outcome of one APPEND, known when its tagged response arrives. */
 struct gw_imap_append_result {
 	size_t struct_size;
-	void *user;       /**< gw_imap_append::user */
-	gw_status status; /**< GW_OK; MESSAGE ([TOOBIG], [LIMIT], other NO); MAILBOX
-	                       ([OVERQUOTA]); FOLDER ([TRYCREATE]); THROTTLED; SESSION. */
-	uint32_t uidvalidity;    /**< From APPENDUID (UIDPLUS); 0 if the server sent none. */
-	uint32_t uid;            /**< From APPENDUID; 0 if the server sent none. */
-	uint32_t retry_after_ms; /**< With GW_ERR_THROTTLED: the pause the server asked for. */
+	void *user;                /**< gw_imap_append::user */
+	gw_status status;          /**< GW_OK; MESSAGE ([TOOBIG], [LIMIT], other NO); MAILBOX
+	                                ([OVERQUOTA]); FOLDER ([TRYCREATE]); THROTTLED; SESSION. */
+	uint32_t uidvalidity;      /**< From APPENDUID (UIDPLUS); 0 if the server sent none. */
+	uint32_t uid;              /**< From APPENDUID; 0 if the server sent none. */
+	uint32_t retry_after_ms;   /**< With GW_ERR_THROTTLED: the pause the server asked for. */
 	const char *text;          /**< The server's text of a refusal; "" on success. */
 	const char *dropped_flags; /**< Flags left out (not in PERMANENTFLAGS, not an atom); "". */
 };
