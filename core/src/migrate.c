@@ -814,8 +814,7 @@ struct scan_ctx {
 	struct attempt *a;
 	struct run_folder *rf;
 	uint32_t folder_index;
-	uint32_t old_uidvalidity; /* != 0: UIDVALIDITY changed, re-match by Message-ID */
-	uint64_t rematched;
+	uint32_t old_uidvalidity; /* != 0: UIDVALIDITY changed, re-matched after the scan */
 	char *error;
 };
 
@@ -826,24 +825,6 @@ static struct scan_entry *new_entry(struct attempt *a)
 		a->entries = gw_xrealloc(a->entries, a->entry_cap * sizeof(*a->entries));
 	}
 	return &a->entries[a->entry_count++];
-}
-
-/* After a UIDVALIDITY change: was this message migrated under the old one? */
-static bool rematch(struct scan_ctx *sc, const struct gw_message_meta *meta)
-{
-	struct gw_state_moved moved;
-	bool found = false;
-	struct attempt *a = sc->a;
-	if (!gw_state_find_moved(a->res->state, &sc->rf->key, sc->rf->uidvalidity, meta->message_id,
-	                         meta->size, NULL, &found, &moved, &sc->error))
-		return false;
-	if (!found)
-		return true;
-	if (!gw_state_rekey(a->res->state, &sc->rf->key, moved.uidvalidity, moved.uid,
-	                    sc->rf->uidvalidity, meta->uid, &sc->error))
-		return false;
-	sc->rematched++;
-	return true;
 }
 
 static gw_status on_meta(void *arg, const struct gw_message_meta *meta)
@@ -863,15 +844,8 @@ static gw_status on_meta(void *arg, const struct gw_message_meta *meta)
 	        .state = ENTRY_TODO,
 	};
 	entry_set_keywords(a, e, meta);
-	size_t before = sc->rematched;
-	if (has_uid(sc->rf->done_uids, sc->rf->done_count, meta->uid)) {
+	if (has_uid(sc->rf->done_uids, sc->rf->done_count, meta->uid))
 		e->state = ENTRY_DONE;
-	} else if (sc->old_uidvalidity != 0 && meta->message_id != NULL) {
-		if (!rematch(sc, meta))
-			return GW_ERR_MAILBOX;
-		if (sc->rematched > before)
-			e->state = ENTRY_DONE;
-	}
 	if (e->state == ENTRY_TODO && has_uid(sc->rf->failed_uids, sc->rf->failed_count, e->uid))
 		e->state = ENTRY_FAILED_BEFORE;
 	if (e->state == ENTRY_DONE)
@@ -920,6 +894,138 @@ static gw_status load_uidvalidity(struct attempt *a, struct run_folder *rf, uint
 	return GW_OK;
 }
 
+/* ---- re-matching after a UIDVALIDITY change ---- */
+
+/* A new UIDVALIDITY makes every recorded UID of the folder meaningless. Before
+ * anything is copied again, each message not yet matched is fetched once and
+ * looked for among the folder's done rows by SHA-256, size and Message-ID
+ * (messages without one match by hash alone): only what is really new is
+ * copied. Rare and costly (one download of the folder), never a guess. */
+struct rematch {
+	struct attempt *a;
+	struct run_folder *rf;
+	uint32_t *uids;  /* candidates, ascending */
+	size_t *entries; /* entry index of uids[i] */
+	size_t count;
+	long current; /* candidate being received, -1 if none */
+	uint64_t matched;
+	char *error;
+};
+
+static gw_status on_rematch_begin(void *arg, uint32_t uid, uint64_t size)
+{
+	struct rematch *rm = arg;
+	rm->current = -1;
+	const uint32_t *hit = bsearch(&uid, rm->uids, rm->count, sizeof(*rm->uids), cmp_u32);
+	char *error = NULL;
+	if (hit == NULL || !gw_spool_begin(rm->a->res->spool, size, &error)) {
+		free(error); /* not matched: copied like any new message */
+		return GW_ERR_MESSAGE;
+	}
+	rm->current = hit - rm->uids;
+	return GW_OK;
+}
+
+static gw_status on_rematch_data(void *arg, const void *bytes, size_t length)
+{
+	struct rematch *rm = arg;
+	char *error = NULL;
+	if (rm->current >= 0 && !gw_spool_write(rm->a->res->spool, bytes, length, &error)) {
+		free(error);
+		rm->current = -1;
+	}
+	return GW_OK;
+}
+
+static gw_status on_rematch_end(void *arg, uint32_t uid)
+{
+	struct rematch *rm = arg;
+	if (rm->current < 0 || rm->uids[rm->current] != uid)
+		return GW_OK;
+	size_t entry = rm->entries[rm->current];
+	rm->current = -1;
+	const unsigned char *data;
+	size_t len;
+	char sha[65];
+	char *error = NULL;
+	if (!gw_spool_finish(rm->a->res->spool, &data, &len, sha, &error)) {
+		free(error);
+		return GW_OK;
+	}
+	char *message_id = gw_message_id_of(data, len);
+	struct gw_state_moved moved;
+	bool found = false;
+	struct gw_state *state = rm->a->res->state;
+	const struct gw_state_folder_key *key = &rm->rf->key;
+	bool ok = gw_state_find_moved(state, key, rm->rf->uidvalidity, message_id, len, sha, &found,
+	                              &moved, &rm->error) &&
+	          (!found || gw_state_rekey(state, key, moved.uidvalidity, moved.uid,
+	                                    rm->rf->uidvalidity, uid, &rm->error));
+	free(message_id);
+	if (!ok)
+		return GW_ERR_MAILBOX;
+	if (found) {
+		rm->a->entries[entry].state = ENTRY_DONE;
+		rm->rf->done_at_scan++;
+		rm->matched++;
+	}
+	return GW_OK;
+}
+
+static void on_rematch_failed(void *arg, uint32_t uid, gw_status status, const char *reason)
+{
+	struct rematch *rm = arg;
+	rm->current = -1; /* not matched: copied like any new message */
+}
+
+static gw_status rematch_folder(struct attempt *a, struct run_folder *rf, size_t first,
+                                uint64_t *matched)
+{
+	struct rematch rm = {.a = a, .rf = rf, .current = -1};
+	rm.uids = gw_xcalloc(a->entry_count - first + 1, sizeof(*rm.uids));
+	rm.entries = gw_xcalloc(a->entry_count - first + 1, sizeof(*rm.entries));
+	for (size_t i = first; i < a->entry_count; i++) {
+		if (a->entries[i].state == ENTRY_TODO) {
+			rm.uids[rm.count] = a->entries[i].uid;
+			rm.entries[rm.count++] = i;
+		}
+	}
+	/* Sort by UID, carrying the entry indexes along (scans are usually sorted already). */
+	for (size_t i = 1; i < rm.count; i++) {
+		for (size_t j = i; j > 0 && rm.uids[j - 1] > rm.uids[j]; j--) {
+			uint32_t u = rm.uids[j];
+			size_t e = rm.entries[j];
+			rm.uids[j] = rm.uids[j - 1];
+			rm.entries[j] = rm.entries[j - 1];
+			rm.uids[j - 1] = u;
+			rm.entries[j - 1] = e;
+		}
+	}
+	struct gw_fetch_request request = {.struct_size = sizeof(request),
+	                                   .uids = rm.uids,
+	                                   .count = rm.count,
+	                                   .max_size = UINT64_MAX};
+	struct gw_fetch_target target = {.struct_size = sizeof(target),
+	                                 .arg = &rm,
+	                                 .begin = on_rematch_begin,
+	                                 .data = on_rematch_data,
+	                                 .end = on_rematch_end,
+	                                 .failed = on_rematch_failed};
+	gw_status st = GW_OK;
+	if (rm.count > 0) {
+		ctx_reset(&a->sctx);
+		st = a->src_ops->fetch(a->src, &request, &target);
+	}
+	free(rm.uids);
+	free(rm.entries);
+	*matched = rm.matched;
+	if (rm.error != NULL)
+		return stop_state(a, rm.error);
+	if (st != GW_OK && st != GW_ERR_MESSAGE)
+		return stop_plugin(a, &a->sctx, a->rt->source_label, "fetch", st);
+	return GW_OK;
+}
+
 static gw_status scan_folder(struct attempt *a, size_t index)
 {
 	struct run_folder *rf = &a->folders[index];
@@ -936,9 +1042,7 @@ static gw_status scan_folder(struct attempt *a, size_t index)
 	struct scan_ctx sc = {.a = a, .rf = rf, .folder_index = (uint32_t)index};
 	if (recorded != 0 && recorded != status.uidvalidity)
 		sc.old_uidvalidity = recorded;
-	struct gw_scan_request request = {.struct_size = sizeof(request),
-	                                  .want = sc.old_uidvalidity ? GW_SCAN_MESSAGE_ID : 0,
-	                                  .uid_min = 1};
+	struct gw_scan_request request = {.struct_size = sizeof(request), .uid_min = 1};
 	gw_folder_report_reset_scan(rf->rep);
 	rf->done_at_scan = 0;
 	size_t first = a->entry_count;
@@ -950,7 +1054,10 @@ static gw_status scan_folder(struct attempt *a, size_t index)
 		return folder_or_stop(a, rf, "scanning the folder", st);
 	}
 	rf->rep->found = a->entry_count - first;
-	rf->rep->rematched = sc.rematched;
+	uint64_t rematched = 0;
+	if (sc.old_uidvalidity != 0 && (st = rematch_folder(a, rf, first, &rematched)) != GW_OK)
+		return st;
+	rf->rep->rematched = rematched;
 	char *error = NULL;
 	if (recorded != status.uidvalidity &&
 	    !gw_state_set_folder_uidvalidity(a->res->state, &rf->key, status.uidvalidity, &error))
@@ -959,10 +1066,10 @@ static gw_status scan_folder(struct attempt *a, size_t index)
 		gw_mailbox_report_warn(
 		        &a->job->report,
 		        "folder \"%s\": UIDVALIDITY changed from %u to %u; %llu "
-		        "message(s) re-matched by Message-ID and size, the others are "
-		        "copied again",
+		        "message(s) re-matched by SHA-256, size and Message-ID, the others are "
+		        "copied as new",
 		        rf->mapped->source_name, sc.old_uidvalidity, status.uidvalidity,
-		        (unsigned long long)sc.rematched);
+		        (unsigned long long)rematched);
 	}
 	return GW_OK;
 }
@@ -1299,9 +1406,6 @@ static gw_status fetch_group(struct attempt *a, size_t first, size_t end, uint32
 			            rf->mapped->source_name, rf->uidvalidity, status.uidvalidity);
 	}
 	a->sctx.folder = rf->mapped->source_name;
-	gw_status st = mark_group_pending(a, rf, first, end);
-	if (st != GW_OK)
-		return st;
 	uint32_t *uids = a->uids;
 	for (size_t i = first; i < end; i++)
 		uids[i - first] = a->entries[a->batch[i].entry].uid;
@@ -1319,7 +1423,7 @@ static gw_status fetch_group(struct attempt *a, size_t first, size_t end, uint32
 	                                 .end = on_fetch_end,
 	                                 .failed = on_fetch_failed};
 	ctx_reset(&a->sctx);
-	st = a->src_ops->fetch(a->src, &request, &target);
+	gw_status st = a->src_ops->fetch(a->src, &request, &target);
 	if (st != GW_OK && st != GW_ERR_MESSAGE) {
 		long at = fc.current >= 0 ? fc.current : fc.expected < end ? (long)fc.expected : -1;
 		*stopped_uid = fc.stopped_uid ? fc.stopped_uid
@@ -1403,7 +1507,7 @@ static void count_migrated(struct attempt *a, struct batch_item *item)
 	settle_one(a);
 }
 
-/* Mark the appended messages of one folder group done, in one transaction. */
+/* Mark the appended messages of one folder group done (in the batch's transaction). */
 static gw_status commit_group(struct attempt *a, size_t first, size_t end)
 {
 	struct gw_state_record *records = a->records;
@@ -1429,10 +1533,6 @@ static gw_status commit_group(struct attempt *a, size_t first, size_t end)
 	char *error = NULL;
 	if (n > 0 && !gw_state_mark_done(a->res->state, &rf->key, records, n, &error))
 		return stop_state(a, error);
-	for (size_t i = first; i < end; i++) {
-		if (a->batch[i].outcome == ITEM_APPENDED)
-			count_migrated(a, &a->batch[i]);
-	}
 	return GW_OK;
 }
 
@@ -1483,10 +1583,16 @@ static void apply_outcomes(struct attempt *a)
 	}
 }
 
+/* The state writes of a whole batch go into one transaction: the done marks
+ * of every group and the pending rows dropped. Messages count as migrated
+ * only once it committed. */
 static gw_status commit_batch(struct attempt *a, bool any_appended)
 {
 	gw_status st = any_appended ? flush_sink(a) : GW_OK;
 	apply_outcomes(a);
+	char *error = NULL;
+	if (!gw_state_group_begin(a->res->state, false, &error))
+		return st != GW_OK ? st : stop_state(a, error);
 	for (size_t first = 0; first < a->batch_count;) {
 		size_t end = group_end(a, first);
 		gw_status gs = st == GW_OK ? commit_group(a, first, end) : GW_OK;
@@ -1495,6 +1601,42 @@ static gw_status commit_batch(struct attempt *a, bool any_appended)
 		if (st == GW_OK)
 			st = gs;
 		first = end;
+	}
+	if (!gw_state_group_commit(a->res->state, &error)) {
+		gw_status cs = stop_state(a, error);
+		return st != GW_OK ? st : cs;
+	}
+	if (st != GW_OK)
+		return st;
+	for (size_t i = 0; i < a->batch_count; i++) {
+		if (a->batch[i].outcome == ITEM_APPENDED)
+			count_migrated(a, &a->batch[i]);
+	}
+	return GW_OK;
+}
+
+/* Every message of the batch is marked pending before the first is fetched,
+ * in one transaction (one WAL fsync per batch, not per folder). */
+static gw_status mark_batch_pending(struct attempt *a)
+{
+	char *error = NULL;
+	if (!gw_state_group_begin(a->res->state, true, &error))
+		return stop_state(a, error);
+	gw_status st = GW_OK;
+	for (size_t first = 0; first < a->batch_count && st == GW_OK;) {
+		size_t end = group_end(a, first);
+		struct run_folder *rf = item_folder(a, &a->batch[first]);
+		if (!rf->failed)
+			st = mark_group_pending(a, rf, first, end);
+		first = end;
+	}
+	if (!gw_state_group_commit(a->res->state, &error)) {
+		gw_status cs = stop_state(a, error);
+		st = st != GW_OK ? st : cs;
+	}
+	if (st != GW_OK) {
+		for (size_t i = 0; i < a->batch_count; i++)
+			a->batch[i].outcome = ITEM_NONE; /* rolled back: nothing is pending */
 	}
 	return st;
 }
@@ -1515,7 +1657,9 @@ static void batch_reset(struct attempt *a)
 static gw_status run_batch(struct attempt *a)
 {
 	group_batch(a);
-	gw_status st = GW_OK;
+	gw_status st = mark_batch_pending(a);
+	if (st != GW_OK)
+		return st;
 	for (size_t first = 0; first < a->batch_count && st == GW_OK;) {
 		size_t end = group_end(a, first);
 		struct run_folder *rf = item_folder(a, &a->batch[first]);
