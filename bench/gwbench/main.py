@@ -326,6 +326,7 @@ def main(argv=None):
         return 1 if failed else 0
     finally:
         dv.stop()
+        tools.purge_moved_aside()
         if args.keep:
             log("kept %s" % workdir)
         elif not args.workdir:

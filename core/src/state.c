@@ -181,6 +181,11 @@ struct gw_state {
 	sqlite3 *db;
 	char *path;
 	sqlite3_stmt *stmt[SQL__COUNT]; /* prepared on first use, kept for the handle's life */
+	/* Inside gw_state_group_begin/commit: the functions below write into the
+	 * one open transaction instead of each committing its own. */
+	bool grouped;
+	bool group_full_sync; /* the group commits with synchronous=FULL */
+	bool group_failed;    /* a write failed: the group was rolled back */
 };
 
 static bool state_fail(struct gw_state *st, char **error, const char *fmt, ...) GW_PRINTF(3, 4);
@@ -253,20 +258,63 @@ static const char *column_text(sqlite3_stmt *stmt, int col)
 
 static bool tx_begin(struct gw_state *st, char **error)
 {
+	if (st->grouped)
+		return !st->group_failed ||
+		       state_fail(st, error, "an earlier write of this group failed");
 	return run_simple(st, SQL_BEGIN, "starting a transaction", error);
 }
 
 static bool tx_commit(struct gw_state *st, char **error)
 {
+	if (st->grouped)
+		return true;
 	return run_simple(st, SQL_COMMIT, "committing", error);
 }
 
-/* Abandon the transaction after an error already described in *error. */
+/* Abandon the transaction (the whole group) after an error already described in *error. */
 static bool tx_abort(struct gw_state *st)
 {
+	if (st->grouped)
+		st->group_failed = true;
 	if (!sqlite3_get_autocommit(st->db))
 		run_simple(st, SQL_ROLLBACK, "rolling back", NULL);
 	return false;
+}
+
+bool gw_state_group_begin(struct gw_state *st, bool full_sync, char **error)
+{
+	if (st->grouped)
+		return state_fail(st, error, "a group of writes is already open");
+	if (full_sync && !run_simple(st, SQL_SYNC_FULL, "raising synchronous", error))
+		return false;
+	if (!run_simple(st, SQL_BEGIN, "starting a transaction", error)) {
+		if (full_sync)
+			run_simple(st, SQL_SYNC_NORMAL, "restoring synchronous", NULL);
+		return false;
+	}
+	st->grouped = true;
+	st->group_full_sync = full_sync;
+	st->group_failed = false;
+	return true;
+}
+
+bool gw_state_group_commit(struct gw_state *st, char **error)
+{
+	if (!st->grouped)
+		return state_fail(st, error, "no group of writes is open");
+	bool failed = st->group_failed;
+	st->grouped = false;
+	st->group_failed = false;
+	bool ok = !failed && (run_simple(st, SQL_COMMIT, "committing", error) || tx_abort(st));
+	if (failed) {
+		tx_abort(st);
+		state_fail(st, error, "an earlier write of this group failed; nothing was written");
+	}
+	if (st->group_full_sync &&
+	    !run_simple(st, SQL_SYNC_NORMAL, "restoring synchronous", ok ? error : NULL))
+		ok = false;
+	st->group_full_sync = false;
+	return ok;
 }
 
 /* ---- open, schema -------------------------------------------------------- */
@@ -502,6 +550,11 @@ static bool pending_batch(struct gw_state *st, const struct gw_state_folder_key 
 bool gw_state_mark_pending(struct gw_state *st, const struct gw_state_folder_key *key,
                            const struct gw_state_record *records, size_t count, char **error)
 {
+	if (st->grouped) {
+		if (!st->group_full_sync)
+			return state_fail(st, error, "pending marks need a group with full sync");
+		return pending_batch(st, key, records, count, error);
+	}
 	if (!run_simple(st, SQL_SYNC_FULL, "raising synchronous", error))
 		return false;
 	bool ok = pending_batch(st, key, records, count, error);

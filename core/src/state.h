@@ -59,6 +59,14 @@ bool gw_state_set_folder_uidvalidity(struct gw_state *st, const struct gw_state_
 bool gw_state_done_uids(struct gw_state *st, const struct gw_state_folder_key *key,
                         uint32_t uidvalidity, uint32_t **uids, size_t *count, char **error);
 
+/* Several writes in one transaction: between begin and commit, mark_pending,
+ * mark_done and drop_pending (any folders) write into it instead of
+ * committing each; a failed write rolls the whole group back and commit then
+ * fails. @p full_sync: commit with synchronous=FULL (required for pending
+ * marks, see state.c). One group at a time per handle. */
+bool gw_state_group_begin(struct gw_state *st, bool full_sync, char **error);
+bool gw_state_group_commit(struct gw_state *st, char **error);
+
 /* Write records as pending, in one transaction (before the sink sees them). */
 bool gw_state_mark_pending(struct gw_state *st, const struct gw_state_folder_key *key,
                            const struct gw_state_record *records, size_t count, char **error);

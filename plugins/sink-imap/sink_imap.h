@@ -1,8 +1,9 @@
-/* The IMAP sink, split in four: sink_imap.c (options, sessions, login),
+/* The IMAP sink, split in four: sink_imap.c (options, sessions),
  * sink_imap_folders.c (name mapping, roles, CREATE, APPENDLIMIT),
  * sink_imap_append.c (pipelined APPEND, flush) and sink_imap_lookup.c
- * (finding a message appended before a crash). All protocol work is the
- * core's IMAP client, reached through host->imap. */
+ * (finding a message appended before a crash). The connection options and
+ * the login are shared with the imap source (plugins/common/imap_endpoint.h).
+ * All protocol work is the core's IMAP client, reached through host->imap. */
 #ifndef SINK_IMAP_H
 #define SINK_IMAP_H
 
@@ -13,23 +14,13 @@
 
 #include <godwit/godwit.h>
 
+#include "imap_endpoint.h"
+
 struct imap_sink_config {
-	const char *host;
-	int64_t port;
-	int tls;
-	const char *ca_file;
-	bool tls_verify;
-	int auth;
-	const char *user;
-	const char *password;
-	const char *admin_user;
-	const char *admin_password;
-	const char *oauth_token;
+	struct gw_imap_endpoint endpoint;
 	bool create_folders;
 	bool subscribe;
 	bool merge_case_variants;
-	int64_t pipeline_depth;
-	uint64_t timeout_ms;
 };
 
 /* Origin keys of messages whose pipelined APPEND was refused after append()

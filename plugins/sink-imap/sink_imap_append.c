@@ -173,7 +173,7 @@ gw_status imap_sink_append(void *session, void *folder, const struct gw_sink_ite
 		free(r);
 		return s->host->fail(s->ctx, GW_ERR_SESSION, "out of memory");
 	}
-	bool alone = s->sink->cfg->pipeline_depth == 1 ||
+	bool alone = s->sink->cfg->endpoint.pipeline_depth == 1 ||
 	             imap_sink_late_contains(&s->sink->late, r->origin_key);
 	struct gw_imap_append req = {
 	        .struct_size = sizeof(req),

@@ -1,6 +1,7 @@
 /* The generic IMAP source: any RFC 3501 server. All protocol work is done by
  * the core's IMAP client (host->imap); this plugin only turns options and a
- * mailbox row into connection parameters and credentials. */
+ * mailbox row into connection parameters and credentials, with the code it
+ * shares with the imap sink (plugins/common/imap_endpoint.h). */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -10,94 +11,19 @@
 
 #include <godwit/godwit.h>
 
+#include "imap_endpoint.h"
+
 struct imap_config {
-	const char *host;
-	int64_t port;
-	int tls;
-	const char *ca_file;
-	bool tls_verify;
-	int auth;
-	const char *user;
-	const char *password;
-	const char *admin_user;
-	const char *admin_password;
-	const char *oauth_token;
-	uint64_t timeout_ms;
-	int64_t pipeline_depth;
+	struct gw_imap_endpoint endpoint;
 	int64_t fetch_uids_per_command;
 };
-
-/* Indexes match enum gw_imap_tls and enum gw_imap_auth. */
-static const char *const tls_choices[] = {"implicit", "starttls", "none", NULL};
-static const char *const auth_choices[] = {"login", "plain", "xoauth2", NULL};
 
 #define OPT(field) offsetof(struct imap_config, field)
 
 static const struct gw_option options[] = {
-        {.name = "host",
-         .type = GW_OPT_STRING,
-         .flags = GW_OPT_REQUIRED,
-         .offset = OPT(host),
-         .description = "IMAP server host name or address"},
-        {.name = "port",
-         .type = GW_OPT_INT,
-         .default_value = "0",
-         .offset = OPT(port),
-         .description = "TCP port; 0 means 993 for tls: implicit, else 143"},
-        {.name = "tls",
-         .type = GW_OPT_ENUM,
-         .default_value = "implicit",
-         .offset = OPT(tls),
-         .choices = tls_choices,
-         .description = "implicit (TLS from the start), starttls, or none (unencrypted; "
-                        "must be explicit)"},
-        {.name = "ca_file",
-         .type = GW_OPT_PATH,
-         .offset = OPT(ca_file),
-         .description = "PEM file with extra certificate authorities to trust"},
-        {.name = "tls_verify",
-         .type = GW_OPT_BOOL,
-         .default_value = "true",
-         .offset = OPT(tls_verify),
-         .description = "Verify the server certificate and host name; false is insecure"},
-        {.name = "auth",
-         .type = GW_OPT_ENUM,
-         .default_value = "login",
-         .offset = OPT(auth),
-         .choices = auth_choices,
-         .description = "Authentication: login, plain (AUTHENTICATE PLAIN) or xoauth2"},
-        {.name = "user",
-         .type = GW_OPT_STRING,
-         .offset = OPT(user),
-         .description = "Login name; default: the CSV UserName, else EmailAddress"},
-        {.name = "password",
-         .type = GW_OPT_SECRET,
-         .offset = OPT(password),
-         .description = "Password; default: the CSV Password column"},
-        {.name = "admin_user",
-         .type = GW_OPT_STRING,
-         .offset = OPT(admin_user),
-         .description = "Admin (master) user: logs in with AUTHENTICATE PLAIN as the "
-                        "mailbox user"},
-        {.name = "admin_password",
-         .type = GW_OPT_SECRET,
-         .offset = OPT(admin_password),
-         .description = "Password of admin_user"},
-        {.name = "oauth_token",
-         .type = GW_OPT_SECRET,
-         .offset = OPT(oauth_token),
-         .description = "OAuth2 access token for auth: xoauth2; default: the CSV Password "
-                        "column"},
-        {.name = "timeout",
-         .type = GW_OPT_DURATION,
-         .default_value = "60s",
-         .offset = OPT(timeout_ms),
-         .description = "Time limit of every network read or write"},
-        {.name = "pipeline_depth",
-         .type = GW_OPT_INT,
-         .default_value = "16",
-         .offset = OPT(pipeline_depth),
-         .description = "Fetch commands kept in flight on one connection (1-1024)"},
+        GW_IMAP_ENDPOINT_OPTIONS(struct imap_config, endpoint, "IMAP server host name or address",
+                                 "the CSV UserName, else EmailAddress", "the CSV Password column",
+                                 "Fetch commands kept in flight on one connection (1-1024)"),
         {.name = "fetch_uids_per_command",
          .type = GW_OPT_INT,
          .default_value = "256",
@@ -135,25 +61,13 @@ struct imap_session {
 static gw_status check_config(const struct gw_host *host, struct gw_ctx *ctx,
                               const struct imap_config *cfg)
 {
-	if (cfg->port < 0 || cfg->port > 65535)
-		return host->fail(ctx, GW_ERR_CONFIG, "port %lld is out of range (0-65535)",
-		                  (long long)cfg->port);
-	if (cfg->pipeline_depth < 1 || cfg->pipeline_depth > 1024)
-		return host->fail(ctx, GW_ERR_CONFIG,
-		                  "pipeline_depth %lld is out of range (1-1024)",
-		                  (long long)cfg->pipeline_depth);
+	gw_status st = gw_imap_endpoint_check(host, ctx, &cfg->endpoint);
+	if (st != GW_OK)
+		return st;
 	if (cfg->fetch_uids_per_command < 1 || cfg->fetch_uids_per_command > 1024)
 		return host->fail(ctx, GW_ERR_CONFIG,
 		                  "fetch_uids_per_command %lld is out of range (1-1024)",
 		                  (long long)cfg->fetch_uids_per_command);
-	if (cfg->timeout_ms == 0 || cfg->timeout_ms > UINT32_MAX)
-		return host->fail(ctx, GW_ERR_CONFIG, "timeout must be between 1ms and 49 days");
-	if (cfg->admin_user && !cfg->admin_password)
-		return host->fail(ctx, GW_ERR_CONFIG,
-		                  "admin_user is set but admin_password is not");
-	if (cfg->admin_user && cfg->auth == GW_IMAP_AUTH_XOAUTH2)
-		return host->fail(ctx, GW_ERR_CONFIG,
-		                  "admin_user needs auth: plain (or login), not xoauth2");
 	return GW_OK;
 }
 
@@ -172,18 +86,8 @@ static gw_status source_init(const struct gw_host *host, struct gw_ctx *ctx, con
 		return host->fail(ctx, GW_ERR_CONFIG, "out of memory");
 	src->host = host;
 	src->cfg = cfg;
-	src->params = (struct gw_imap_params){
-	        .struct_size = sizeof(struct gw_imap_params),
-	        .host = cfg->host,
-	        .port = (uint16_t)cfg->port,
-	        .tls = (enum gw_imap_tls)cfg->tls,
-	        .tls_verify = cfg->tls_verify,
-	        .ca_file = cfg->ca_file,
-	        .timeout_ms = (uint32_t)cfg->timeout_ms,
-	        .max_literal = LITERAL_CAP,
-	        .pipeline_depth = (unsigned)cfg->pipeline_depth,
-	        .fetch_uids_per_command = (unsigned)cfg->fetch_uids_per_command,
-	};
+	src->params = gw_imap_endpoint_params(&cfg->endpoint, LITERAL_CAP);
+	src->params.fetch_uids_per_command = (unsigned)cfg->fetch_uids_per_command;
 	*state = src;
 	return GW_OK;
 }
@@ -193,65 +97,19 @@ static void source_fini(void *state)
 	free(state);
 }
 
-static bool is_set(const char *s)
-{
-	return s && *s;
-}
-
-/* Who logs in for @p mailbox, and with what; GW_ERR_CONFIG if a secret is missing. */
-static gw_status credentials_for(struct imap_source *src, struct gw_ctx *ctx,
-                                 const struct gw_mailbox *mailbox, struct gw_imap_credentials *c)
-{
-	const struct imap_config *cfg = src->cfg;
-	const char *user = is_set(cfg->user)           ? cfg->user
-	                   : is_set(mailbox->username) ? mailbox->username
-	                                               : mailbox->email;
-	*c = (struct gw_imap_credentials){
-	        .struct_size = sizeof(*c), .mechanism = (enum gw_imap_auth)cfg->auth, .user = user};
-	if (is_set(cfg->admin_user)) {
-		c->mechanism = GW_IMAP_AUTH_PLAIN;
-		c->user = cfg->admin_user;
-		c->authzid = user;
-		c->secret = cfg->admin_password;
-	} else if (cfg->auth == GW_IMAP_AUTH_XOAUTH2) {
-		c->secret = is_set(cfg->oauth_token) ? cfg->oauth_token : mailbox->password;
-		if (!is_set(c->secret))
-			return src->host->fail(ctx, GW_ERR_CONFIG,
-			                       "no OAuth2 token for mailbox %s: set oauth_token or "
-			                       "the CSV Password column",
-			                       mailbox->email);
-	} else {
-		c->secret = is_set(cfg->password) ? cfg->password : mailbox->password;
-	}
-	if (!is_set(c->secret))
-		return src->host->fail(ctx, GW_ERR_CONFIG,
-		                       "no password for mailbox %s: set password in the profile or "
-		                       "the CSV Password column",
-		                       mailbox->email);
-	return GW_OK;
-}
-
 static gw_status source_open(void *state, struct gw_ctx *ctx, const struct gw_mailbox *mailbox,
                              void **session)
 {
 	struct imap_source *src = state;
-	const struct gw_imap_api *imap = src->host->imap;
-	struct gw_imap_credentials creds;
 	*session = NULL;
-	gw_status st = credentials_for(src, ctx, mailbox, &creds);
+	struct gw_imap *conn = NULL;
+	gw_status st = gw_imap_endpoint_open(src->host, ctx, &src->cfg->endpoint, &src->params,
+	                                     mailbox, NULL, NULL, &conn);
 	if (st != GW_OK)
 		return st;
-	struct gw_imap *conn = NULL;
-	st = imap->connect(ctx, &src->params, &conn);
-	if (st == GW_OK)
-		st = imap->login(conn, &creds);
-	if (st != GW_OK) {
-		imap->close(conn);
-		return st;
-	}
 	struct imap_session *s = calloc(1, sizeof(*s));
 	if (!s) {
-		imap->close(conn);
+		src->host->imap->close(conn);
 		return src->host->fail(ctx, GW_ERR_SESSION, "out of memory");
 	}
 	s->source = src;
