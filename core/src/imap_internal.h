@@ -69,7 +69,7 @@ struct gw_imap {
 	size_t alias_count;
 	char **foreign_prefixes; /* other users' and shared namespaces: not this mailbox's */
 	size_t foreign_count;
-	bool personal_known; /* NAMESPACE (or LIST "" "") was read */
+	bool personal_known;   /* NAMESPACE (or LIST "" "") was read */
 	char *personal_prefix; /* UTF-8 */
 	char personal_delimiter;
 
@@ -153,8 +153,8 @@ gw_status imap_get_namespace(struct gw_imap *imap, struct gw_imap_namespace *ns)
 gw_status imap_create(struct gw_imap *imap, const char *folder, bool *created);
 gw_status imap_subscribe(struct gw_imap *imap, const char *folder);
 gw_status imap_search(struct gw_imap *imap, const char *criteria, gw_imap_uid_cb cb, void *arg);
-gw_status imap_fetch_meta(struct gw_imap *imap, const uint32_t *uids, size_t count,
-                          gw_meta_cb cb, void *arg);
+gw_status imap_fetch_meta(struct gw_imap *imap, const uint32_t *uids, size_t count, gw_meta_cb cb,
+                          void *arg);
 
 gw_status imap_login(struct gw_imap *imap, const struct gw_imap_credentials *credentials);
 gw_status imap_list(struct gw_imap *imap, gw_folder_cb cb, void *arg);
