@@ -200,8 +200,13 @@ static void print_pipeline(FILE *out, const struct gw_pipeline *pl, bool dry_run
 		fprintf(out, " (csv: %s%s)", c->mailboxes_csv,
 		        c->mailbox_count ? ", plus inline" : "");
 	fputc('\n', out);
-	for (size_t i = 0; i < pl->mailboxes.count; i++)
+	/* An organisation's CSV has thousands of rows: the first ones show the file was read right.
+	 */
+	enum { SHOWN = 20 };
+	for (size_t i = 0; i < pl->mailboxes.count && i < SHOWN; i++)
 		fprintf(out, "    %s\n", pl->mailboxes.items[i].mbx.email);
+	if (pl->mailboxes.count > SHOWN)
+		fprintf(out, "    ... and %zu more\n", pl->mailboxes.count - SHOWN);
 
 	fputs("  folders:\n", out);
 	print_patterns(out, "include", c->folders_include, c->folders_include_count);

@@ -172,6 +172,32 @@ class ProfileErrors(unittest.TestCase):
             self.assertEqual(r.returncode, 2)
 
 
+class LargeMailboxList(unittest.TestCase):
+    write = ProfileErrors.write
+
+    def test_plan_shows_the_first_mailboxes_and_counts_the_rest(self):
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "users.csv"), "w") as f:
+                f.write("EmailAddress,UserName,Password\n")
+                for i in range(25):
+                    f.write("u%d@example.org,u%d,pw-%05d\n" % (i, i, i))
+            path = self.write(d, """\
+                version: 1
+                pipelines:
+                  - name: p
+                    source: {plugin: imap, host: h}
+                    sink: {plugin: maildir, path: "./out/{email}"}
+                    mailboxes: {csv: users.csv}
+                """)
+            r = godwit("check", path)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("  mailboxes: 25 (csv: %s)\n    u0@example.org\n"
+                          % os.path.join(d, "users.csv"), r.stdout)
+            self.assertIn("    u19@example.org\n    ... and 5 more\n", r.stdout)
+            self.assertNotIn("u20@example.org", r.stdout)
+            self.assertIn("plan: 1 pipeline, 25 mailboxes", r.stdout)
+
+
 class Usage(unittest.TestCase):
     def test_version(self):
         r = godwit("--version")
