@@ -566,43 +566,123 @@ static bool load_recorded(struct attempt *a, const struct run_folder *rf, const 
  * from the source, so the sink's lookup sees the exact bytes (and their
  * Message-ID and SHA-256) instead of guessing from size and date, and a
  * message it finds is recorded with the hash of exactly those bytes. */
+/* ---- fetching only to read the bytes ---- */
+
+/* Crash recovery and UIDVALIDITY re-matching fetch messages not to copy them
+ * but to look at their bytes: each wanted message is spooled and hashed, then
+ * handed over complete. A message that is not wanted, cannot be spooled or
+ * fails at the source is simply not handed over. */
+struct spooled_fetch {
+	struct attempt *a;
+	void *arg;
+	/* Index of @p uid among the wanted messages, or -1. */
+	long (*want)(void *arg, uint32_t uid);
+	/* A wanted message, complete; anything but GW_OK stops the fetch. */
+	gw_status (*message)(void *arg, long index, uint32_t uid, const unsigned char *data,
+	                     size_t len, const char *sha256_hex);
+	long current; /* index of the message being received, -1 if none */
+	uint32_t current_uid;
+	gw_status stop;
+};
+
+static gw_status on_spooled_begin(void *arg, uint32_t uid, uint64_t size)
+{
+	struct spooled_fetch *sf = arg;
+	sf->current = sf->want(sf->arg, uid);
+	sf->current_uid = uid;
+	char *error = NULL;
+	if (sf->current < 0 || !gw_spool_begin(sf->a->res->spool, size, &error)) {
+		free(error);
+		sf->current = -1;
+		return GW_ERR_MESSAGE;
+	}
+	return GW_OK;
+}
+
+static gw_status on_spooled_data(void *arg, const void *bytes, size_t length)
+{
+	struct spooled_fetch *sf = arg;
+	char *error = NULL;
+	if (sf->current >= 0 && !gw_spool_write(sf->a->res->spool, bytes, length, &error)) {
+		free(error);
+		sf->current = -1;
+	}
+	return GW_OK;
+}
+
+static gw_status on_spooled_end(void *arg, uint32_t uid)
+{
+	struct spooled_fetch *sf = arg;
+	if (sf->current < 0 || sf->current_uid != uid)
+		return GW_OK;
+	long index = sf->current;
+	sf->current = -1;
+	const unsigned char *data;
+	size_t len;
+	char sha[65];
+	char *error = NULL;
+	if (!gw_spool_finish(sf->a->res->spool, &data, &len, sha, &error)) {
+		free(error);
+		return GW_OK;
+	}
+	gw_status st = sf->message(sf->arg, index, uid, data, len, sha);
+	if (st != GW_OK)
+		sf->stop = st;
+	return st;
+}
+
+static void on_spooled_failed(void *arg, uint32_t uid, gw_status status, const char *reason)
+{
+	struct spooled_fetch *sf = arg;
+	sf->current = -1;
+}
+
+/* Fetch @p uids into @p sf's callbacks. Returns the callbacks' stop status,
+ * or the attempt's stop for a source failure wider than one message. */
+static gw_status fetch_spooled(struct attempt *a, const uint32_t *uids, size_t count,
+                               struct spooled_fetch *sf)
+{
+	if (count == 0)
+		return GW_OK;
+	sf->a = a;
+	sf->current = -1;
+	sf->stop = GW_OK;
+	struct gw_fetch_request request = {.struct_size = sizeof(request),
+	                                   .uids = uids,
+	                                   .count = count,
+	                                   .max_size = UINT64_MAX};
+	struct gw_fetch_target target = {.struct_size = sizeof(target),
+	                                 .arg = sf,
+	                                 .begin = on_spooled_begin,
+	                                 .data = on_spooled_data,
+	                                 .end = on_spooled_end,
+	                                 .failed = on_spooled_failed};
+	ctx_reset(&a->sctx);
+	gw_status st = a->src_ops->fetch(a->src, &request, &target);
+	if (sf->stop != GW_OK)
+		return sf->stop;
+	if (st != GW_OK && st != GW_ERR_MESSAGE)
+		return stop_plugin(a, &a->sctx, a->rt->source_label, "fetch", st);
+	return GW_OK;
+}
+
 struct resolve {
 	struct attempt *a;
 	struct run_folder *rf;
 	struct gw_state_record *records;
 	bool *settled;
 	size_t count;
-	long current; /* index into records of the message being received, -1 if none */
 	size_t found;
-	gw_status stop; /* a sink or state failure that ends the fetch */
 };
 
-static gw_status on_resolve_begin(void *arg, uint32_t uid, uint64_t size)
+static long resolve_want(void *arg, uint32_t uid)
 {
 	struct resolve *rs = arg;
-	rs->current = -1;
-	for (size_t i = 0; i < rs->count && rs->current < 0; i++) {
+	for (size_t i = 0; i < rs->count; i++) {
 		if (rs->records[i].uid == uid && !rs->settled[i])
-			rs->current = (long)i;
+			return (long)i;
 	}
-	char *error = NULL;
-	if (rs->current < 0 || !gw_spool_begin(rs->a->res->spool, size, &error)) {
-		free(error); /* not looked up: dropped below and copied again */
-		rs->current = -1;
-		return GW_ERR_MESSAGE;
-	}
-	return GW_OK;
-}
-
-static gw_status on_resolve_data(void *arg, const void *bytes, size_t length)
-{
-	struct resolve *rs = arg;
-	char *error = NULL;
-	if (rs->current >= 0 && !gw_spool_write(rs->a->res->spool, bytes, length, &error)) {
-		free(error);
-		rs->current = -1;
-	}
-	return GW_OK;
+	return -1; /* not looked up: dropped below and copied again */
 }
 
 /* Ask the sink about one pending message whose bytes are at hand: found, it
@@ -668,35 +748,12 @@ static gw_status lookup_fetched(struct resolve *rs, struct gw_state_record *r,
 	return ok ? GW_OK : stop_state(a, error);
 }
 
-static gw_status on_resolve_end(void *arg, uint32_t uid)
+static gw_status resolve_message(void *arg, long index, uint32_t uid, const unsigned char *data,
+                                 size_t len, const char *sha256_hex)
 {
 	struct resolve *rs = arg;
-	if (rs->current < 0 || rs->records[rs->current].uid != uid)
-		return GW_OK;
-	size_t i = (size_t)rs->current;
-	rs->current = -1;
-	const unsigned char *data;
-	size_t len;
-	char sha[65];
-	char *error = NULL;
-	if (!gw_spool_finish(rs->a->res->spool, &data, &len, sha, &error)) {
-		free(error); /* stays unsettled: dropped below */
-		return GW_OK;
-	}
-	rs->settled[i] = true;
-	gw_status st = lookup_fetched(rs, &rs->records[i], data, len, sha);
-	if (st != GW_OK)
-		rs->stop = st;
-	return st;
-}
-
-static void on_resolve_failed(void *arg, uint32_t uid, gw_status status, const char *reason)
-{
-	struct resolve *rs = arg;
-	(void)uid;
-	(void)status;
-	(void)reason;
-	rs->current = -1; /* stays unsettled: dropped below */
+	rs->settled[index] = true;
+	return lookup_fetched(rs, &rs->records[index], data, len, sha256_hex);
 }
 
 static gw_status fetch_and_look_up(struct attempt *a, struct resolve *rs)
@@ -704,25 +761,13 @@ static gw_status fetch_and_look_up(struct attempt *a, struct resolve *rs)
 	uint32_t *uids = gw_xcalloc(rs->count, sizeof(*uids));
 	for (size_t i = 0; i < rs->count; i++)
 		uids[i] = rs->records[i].uid;
-	struct gw_fetch_request request = {.struct_size = sizeof(request),
-	                                   .uids = uids,
-	                                   .count = rs->count,
-	                                   .max_size = UINT64_MAX};
-	struct gw_fetch_target target = {.struct_size = sizeof(target),
-	                                 .arg = rs,
-	                                 .begin = on_resolve_begin,
-	                                 .data = on_resolve_data,
-	                                 .end = on_resolve_end,
-	                                 .failed = on_resolve_failed};
-	ctx_reset(&a->sctx);
-	gw_status st = a->src_ops->fetch(a->src, &request, &target);
+	struct spooled_fetch sf = {.arg = rs, .want = resolve_want, .message = resolve_message};
+	gw_status st = fetch_spooled(a, uids, rs->count, &sf);
 	free(uids);
-	if (rs->stop != GW_OK)
-		return rs->stop;
-	if (st != GW_OK && st != GW_ERR_MESSAGE)
-		return stop_plugin(a, &a->sctx, a->rt->source_label, "fetch", st);
-	/* Gone from the source since: nothing to compare against, and nothing that a
-	 * later run would copy again either. */
+	if (st != GW_OK)
+		return st;
+	/* Unsettled: gone from the source since, so there is nothing to compare
+	 * against, and nothing that a later run would copy again either. */
 	char *error = NULL;
 	for (size_t i = 0; i < rs->count; i++) {
 		if (!rs->settled[i] && !drop_one_pending(a, rs->rf, &rs->records[i], &error))
@@ -787,7 +832,7 @@ static gw_status resolve_pending(struct attempt *a, struct run_folder *rf, uint3
 		pending_list_free(&list);
 		return st;
 	}
-	struct resolve rs = {.a = a, .rf = rf, .current = -1};
+	struct resolve rs = {.a = a, .rf = rf};
 	rs.records = gw_xcalloc(list.count, sizeof(*rs.records));
 	rs.settled = gw_xcalloc(list.count, sizeof(*rs.settled));
 	for (size_t i = 0; i < list.count; i++) {
@@ -907,81 +952,45 @@ struct rematch {
 	uint32_t *uids;  /* candidates, ascending */
 	size_t *entries; /* entry index of uids[i] */
 	size_t count;
-	long current; /* candidate being received, -1 if none */
 	uint64_t matched;
 	char *error;
 };
 
-static gw_status on_rematch_begin(void *arg, uint32_t uid, uint64_t size)
+static long rematch_want(void *arg, uint32_t uid)
 {
 	struct rematch *rm = arg;
-	rm->current = -1;
 	const uint32_t *hit = bsearch(&uid, rm->uids, rm->count, sizeof(*rm->uids), cmp_u32);
-	char *error = NULL;
-	if (hit == NULL || !gw_spool_begin(rm->a->res->spool, size, &error)) {
-		free(error); /* not matched: copied like any new message */
-		return GW_ERR_MESSAGE;
-	}
-	rm->current = hit - rm->uids;
-	return GW_OK;
+	return hit ? hit - rm->uids : -1; /* not matched: copied like any new message */
 }
 
-static gw_status on_rematch_data(void *arg, const void *bytes, size_t length)
+static gw_status rematch_message(void *arg, long index, uint32_t uid, const unsigned char *data,
+                                 size_t len, const char *sha256_hex)
 {
 	struct rematch *rm = arg;
-	char *error = NULL;
-	if (rm->current >= 0 && !gw_spool_write(rm->a->res->spool, bytes, length, &error)) {
-		free(error);
-		rm->current = -1;
-	}
-	return GW_OK;
-}
-
-static gw_status on_rematch_end(void *arg, uint32_t uid)
-{
-	struct rematch *rm = arg;
-	if (rm->current < 0 || rm->uids[rm->current] != uid)
-		return GW_OK;
-	size_t entry = rm->entries[rm->current];
-	rm->current = -1;
-	const unsigned char *data;
-	size_t len;
-	char sha[65];
-	char *error = NULL;
-	if (!gw_spool_finish(rm->a->res->spool, &data, &len, sha, &error)) {
-		free(error);
-		return GW_OK;
-	}
 	char *message_id = gw_message_id_of(data, len);
 	struct gw_state_moved moved;
 	bool found = false;
 	struct gw_state *state = rm->a->res->state;
 	const struct gw_state_folder_key *key = &rm->rf->key;
-	bool ok = gw_state_find_moved(state, key, rm->rf->uidvalidity, message_id, len, sha, &found,
-	                              &moved, &rm->error) &&
+	bool ok = gw_state_find_moved(state, key, rm->rf->uidvalidity, message_id, len, sha256_hex,
+	                              &found, &moved, &rm->error) &&
 	          (!found || gw_state_rekey(state, key, moved.uidvalidity, moved.uid,
 	                                    rm->rf->uidvalidity, uid, &rm->error));
 	free(message_id);
 	if (!ok)
 		return GW_ERR_MAILBOX;
 	if (found) {
-		rm->a->entries[entry].state = ENTRY_DONE;
+		rm->a->entries[rm->entries[index]].state = ENTRY_DONE;
 		rm->rf->done_at_scan++;
 		rm->matched++;
 	}
 	return GW_OK;
 }
 
-static void on_rematch_failed(void *arg, uint32_t uid, gw_status status, const char *reason)
-{
-	struct rematch *rm = arg;
-	rm->current = -1; /* not matched: copied like any new message */
-}
-
 static gw_status rematch_folder(struct attempt *a, struct run_folder *rf, size_t first,
                                 uint64_t *matched)
 {
-	struct rematch rm = {.a = a, .rf = rf, .current = -1};
+	struct rematch rm = {.a = a, .rf = rf};
 	rm.uids = gw_xcalloc(a->entry_count - first + 1, sizeof(*rm.uids));
 	rm.entries = gw_xcalloc(a->entry_count - first + 1, sizeof(*rm.entries));
 	for (size_t i = first; i < a->entry_count; i++) {
@@ -1001,29 +1010,12 @@ static gw_status rematch_folder(struct attempt *a, struct run_folder *rf, size_t
 			rm.entries[j - 1] = e;
 		}
 	}
-	struct gw_fetch_request request = {.struct_size = sizeof(request),
-	                                   .uids = rm.uids,
-	                                   .count = rm.count,
-	                                   .max_size = UINT64_MAX};
-	struct gw_fetch_target target = {.struct_size = sizeof(target),
-	                                 .arg = &rm,
-	                                 .begin = on_rematch_begin,
-	                                 .data = on_rematch_data,
-	                                 .end = on_rematch_end,
-	                                 .failed = on_rematch_failed};
-	gw_status st = GW_OK;
-	if (rm.count > 0) {
-		ctx_reset(&a->sctx);
-		st = a->src_ops->fetch(a->src, &request, &target);
-	}
+	struct spooled_fetch sf = {.arg = &rm, .want = rematch_want, .message = rematch_message};
+	gw_status st = fetch_spooled(a, rm.uids, rm.count, &sf);
 	free(rm.uids);
 	free(rm.entries);
 	*matched = rm.matched;
-	if (rm.error != NULL)
-		return stop_state(a, rm.error);
-	if (st != GW_OK && st != GW_ERR_MESSAGE)
-		return stop_plugin(a, &a->sctx, a->rt->source_label, "fetch", st);
-	return GW_OK;
+	return rm.error != NULL ? stop_state(a, rm.error) : st;
 }
 
 static gw_status scan_folder(struct attempt *a, size_t index)
