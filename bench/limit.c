@@ -11,11 +11,18 @@
  * It is the yardstick of bench/run: whatever a migration tool does on top of
  * this (parsing, hashing, writing, state) is its own cost.
  *
+ * With --store DIR it also writes every message the cheapest way a Maildir
+ * can be written (DIR/tmp/<n>, then renamed into DIR/cur/; no fsync, no
+ * flags, no folders): the floor of storing mail on this machine's disk,
+ * which a reader that discards bytes does not pay.
+ *
  * usage: limit --host H --port P --user U [--tls] [--ca FILE] [--connections N]
+ *        [--store DIR]
  *        the password comes from the environment variable LIMIT_PASSWORD
  * prints: messages=M bytes=B folders=F connections=N seconds=S
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -27,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,6 +49,7 @@ struct options {
 	const char *user;
 	const char *password;
 	const char *ca_file;
+	const char *store; /* NULL: discard */
 	bool tls;
 	int connections;
 };
@@ -55,6 +64,8 @@ struct conn {
 	size_t line_len;
 	size_t line_cap;
 	unsigned tag;
+	unsigned stored; /* --store: messages written by this connection */
+	int id;          /* --store: the connection's number, in file names */
 	char error[512];
 };
 
@@ -239,22 +250,48 @@ static long long trailing_literal(const struct conn *c)
 	return strtoll(c->line + i, NULL, 10);
 }
 
-static bool conn_skip(struct conn *c, unsigned long long n)
+/* Consume a literal of @p n bytes, writing it to @p fd unless that is -1. */
+static bool conn_skip(struct conn *c, unsigned long long n, int fd)
 {
 	while (n > 0) {
 		if (c->pos == c->len && !conn_fill(c))
 			return false;
 		size_t avail = c->len - c->pos;
 		size_t take = avail < n ? avail : (size_t)n;
+		if (fd >= 0 && write(fd, c->buf + c->pos, take) != (ssize_t)take) {
+			fail(c, "write failed: %s", strerror(errno));
+			return false;
+		}
 		c->pos += take;
 		n -= take;
 	}
 	return true;
 }
 
+/* --store: one message into DIR/tmp/, then renamed into DIR/cur/. */
+static bool conn_store(struct conn *c, const char *dir, unsigned long long n)
+{
+	char tmp[4096], cur[4096];
+	snprintf(tmp, sizeof(tmp), "%s/tmp/%d.%u", dir, c->id, c->stored);
+	snprintf(cur, sizeof(cur), "%s/cur/%d.%u", dir, c->id, c->stored++);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		fail(c, "cannot create %s: %s", tmp, strerror(errno));
+		return false;
+	}
+	bool ok = conn_skip(c, n, fd);
+	close(fd);
+	if (ok && rename(tmp, cur) != 0) {
+		fail(c, "cannot rename %s: %s", tmp, strerror(errno));
+		return false;
+	}
+	return ok;
+}
+
 /* ---- commands ---------------------------------------------------------------------------- */
 
 struct response_sink {
+	const char *store; /* --store DIR for the literals, or NULL */
 	unsigned long long fetches;
 	unsigned long long literal_bytes;
 	struct folder *folders; /* LIST: collected here when not NULL */
@@ -376,7 +413,9 @@ static bool command(struct conn *c, struct response_sink *sink, const char *fmt,
 				is_list = false;
 			} else {
 				sink->literal_bytes += (unsigned long long)literal;
-				if (!conn_skip(c, (unsigned long long)literal))
+				if (sink->store ? !conn_store(c, sink->store,
+				                              (unsigned long long)literal)
+				                : !conn_skip(c, (unsigned long long)literal, -1))
 					return false;
 			}
 			if (!conn_read_line(c)) /* the rest of the response after the literal */
@@ -415,10 +454,10 @@ static bool login(struct conn *c, const struct options *opt)
 	return command(c, &sink, "LOGIN %s %s", user, pass);
 }
 
-static bool drain_folder(struct conn *c, const char *name, struct totals *t)
+static bool drain_folder(struct conn *c, const char *name, const char *store, struct totals *t)
 {
 	char quoted[1100];
-	struct response_sink sink = {0};
+	struct response_sink sink = {.store = store};
 	quote_into(quoted, sizeof(quoted), name);
 	if (!command(c, &sink, "EXAMINE %s", quoted))
 		return false;
@@ -488,7 +527,7 @@ static void *worker_main(void *arg)
 	}
 	const char *name;
 	while ((name = next_folder(wk->work)) != NULL) {
-		if (!drain_folder(c, name, &wk->totals))
+		if (!drain_folder(c, name, wk->work->opt->store, &wk->totals))
 			goto failed;
 	}
 	struct response_sink sink = {0};
@@ -537,6 +576,8 @@ static bool parse_options(int argc, char **argv, struct options *opt)
 			opt->ca_file = v;
 		else if (strcmp(a, "--connections") == 0)
 			opt->connections = atoi(v);
+		else if (strcmp(a, "--store") == 0)
+			opt->store = v;
 		else
 			return false;
 		i++;
@@ -558,10 +599,24 @@ int main(int argc, char **argv)
 	struct options opt;
 	if (!parse_options(argc, argv, &opt)) {
 		fputs("usage: limit --host H --port P --user U [--tls] [--ca FILE] [--connections "
-		      "N]\n"
+		      "N] [--store DIR]\n"
 		      "       (password in LIMIT_PASSWORD)\n",
 		      stderr);
 		return 2;
+	}
+	if (opt.store) {
+		char path[4096];
+		for (int i = 0; i < 3; i++) {
+			snprintf(path, sizeof(path), "%s%s", opt.store,
+			         i == 0   ? ""
+			         : i == 1 ? "/tmp"
+			                  : "/cur");
+			if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+				fprintf(stderr, "limit: cannot create %s: %s\n", path,
+				        strerror(errno));
+				return 1;
+			}
+		}
 	}
 	double began = now_seconds();
 	struct work w = {.opt = &opt};
@@ -584,6 +639,7 @@ int main(int argc, char **argv)
 	first->have_conn = true;
 	for (int i = 0; i < opt.connections; i++) {
 		workers[i].work = &w;
+		workers[i].conn.id = i;
 		pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]);
 	}
 	struct totals sum = {0};

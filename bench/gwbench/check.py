@@ -161,3 +161,17 @@ def verify_reader(source, stdout):
         return Verdict(False, "WRONG: read %d messages, %d bytes; source has %d, %d" % (
             messages, size, source.count(), source.total_bytes()))
     return Verdict(True, "read all (count, bytes)")
+
+
+def verify_stored(source, cur):
+    """limit --store wrote one file per message: the multiset of their hashes is the source's."""
+    stored = Counter()
+    for name in os.listdir(cur):
+        with open(os.path.join(cur, name), "rb") as f:
+            stored[hashlib.sha256(f.read()).hexdigest()] += 1
+    expected = Counter(m["sha256"] for msgs in source.values() for m in msgs)
+    if stored != expected:
+        return Verdict(False, "WRONG: stored %d files, %d differ from the source's %d messages"
+                       % (sum(stored.values()), sum((stored - expected).values()),
+                          sum(expected.values())))
+    return Verdict(True, "stored all (hashes)")

@@ -181,7 +181,9 @@ def make_cases(bench, args):
     cases = []
     if "limit" in only:
         cases += [tools.LimitCase(B, "limit 1 conn, plain", "limit"),
-                  tools.LimitCase(B, "limit 1 conn, TLS", "limit", tls=True)]
+                  tools.LimitCase(B, "limit 1 conn, TLS", "limit", tls=True),
+                  tools.LimitCase(B, "limit+store 1 conn, plain", "limit", store=True),
+                  tools.LimitCase(B, "limit+store 1 conn, TLS", "limit", tls=True, store=True)]
     if "mbsync" in only:
         cases += [tools.MbsyncCase(B, "mbsync plain, FSync no", "mbsync"),
                   tools.MbsyncCase(B, "mbsync plain, FSync yes", "mbsync", fsync=True),
@@ -218,7 +220,11 @@ def limit_n_cases(bench, args, results):
     if n <= 1:
         return []
     return [tools.LimitCase(bench, "limit %d conn, plain" % n, "limit", connections=n),
-            tools.LimitCase(bench, "limit %d conn, TLS" % n, "limit", tls=True, connections=n)]
+            tools.LimitCase(bench, "limit %d conn, TLS" % n, "limit", tls=True, connections=n),
+            tools.LimitCase(bench, "limit+store %d conn, plain" % n, "limit", connections=n,
+                            store=True),
+            tools.LimitCase(bench, "limit+store %d conn, TLS" % n, "limit", tls=True,
+                            connections=n, store=True)]
 
 
 def run_case(bench, case, reps):

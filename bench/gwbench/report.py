@@ -84,9 +84,13 @@ def _ratio(ref, row):
     return ref.wall / row.wall if row.wall else None
 
 
-def _limit_for(results, row):
-    return _find(results, lambda r: isinstance(r.case, tools.LimitCase)
+def _limit_for(results, row, store=False):
+    return _find(results, lambda r: isinstance(r.case, tools.LimitCase) and r.case.store == store
                  and r.case.tls == row.case.tls and r.case.connections == row.connections)
+
+
+def _store_for(results, row):
+    return _limit_for(results, row, store=True)
 
 
 def _mbsync_for(results, row):
@@ -104,17 +108,18 @@ def _fmt(value, spec):
 
 COLUMNS = (("case", 34, "<"), ("msgs", 6, ">"), ("MB", 7, ">"), ("wall s", 7, ">"),
            ("msgs/s", 7, ">"), ("MB/s", 6, ">"), ("RSS MiB", 7, ">"), ("CPU s", 6, ">"),
-           ("conns", 5, ">"), ("vs limit", 8, ">"), ("vs mbsync", 9, ">"),
+           ("conns", 5, ">"), ("vs limit", 8, ">"), ("vs store", 8, ">"), ("vs mbsync", 9, ">"),
            ("vs offlineimap", 14, ">"), ("runs", 4, ">"), ("verified", 0, "<"))
 
 
 def _row_cells(results, r):
     if not r.measured:
-        return [r.case.label] + ["-"] * 12 + [r.verdict_text()]
+        return [r.case.label] + ["-"] * 13 + [r.verdict_text()]
     wall = r.wall
     rate = r.moves_data and wall and not r.wrong  # no rate for a run that did not do the work
     is_limit = isinstance(r.case, tools.LimitCase)
     ratios = [None if is_limit else _ratio(_limit_for(results, r), r),
+              None if is_limit else _ratio(_store_for(results, r), r),
               None if r.case.tool == "mbsync" else _ratio(_mbsync_for(results, r), r),
               None if r.case.tool == "offlineimap" else _ratio(_offlineimap_for(results, r), r)]
     return [r.case.label, str(r.messages), "%.1f" % (r.bytes / 1e6), "%.2f" % wall,
@@ -198,7 +203,8 @@ def render(header, results):
     lines.append("")
     lines += _table(results)
     lines += ["", "Ratios are speed ratios on the same work: other wall / this wall (2.00 = twice "
-              "as fast). vs limit: the limit row with the same TLS and connection count. "
+              "as fast). vs limit: the limit row with the same TLS and connection count; vs store: "
+              "the limit+store row likewise (limit that also writes every message as a file). "
               "vs mbsync: mbsync with FSync no and the same TLS. conns: IMAP logins counted "
               "in Dovecot's log (limit: its setting). A WRONG row gets no rates and no ratios of its own.", "", "Targets (issue 5):"]
     for what, value, verdict in targets(results):

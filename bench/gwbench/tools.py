@@ -120,6 +120,14 @@ class Case:
 
 
 class LimitCase(Case):
+    """limit: drain the mailbox and discard it; with @store, also write each message as
+    a file the cheapest way (tmp/ then cur/, no fsync) into the same file system the
+    Maildir tools write to: the floor of storing the mail here."""
+
+    def __init__(self, *args, store=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.store = store
+
     def available(self):
         return None if self.bench.limit_bin else "not available: limit reader not built"
 
@@ -128,10 +136,15 @@ class LimitCase(Case):
                 "--user", self.user, "--connections", str(self.connections)]
         if self.tls:
             argv += ["--tls", "--ca", self.dv.ca_file]
+        if self.store:
+            argv += ["--store", _fresh_dir(os.path.join(self.workdir, "out"))]
         return Command(argv, env=dict(os.environ, LIMIT_PASSWORD=self.password))
 
     def verify(self, rep, sample):
-        return check.verify_reader(self.source, sample.stdout)
+        verdict = check.verify_reader(self.source, sample.stdout)
+        if verdict.ok and self.store:
+            return check.verify_stored(self.source, os.path.join(self.workdir, "out", "cur"))
+        return verdict
 
 
 class MbsyncCase(Case):

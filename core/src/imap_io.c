@@ -23,9 +23,7 @@
 
 static int64_t now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return gw_monotonic_us() / 1000;
 }
 
 /* Wait until @p fd is ready for @p events or the deadline passes.
@@ -339,6 +337,10 @@ gw_status imap_io_start_tls(struct imap_io *io, bool verify, const char *ca_file
 		return gw_fail(io->ctx, GW_ERR_SESSION, "cannot create a TLS context");
 	SSL_CTX_set_min_proto_version(io->ssl_ctx, TLS1_2_VERSION);
 	SSL_CTX_set_mode(io->ssl_ctx, SSL_MODE_AUTO_RETRY);
+	/* Read ahead into a large buffer: without it OpenSSL reads each record's
+	 * header and body with two recv() calls, one pair per 16 KB of mail. */
+	SSL_CTX_set_read_ahead(io->ssl_ctx, 1);
+	SSL_CTX_set_default_read_buffer_len(io->ssl_ctx, GW_TLS_READ_AHEAD);
 	gw_status st = configure_verification(io, verify, ca_file);
 	if (st != GW_OK)
 		return st;

@@ -13,7 +13,10 @@
 
 #include <godwit/status.h>
 
-#define GW_IMAP_READ_BUF (64u * 1024u)
+/* One recv()/SSL_read() takes up to this much: bodies stream through it. */
+#define GW_IMAP_READ_BUF (256u * 1024u)
+/* OpenSSL's own read-ahead buffer for TLS connections. */
+#define GW_TLS_READ_AHEAD (128u * 1024u)
 
 struct gw_ctx;
 typedef struct ssl_st SSL;

@@ -266,9 +266,11 @@ gw_status imap_list(struct gw_imap *imap, gw_folder_cb cb, void *arg)
 	gw_status st = imap_check_usable(imap);
 	if (st != GW_OK)
 		return st;
-	st = imap_read_namespaces(imap);
-	if (st != GW_OK)
-		return st;
+	if (!imap->personal_known) { /* read once per connection: they do not change */
+		st = imap_read_namespaces(imap);
+		if (st != GW_OK)
+			return st;
+	}
 	const char *cmd = "LIST \"\" \"*\"";
 	if (imap_has_cap(imap, "SPECIAL-USE") && imap_has_cap(imap, "LIST-EXTENDED"))
 		cmd = "LIST \"\" \"*\" RETURN (SPECIAL-USE)";

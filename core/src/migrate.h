@@ -18,23 +18,6 @@
 #include "spool.h"
 #include "state.h"
 
-/* Messages and bytes per batch. A batch is the unit of commit and a date
- * slice: it is fetched folder by folder, so it bounds how far arrival order
- * may stray from strict newest-first. Small batches cost a folder switch per
- * few messages (a SELECT, which on Dovecot's Maildir rescans the folder):
- * 64 ran at ~1,000 msgs/s, 1024 at ~3,400 msgs/s on a 20,000-message box.
- * The byte cap only bounds what one flush makes durable (and what a crash
- * fetches again): messages pass through the spool one at a time, so it costs
- * no memory. 32 MB cut typical batches (~46 KB a message) to ~700 messages;
- * 128 MB lets the message count decide (5,000 msgs over 30 folders: 0.64 s
- * instead of 0.80 s, bench/PROFILE.md). */
-#ifndef GW_BATCH_MESSAGES /* overridable for measurements only */
-#define GW_BATCH_MESSAGES 1024
-#endif
-#ifndef GW_BATCH_BYTES
-#define GW_BATCH_BYTES (128u * 1024 * 1024)
-#endif
-
 /* A pipeline whose plugins are initialised (once, before workers start). */
 struct gw_pipeline_rt {
 	struct gw_pipeline *pipeline;

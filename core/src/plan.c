@@ -223,8 +223,11 @@ static void print_pipeline(FILE *out, const struct gw_pipeline *pl, bool dry_run
 	fputc('\n', out);
 	fprintf(out,
 	        "  limits: mailboxes_in_parallel %u, source_connections %u, sink_connections "
-	        "%u, retries %u\n",
-	        c->mailboxes_in_parallel, c->source_connections, c->sink_connections, c->retries);
+	        "%u, retries %u, batches of %u messages / ",
+	        c->mailboxes_in_parallel, c->source_connections, c->sink_connections, c->retries,
+	        c->batch_messages);
+	print_size(out, c->batch_bytes);
+	fputc('\n', out);
 }
 
 void gw_plan_print(const struct gw_plan *plan, FILE *out)

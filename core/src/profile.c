@@ -22,6 +22,13 @@
 #define DEFAULT_PARALLEL    4
 #define DEFAULT_CONNECTIONS 8
 #define DEFAULT_RETRIES     5
+/* A batch is the unit of commit and a date slice of newest-first order, fetched
+ * folder by folder; each folder in a batch costs a SELECT and a FETCH round
+ * trip. 4096 instead of 1024 took 5,000 messages over 30 folders from 0.68 to
+ * 0.60 s (bench/PROFILE.md). The byte cap bounds what one flush makes durable
+ * and what a crash fetches again. */
+#define DEFAULT_BATCH_MESSAGES 4096
+#define DEFAULT_BATCH_BYTES    (128ull * 1024 * 1024)
 
 struct loader {
 	struct gw_profile *profile;
@@ -543,8 +550,8 @@ static void read_folders(struct loader *ld, yaml_node_t *node, const char *path,
 	}
 }
 
-static void read_max_size(struct loader *ld, const yaml_node_t *node, const char *path,
-                          uint64_t *out)
+static void read_positive_size(struct loader *ld, const yaml_node_t *node, const char *path,
+                               uint64_t *out)
 {
 	const char *text = scalar(ld, node, path, "a size");
 	if (!text)
@@ -591,7 +598,7 @@ static void read_messages(struct loader *ld, yaml_node_t *node, const char *path
 	}
 	if (v[1]) {
 		kp = child_path(path, "max_size");
-		read_max_size(ld, v[1], kp, &pl->max_size);
+		read_positive_size(ld, v[1], kp, &pl->max_size);
 		free(kp);
 	}
 	if (v[2]) {
@@ -604,22 +611,25 @@ static void read_messages(struct loader *ld, yaml_node_t *node, const char *path
 static void read_limits(struct loader *ld, yaml_node_t *node, const char *path,
                         struct gw_pipeline_cfg *pl)
 {
-	static const struct key_spec keys[] = {{"mailboxes_in_parallel", false},
-	                                       {"source_connections", false},
-	                                       {"sink_connections", false},
-	                                       {"retries", false}};
+	static const struct key_spec keys[] = {
+	        {"mailboxes_in_parallel", false}, {"source_connections", false},
+	        {"sink_connections", false},      {"retries", false},
+	        {"batch_messages", false},        {"batch_bytes", false}};
 	unsigned *fields[] = {&pl->mailboxes_in_parallel, &pl->source_connections,
-	                      &pl->sink_connections, &pl->retries};
-	static const int64_t min[] = {1, 1, 1, 0};
-	static const int64_t max[] = {256, 1024, 1024, 100};
-	yaml_node_t *v[4];
-	if (!read_mapping(ld, node, path, keys, 4, v))
+	                      &pl->sink_connections, &pl->retries, &pl->batch_messages};
+	static const int64_t min[] = {1, 1, 1, 0, 1};
+	static const int64_t max[] = {256, 1024, 1024, 100, 65536};
+	yaml_node_t *v[6];
+	if (!read_mapping(ld, node, path, keys, 6, v))
 		return;
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < 6; i++) {
 		if (!v[i])
 			continue;
 		char *kp = child_path(path, keys[i].name);
-		read_uint(ld, v[i], kp, min[i], max[i], fields[i]);
+		if (i < 5)
+			read_uint(ld, v[i], kp, min[i], max[i], fields[i]);
+		else
+			read_positive_size(ld, v[i], kp, &pl->batch_bytes);
 		free(kp);
 	}
 }
@@ -632,6 +642,8 @@ static void set_pipeline_defaults(struct gw_pipeline_cfg *pl)
 	pl->source_connections = DEFAULT_CONNECTIONS;
 	pl->sink_connections = DEFAULT_CONNECTIONS;
 	pl->retries = DEFAULT_RETRIES;
+	pl->batch_messages = DEFAULT_BATCH_MESSAGES;
+	pl->batch_bytes = DEFAULT_BATCH_BYTES;
 }
 
 static void read_pipeline_name(struct loader *ld, const yaml_node_t *node, const char *path,

@@ -59,6 +59,8 @@ struct gw_pipeline_cfg {
 	unsigned source_connections;    /* per source host, default 8 */
 	unsigned sink_connections;      /* default 8 */
 	unsigned retries;               /* session retries per mailbox, default 5 */
+	unsigned batch_messages;        /* messages per batch (commit unit), default 4096 */
+	uint64_t batch_bytes;           /* bytes per batch, default 128 MiB */
 };
 
 struct gw_profile {

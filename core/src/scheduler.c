@@ -26,9 +26,7 @@ static int64_t now_ms(void)
 
 static int64_t monotonic_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return gw_monotonic_us() / 1000;
 }
 
 static struct timespec deadline_in(unsigned ms)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /* Out-of-memory is fatal: callers never have to check, and there is no sane
  * way to continue a migration without memory. */
@@ -15,6 +16,13 @@ static void out_of_memory(size_t size)
 {
 	fprintf(stderr, "godwit: out of memory (allocating %zu bytes)\n", size);
 	abort();
+}
+
+int64_t gw_monotonic_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 void *gw_xmalloc(size_t size)

@@ -11,6 +11,9 @@
 
 #include <godwit/host.h>
 
+/* Microseconds of CLOCK_MONOTONIC: for deadlines and durations. */
+int64_t gw_monotonic_us(void);
+
 void *gw_xmalloc(size_t size);
 void *gw_xcalloc(size_t count, size_t size);
 void *gw_xrealloc(void *ptr, size_t size);

@@ -97,6 +97,8 @@ class BenchQuick(unittest.TestCase):
         rows = self.rows()
         for label in ("limit 1 conn, plain", "limit 1 conn, TLS"):
             self.assertEqual("read all (count, bytes)", rows[label]["verdict"], label)
+        for label in ("limit+store 1 conn, plain", "limit+store 1 conn, TLS"):
+            self.assertEqual("stored all (hashes)", rows[label]["verdict"], label)
 
     def test_reference_tools_ran_when_installed(self):
         rows = self.rows()
@@ -150,6 +152,18 @@ class VerificationCatchesWrongRuns(unittest.TestCase):
         self.assertEqual("exact", check.verify_tool_maildir(self.source, self.root).text)
         verdict = check.verify_godwit_maildir(self.source, self.root)
         self.assertEqual(("exact", True), (verdict.text, verdict.ok))
+
+    def test_stored_files_are_compared_by_hash(self):
+        for i, m in enumerate(self.messages):
+            self.write("0.%d" % i, m, 1_500_000_000)
+        cur = os.path.join(self.root, "cur")
+        self.assertEqual((True, "stored all (hashes)"),
+                         (lambda v: (v.ok, v.text))(check.verify_stored(self.source, cur)))
+        self.write("0.0", self.messages[0] + b"x", 1_500_000_000)
+        verdict = check.verify_stored(self.source, cur)
+        self.assertEqual((False, "WRONG: stored %d files, 1 differ from the source's %d messages"
+                          % (len(self.messages), len(self.messages))),
+                         (verdict.ok, verdict.text))
 
     def test_missing_message_is_wrong(self):
         self.write("0.x:2,S", self.messages[0], 1_500_000_000)

@@ -16,7 +16,7 @@ from migrate_helpers import (MigrationCase, dovecot, godwit_bin, mailbox_of,  # 
                              mailgen, plugin_dir, read_sink, seed, verify)
 
 ALICE = "alice@example.org"
-BATCH = 1024  # GW_BATCH_MESSAGES in core/src/migrate.h
+BATCH = 1024  # limits.batch_messages in the profile (default 4096: more than this mailbox)
 
 
 class BasicMigration(MigrationCase):
@@ -32,8 +32,9 @@ class BasicMigration(MigrationCase):
     def tearDownClass(cls):
         cls.dv.stop()
 
-    def profile(self, **kwargs):
+    def profile(self, limits=None, **kwargs):
         return self.work.write_profile(self.dv, [(ALICE, "alice", self.dv.users["alice"])],
+                                       limits=dict({"batch_messages": BATCH}, **(limits or {})),
                                        **kwargs)
 
     def test_fidelity_idempotence_and_new_mail(self):

@@ -50,7 +50,9 @@ class Kill(MigrationCase):
 
     def setUp(self):
         super().setUp()
-        self.work.write_profile(self.dv, [(ALICE, "alice", self.dv.users["alice"])])
+        # Batches of 1024 (the default, 4096, would make this mailbox one batch).
+        self.work.write_profile(self.dv, [(ALICE, "alice", self.dv.users["alice"])],
+                                limits={"batch_messages": 1024})
 
     def done_count(self):
         if not os.path.exists(self.work.state):
@@ -113,7 +115,7 @@ class Kill(MigrationCase):
             # lock from the moment a batch is pending, so godwit's "done" commit
             # waits (busy timeout) after the sink's flush, and is killed there.
             ("inside a batch", self.sink_ahead_of_state(root)),
-            # Committed batches are BATCH (1024) messages: this is after the last but one.
+            # Committed batches are 1024 messages (limits.batch_messages): this is after the last but one.
             ("late in the run", lambda: self.done_count() >= self.total - 1100),
         ]
         copied = []

@@ -58,7 +58,8 @@ class Parallel(MigrationCase):
 
     def test_dropped_connection_is_retried(self):
         doveadm = shutil.which("doveadm") or "/usr/bin/doveadm"
-        self.work.write_profile(self.dv, self.mailboxes(("alice",)))
+        self.work.write_profile(self.dv, self.mailboxes(("alice",)),
+                                limits={"batch_messages": 1024})
         proc = self.work.start()
 
         def copied():

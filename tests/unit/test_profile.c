@@ -247,7 +247,19 @@ static const struct bad_case bad_cases[] = {
         {"limits_unknown_key", BASE "    limits: {mailboxes_parallel: 2}\n",
          "7:14: error: pipelines[0].limits: unknown key 'mailboxes_parallel' (did you mean "
          "'mailboxes_in_parallel'?); valid keys: mailboxes_in_parallel, source_connections, "
-         "sink_connections, retries\n"},
+         "sink_connections, retries, batch_messages, batch_bytes\n"},
+        {"limits_batch_messages_zero", BASE "    limits: {batch_messages: 0}\n",
+         "7:30: error: pipelines[0].limits.batch_messages: expected an integer from 1 to 65536, "
+         "got '0'\n"},
+        {"limits_batch_messages_too_many", BASE "    limits: {batch_messages: 65537}\n",
+         "7:30: error: pipelines[0].limits.batch_messages: expected an integer from 1 to 65536, "
+         "got '65537'\n"},
+        {"limits_batch_bytes_zero", BASE "    limits: {batch_bytes: 0}\n",
+         "7:27: error: pipelines[0].limits.batch_bytes: expected a size greater than 0, got "
+         "'0'\n"},
+        {"limits_batch_bytes_text", BASE "    limits: {batch_bytes: big}\n",
+         "7:27: error: pipelines[0].limits.batch_bytes: expected a size such as 35MB, 512KiB or "
+         "100 (bytes), got 'big'\n"},
         {"state_sequence", BASE "state: [a.db]\n",
          "7:8: error: state: expected a path, got a sequence\n"},
         {"report_null", BASE "report:\n", "7:8: error: report: missing value (expected a path)\n"},
@@ -432,6 +444,8 @@ static void test_full_profile(void **state)
 	assert_int_equal(pl->source_connections, 20);
 	assert_int_equal(pl->sink_connections, 16);
 	assert_int_equal(pl->retries, 3);
+	assert_int_equal(pl->batch_messages, 2000);
+	assert_int_equal(pl->batch_bytes, 64000000);
 
 	pl = &p->pipelines[1];
 	assert_string_equal(pl->name, "second.pipeline_2");
@@ -471,6 +485,8 @@ static void test_defaults(void **state)
 	assert_int_equal(pl->source_connections, 8);
 	assert_int_equal(pl->sink_connections, 8);
 	assert_int_equal(pl->retries, 5);
+	assert_int_equal(pl->batch_messages, 4096);
+	assert_int_equal(pl->batch_bytes, 134217728); /* 128 MiB */
 	free(dir);
 	gw_profile_free(p);
 }
