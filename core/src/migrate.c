@@ -863,12 +863,19 @@ struct scan_ctx {
 	char *error;
 };
 
-static struct scan_entry *new_entry(struct attempt *a)
+static void reserve_entries(struct attempt *a, size_t cap)
 {
-	if (a->entry_count == a->entry_cap) {
-		a->entry_cap = a->entry_cap ? a->entry_cap * 2 : 1024;
+	if (cap > a->entry_cap) {
+		a->entry_cap = cap;
 		a->entries = gw_xrealloc(a->entries, a->entry_cap * sizeof(*a->entries));
 	}
+}
+
+static struct scan_entry *new_entry(struct attempt *a)
+{
+	/* Folders reserve what SELECT announced; doubling only if more arrive. */
+	if (a->entry_count == a->entry_cap)
+		reserve_entries(a, a->entry_cap ? a->entry_cap * 2 : 1024);
 	return &a->entries[a->entry_count++];
 }
 
@@ -1038,6 +1045,8 @@ static gw_status scan_folder(struct attempt *a, size_t index)
 	gw_folder_report_reset_scan(rf->rep);
 	rf->done_at_scan = 0;
 	size_t first = a->entry_count;
+	/* Exact, so no doubling slack; a server's count is a hint, not trusted beyond 1M. */
+	reserve_entries(a, first + (status.exists < (1u << 20) ? status.exists : (1u << 20)));
 	st = a->src_ops->scan(a->src, &request, on_meta, &sc);
 	if (sc.error != NULL)
 		return stop_state(a, sc.error);

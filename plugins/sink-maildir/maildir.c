@@ -8,6 +8,7 @@
  * lookup() finds by origin key whatever reached cur/ before a crash. */
 #define _GNU_SOURCE /* syncfs */
 #include "maildir.h"
+#include "maildir_writeback.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,7 +21,12 @@
 #include <unistd.h>
 
 #define ORIGIN_KEY_MAX 32
-#define OVERFLOW_FILE  "godwit-keywords-overflow"
+/* With fsync on, the file system is synced in the background after this much
+ * was written (maildir_writeback.h): 5,000 messages / 230 MB over plain IMAP
+ * with fsync went from 1.18 to 0.82 s on ext4 (medians of 3; without fsync
+ * 0.66 s). 8 MiB measured the same. */
+#define WRITEBACK_EVERY (32u * 1024 * 1024)
+#define OVERFLOW_FILE   "godwit-keywords-overflow"
 
 struct md_plugin {
 	const struct gw_host *host;
@@ -66,6 +72,7 @@ struct md_session {
 	struct md_delivery *deliveries; /* written to tmp/, renamed into cur/ by flush */
 	size_t delivery_count;
 	size_t delivery_cap;
+	struct md_writeback *writeback; /* with fsync on; NULL if off or it could not start */
 };
 
 /* ---- small helpers ------------------------------------------------------------ */
@@ -229,6 +236,7 @@ static void deliveries_drop(struct md_session *s, size_t from)
 
 static void session_free(struct md_session *s)
 {
+	md_writeback_stop(s->writeback); /* before root_fd closes: the thread syncs it */
 	deliveries_drop(s, 0);
 	free(s->deliveries);
 	for (size_t i = 0; i < s->folder_count; i++) {
@@ -278,6 +286,8 @@ static gw_status md_open(void *state, struct gw_ctx *ctx, const struct gw_mailbo
 		session_free(s);
 		return rc;
 	}
+	if (plugin->cfg->fsync)
+		s->writeback = md_writeback_start(s->root_fd, WRITEBACK_EVERY);
 	*session = s;
 	return GW_OK;
 }
@@ -671,6 +681,7 @@ static gw_status write_tmp(struct md_session *s, struct md_folder *f, const stru
 		error = NULL;
 		if (md_write_new_file(path, m->data, m->size, m->meta->internal_date, true,
 		                      &error)) {
+			md_writeback_note(s->writeback, m->size);
 			*tmp_path = path;
 			return GW_OK;
 		}

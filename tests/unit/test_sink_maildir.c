@@ -850,6 +850,44 @@ static void test_flush(void **unused)
 	stop(f);
 }
 
+/* More than the write-back interval (32 MiB) before a flush: the background
+ * syncs start the disk early but deliver nothing; flush still decides. */
+static void test_writeback_keeps_the_protocol(void **unused)
+{
+	struct fixture *f = start("writeback", NULL, &alice);
+	char id[GW_SINK_ID_MAX];
+	void *inbox = ensure(f, (const char *[]){"INBOX"}, 1, GW_ROLE_NONE, id);
+	enum { COUNT = 40, SIZE = 1024 * 1024 };
+	unsigned char *bytes = malloc(SIZE);
+	struct msg *m = calloc(COUNT, sizeof(*m));
+	char(*ids)[GW_SINK_ID_MAX] = calloc(COUNT, GW_SINK_ID_MAX);
+	for (int i = 0; i < COUNT; i++) {
+		char origin[16];
+		snprintf(origin, sizeof(origin), "wb%d", i);
+		memset(bytes, 'a' + i % 26, SIZE);
+		memcpy(bytes, "Subject: wb\r\n\r\n", 15);
+		/* Each message its own buffer: the sink may keep nothing after append. */
+		unsigned char *copy = malloc(SIZE);
+		memcpy(copy, bytes, SIZE);
+		make_msg(&m[i], copy, SIZE, 1500000000 + i, 0, NULL, 0, strdup(origin));
+		append_ok(f, inbox, &m[i], ids[i]);
+	}
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s/cur", f->root);
+	assert_int_equal(entries_in(dir), 0);
+	flush_ok(f);
+	assert_int_equal(entries_in(dir), COUNT);
+	for (int i = 0; i < COUNT; i++) {
+		expect_exact(f, f->root, ids[i], &m[i]);
+		free((void *)m[i].message.data);
+		free((char *)m[i].item.origin_key);
+	}
+	free(ids);
+	free(m);
+	free(bytes);
+	stop(f);
+}
+
 /* Appended but never flushed: nothing delivered, nothing left behind. */
 static void test_close_without_flush(void **unused)
 {
@@ -986,6 +1024,7 @@ int main(void)
 	        cmocka_unit_test(test_no_collisions),
 	        cmocka_unit_test(test_lookup_across_sessions),
 	        cmocka_unit_test(test_flush),
+	        cmocka_unit_test(test_writeback_keeps_the_protocol),
 	        cmocka_unit_test(test_close_without_flush),
 	        cmocka_unit_test(test_stale_tmp_removed),
 	        cmocka_unit_test(test_path_template),
