@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 
-from . import BENCH_DIR, REPO, check, corpus, measure, report, tools
+from . import BENCH_DIR, REPO, check, corpus, measure, report, scratch, tools
 
 from harness import dovecot, verify  # noqa: E402
 
@@ -47,7 +47,10 @@ def parse_args(argv):
     p.add_argument("--build-dir", default=os.path.join(REPO, "build-bench"),
                    help="where godwit (Release) and limit are built (default <repo>/build-bench)")
     p.add_argument("--no-install", action="store_true", help="never call apt-get")
-    p.add_argument("--workdir", default=None, help="destinations go here (default: a temp dir)")
+    p.add_argument("--workdir", default=None, help="destinations go here (default: a scratch "
+                   "file system, see --no-scratch-fs)")
+    p.add_argument("--no-scratch-fs", action="store_true", help="write the destinations into a "
+                   "temporary directory instead of a loop-mounted journaled ext4 (scratch.py)")
     p.add_argument("--keep", action="store_true", help="keep the work directory and Dovecot root")
     p.add_argument("--json", default=None, help="also write the results as JSON to this file")
     args = p.parse_args(argv)
@@ -286,7 +289,21 @@ def main(argv=None):
     if not os.access(measure.GNU_TIME, os.X_OK):
         log("GNU time (%s) is required: apt-get install time" % measure.GNU_TIME)
         return 2
-    workdir = args.workdir or tempfile.mkdtemp(prefix="godwit-bench-")
+    scratch_fs, destinations = None, "--workdir"
+    workdir = args.workdir
+    if not workdir and not args.no_scratch_fs:
+        # Room for every run's destination (they are deleted when space runs low).
+        scratch_fs = scratch.ScratchFs(max(40 * args.messages * 60_000, 16 * 1024 ** 3))
+        try:
+            workdir = scratch_fs.mount()
+            destinations = scratch_fs.describe()
+            tools.PURGE_WAIT_S = 0  # the wait is for ext4 without a journal
+        except (OSError, RuntimeError) as exc:
+            log("no scratch file system (%s); writing into a temporary directory" % exc)
+            scratch_fs.remove()
+            scratch_fs = None
+    if not workdir:
+        workdir, destinations = tempfile.mkdtemp(prefix="godwit-bench-"), "temporary directory"
     os.makedirs(workdir, exist_ok=True)
     if args.keep:
         os.environ["GODWIT_KEEP_TEST_DIRS"] = "always"
@@ -295,8 +312,8 @@ def main(argv=None):
     users = {"alice": "Bench-alice-1", "small": "Bench-small-2"}
     users.update({"sink%d" % rep: "Bench-sink-%d" % rep for rep in range(1, args.reps + 1)})
     dv = dovecot.Dovecot(users=users)
-    dv.start()
     try:
+        dv.start()
         bench = Bench(args, dv, workdir)
         log(dv.describe())
         bench.limit_bin = build_limit(args.build_dir)
@@ -320,6 +337,7 @@ def main(argv=None):
             "small mailbox": bench.corpora["small"].summary(),
             "repetitions": "%d (OfflineIMAP %d); medians" % (args.reps, args.slow_reps),
             "godwit": bench.godwit_bin or bench.godwit_missing,
+            "destinations": destinations,
         }
         text = report.render(header, results)
         sys.stdout.write(text)
@@ -335,5 +353,7 @@ def main(argv=None):
         tools.purge_moved_aside()
         if args.keep:
             log("kept %s" % workdir)
+        elif scratch_fs:
+            scratch_fs.remove()
         elif not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -32,19 +32,20 @@ class Command:
 # (find_inode_bit -> recently_deleted), which made each run pay ~3 s of system
 # time for the previous run's deletion, whatever the tool (bench/PROFILE.md).
 # They are deleted when free space runs low (then the bench waits out the
-# kernel's window) and at the end (purge_moved_aside).
+# kernel's window) and at the end (purge_moved_aside). The bench's own scratch
+# file system (scratch.py) has a journal, so there it sets the wait to 0.
 _MOVED_ASIDE = []
 _KEEP_FREE_BYTES = 8 * 1024 ** 3
-_RECENTLY_DELETED_S = 61
+PURGE_WAIT_S = 61
 
 
 def purge_moved_aside(wait=False):
     """Delete the destinations moved aside; with @wait, sync and outwait ext4's window."""
     while _MOVED_ASIDE:
         shutil.rmtree(_MOVED_ASIDE.pop(), ignore_errors=True)
-    if wait:
+    if wait and PURGE_WAIT_S:
         os.sync()
-        time.sleep(_RECENTLY_DELETED_S)
+        time.sleep(PURGE_WAIT_S)
 
 
 def _fresh_dir(path):
