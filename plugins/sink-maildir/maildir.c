@@ -45,6 +45,7 @@ struct md_folder {
 	char *id;  /* folder_id handed to the core */
 	char *dir; /* the folder's maildir (root for INBOX) */
 	struct md_keywords keywords;
+	char *keywords_tmp; /* the grown keyword table, staged by flush until renamed */
 	bool keys_loaded;
 	struct md_keyset keys; /* origin keys in cur/ and new/ */
 	struct md_list warned; /* keywords that could not get a letter */
@@ -244,6 +245,9 @@ static void session_free(struct md_session *s)
 		free(f->id);
 		free(f->dir);
 		md_keywords_free(&f->keywords);
+		if (f->keywords_tmp)
+			unlink(f->keywords_tmp); /* staged by a flush that failed */
+		free(f->keywords_tmp);
 		md_keyset_free(&f->keys);
 		list_free(&f->warned);
 		free(f);
@@ -604,17 +608,7 @@ struct md_flags {
 static gw_status keyword_letter(struct md_session *s, struct md_folder *f, const char *keyword,
                                 uint32_t *bits, struct md_flags *flags)
 {
-	char *error = NULL;
-	bool changed = false;
-	int index = md_keywords_index(&f->keywords, f->dir, keyword, s->plugin->cfg->fsync,
-	                              &changed, &error);
-	if (index == -2)
-		return session_fail(s, io_status(errno), error);
-	if (changed) {
-		char *path = md_xasprintf("%s/dovecot-keywords", f->dir);
-		mark_parent_dirty(s, path);
-		free(path);
-	}
+	int index = md_keywords_index(&f->keywords, keyword);
 	if (index >= 0) {
 		*bits |= 1u << index;
 		return GW_OK;
@@ -822,14 +816,58 @@ static gw_status sync_dirs(struct md_session *s)
 	return GW_OK;
 }
 
+/* The keyword table of every folder that gained keywords, written beside its
+ * file, to be synced with the batch's messages and then renamed over it. */
+static gw_status stage_keyword_files(struct md_session *s)
+{
+	for (size_t i = 0; i < s->folder_count; i++) {
+		struct md_folder *f = s->folders[i];
+		if (!f->keywords.dirty)
+			continue;
+		char *error = NULL;
+		free(f->keywords_tmp);
+		f->keywords_tmp = md_keywords_stage(&f->keywords, f->dir, &error);
+		if (!f->keywords_tmp)
+			return session_fail(s, io_status(errno), error);
+		list_add(&s->written, f->keywords_tmp); /* fsynced where syncfs is missing */
+	}
+	return GW_OK;
+}
+
+static gw_status replace_keyword_files(struct md_session *s, bool *replaced)
+{
+	for (size_t i = 0; i < s->folder_count; i++) {
+		struct md_folder *f = s->folders[i];
+		if (!f->keywords_tmp)
+			continue;
+		char *error = NULL;
+		mark_parent_dirty(s, f->keywords_tmp);
+		bool ok = md_keywords_replace(f->keywords_tmp, f->dir, &error);
+		int err = errno;
+		free(f->keywords_tmp);
+		f->keywords_tmp = NULL;
+		if (!ok)
+			return session_fail(s, io_status(err), error);
+		f->keywords.dirty = false;
+		*replaced = true;
+	}
+	return GW_OK;
+}
+
 static gw_status md_flush(void *session)
 {
 	struct md_session *s = session;
 	bool durable = s->plugin->cfg->fsync;
-	gw_status rc = GW_OK;
+	bool keywords_replaced = false;
 
-	if (durable && s->delivery_count + s->written.count > 0)
+	gw_status rc = stage_keyword_files(s);
+	if (rc == GW_OK && durable && s->delivery_count + s->written.count > 0)
 		rc = sync_data(s);
+	if (rc == GW_OK)
+		rc = replace_keyword_files(s, &keywords_replaced);
+	/* A message reaches cur/ only after the names its letters stand for. */
+	if (rc == GW_OK && durable && keywords_replaced)
+		rc = sync_dirs(s);
 	if (rc == GW_OK)
 		rc = move_into_cur(s);
 	if (rc == GW_OK && durable)

@@ -96,18 +96,22 @@ bool md_find_origin(const char *dir, const char *key, char **base);
 
 struct md_keywords {
 	bool loaded;
+	bool dirty;                    /* names added since the file was last written */
 	char *names[MD_KEYWORD_SLOTS]; /* index = letter - 'a' */
 };
 /* Read <folder>/dovecot-keywords if present. */
 bool md_keywords_load(struct md_keywords *kw, const char *folder_dir, char **error);
-/* Letter index of @p name, adding it (and rewriting the file atomically) if
- * new; with @p durable the new file is fsynced before it replaces the old one
- * (a keyword file lost to a crash would strip letters of messages already
- * flushed). Returns -1 if all 26 slots are taken or the name cannot be stored
- * (space or control character), -2 if the file could not be written (*error
- * set, caller frees); *changed tells whether the file was written. */
-int md_keywords_index(struct md_keywords *kw, const char *folder_dir, const char *name,
-                      bool durable, bool *changed, char **error);
+/* Letter index of @p name, adding it to the table (and setting dirty) if new.
+ * Returns -1 if all 26 slots are taken or the name cannot be stored (space or
+ * control character). */
+int md_keywords_index(struct md_keywords *kw, const char *name);
+/* The table written to a temporary file beside <folder>/dovecot-keywords: its
+ * path (caller frees), or NULL with *error set. Not synced: the caller makes
+ * it durable before md_keywords_replace, because a keyword file lost to a
+ * crash would strip the letters of messages already delivered. */
+char *md_keywords_stage(const struct md_keywords *kw, const char *folder_dir, char **error);
+/* Rename the staged file over <folder>/dovecot-keywords. */
+bool md_keywords_replace(const char *tmp, const char *folder_dir, char **error);
 void md_keywords_free(struct md_keywords *kw);
 
 /* ---- files (maildir_io.c) ---- */

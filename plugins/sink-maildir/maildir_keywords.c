@@ -1,8 +1,9 @@
 /* Keywords in Dovecot's format: each folder directory may hold a file
  * "dovecot-keywords" with lines "<n> <name>"; n = 0..25 is the letter 'a'+n
- * that file names carry after the system flags. The file is replaced
- * atomically (temporary file + rename) when a keyword is added, so a reader
- * never sees half of it. */
+ * that file names carry after the system flags. A new keyword changes only
+ * the table in memory; the sink's flush writes the file (temporary file,
+ * synced with the batch, then renamed over the old one), so a reader never
+ * sees half of it and no fsync happens per keyword. */
 #include "maildir.h"
 
 #include <errno.h>
@@ -64,8 +65,7 @@ static bool write_all(int fd, const char *data, size_t len)
 	return true;
 }
 
-static bool keywords_save(const struct md_keywords *kw, const char *folder_dir, bool durable,
-                          char **error)
+char *md_keywords_stage(const struct md_keywords *kw, const char *folder_dir, char **error)
 {
 	struct md_str text = {0};
 	for (int i = 0; i < MD_KEYWORD_SLOTS; i++) {
@@ -76,23 +76,35 @@ static bool keywords_save(const struct md_keywords *kw, const char *folder_dir, 
 		free(line);
 	}
 	char *tmp = md_xasprintf("%s/" KEYWORDS_FILE ".godwit-tmp.%ld", folder_dir, (long)getpid());
-	char *path = md_xasprintf("%s/" KEYWORDS_FILE, folder_dir);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	bool ok = fd >= 0 && write_all(fd, text.data ? text.data : "", text.len);
-	if (ok && durable && fsync(fd) != 0)
-		ok = false;
 	if (fd >= 0 && close(fd) != 0)
 		ok = false;
-	if (ok && rename(tmp, path) != 0)
-		ok = false;
 	if (!ok) {
+		int err = errno;
 		if (error)
-			*error = md_xasprintf("cannot write %s: %s", path, strerror(errno));
+			*error = md_xasprintf("cannot write %s: %s", tmp, strerror(err));
 		unlink(tmp);
+		free(tmp);
+		tmp = NULL;
+		errno = err;
 	}
-	free(tmp);
-	free(path);
 	free(text.data);
+	return tmp;
+}
+
+bool md_keywords_replace(const char *tmp, const char *folder_dir, char **error)
+{
+	char *path = md_xasprintf("%s/" KEYWORDS_FILE, folder_dir);
+	bool ok = rename(tmp, path) == 0;
+	if (!ok) {
+		int err = errno;
+		if (error)
+			*error = md_xasprintf("cannot replace %s: %s", path, strerror(err));
+		unlink(tmp);
+		errno = err;
+	}
+	free(path);
 	return ok;
 }
 
@@ -107,12 +119,10 @@ static bool storable(const char *name)
 	return true;
 }
 
-int md_keywords_index(struct md_keywords *kw, const char *folder_dir, const char *name,
-                      bool durable, bool *changed, char **error)
+int md_keywords_index(struct md_keywords *kw, const char *name)
 {
 	int free_slot = -1;
 
-	*changed = false;
 	for (int i = 0; i < MD_KEYWORD_SLOTS; i++) {
 		if (kw->names[i] && strcmp(kw->names[i], name) == 0)
 			return i;
@@ -122,12 +132,7 @@ int md_keywords_index(struct md_keywords *kw, const char *folder_dir, const char
 	if (free_slot < 0 || !storable(name))
 		return -1;
 	kw->names[free_slot] = md_xstrdup(name);
-	if (!keywords_save(kw, folder_dir, durable, error)) {
-		free(kw->names[free_slot]);
-		kw->names[free_slot] = NULL;
-		return -2;
-	}
-	*changed = true;
+	kw->dirty = true;
 	return free_slot;
 }
 

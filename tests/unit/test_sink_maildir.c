@@ -850,6 +850,28 @@ static void test_flush(void **unused)
 	stop(f);
 }
 
+/* A new keyword reaches dovecot-keywords at flush, with the messages using it,
+ * through a temporary file that does not outlive the flush. */
+static void test_keywords_written_at_flush(void **unused)
+{
+	struct fixture *f = start("keywords-flush", NULL, &alice);
+	char id[GW_SINK_ID_MAX], path[PATH_MAX], dir[2048];
+	void *work = ensure(f, (const char *[]){"Work"}, 1, GW_ROLE_NONE, id);
+	snprintf(dir, sizeof(dir), "%s/.Work", f->root);
+	snprintf(path, sizeof(path), "%s/dovecot-keywords", dir);
+	struct msg m;
+	make_msg(&m, "x\r\n", 3, 1000000000, 0, (const char *[]){"$Label1"}, 1, "kf1");
+	append_ok(f, work, &m, id);
+	assert_int_equal(access(path, F_OK), -1); /* not before the flush */
+	flush_ok(f);
+	char *text = read_text(path);
+	assert_string_equal(text, "0 $Label1\n");
+	free(text);
+	assert_int_equal(entries_in(dir), 5); /* cur new tmp dovecot-keywords maildirfolder */
+	free(file_of(dir, id, path, sizeof(path)));
+	stop(f);
+}
+
 /* More than the write-back interval (32 MiB) before a flush: the background
  * syncs start the disk early but deliver nothing; flush still decides. */
 static void test_writeback_keeps_the_protocol(void **unused)
@@ -1025,6 +1047,7 @@ int main(void)
 	        cmocka_unit_test(test_lookup_across_sessions),
 	        cmocka_unit_test(test_flush),
 	        cmocka_unit_test(test_writeback_keeps_the_protocol),
+	        cmocka_unit_test(test_keywords_written_at_flush),
 	        cmocka_unit_test(test_close_without_flush),
 	        cmocka_unit_test(test_stale_tmp_removed),
 	        cmocka_unit_test(test_path_template),
