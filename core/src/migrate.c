@@ -1713,6 +1713,7 @@ static gw_status run_batch(struct attempt *a)
 	int64_t t2 = gw_monotonic_us();
 	gw_status commit = commit_batch(a, any_appended);
 	/* Where a batch's time goes, for tuning against a given server and disk. */
+	a->sctx.folder = NULL; /* the batch spans folders */
 	gw_log(&a->sctx, GW_LOG_DEBUG,
 	       "batch of %zu message(s), %.1f MB, %zu folder(s): pending %.1f ms, fetch %.1f "
 	       "ms, flush and commit %.1f ms",
