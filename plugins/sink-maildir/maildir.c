@@ -781,6 +781,11 @@ static gw_status sync_data(struct md_session *s)
 	for (size_t i = 0; i < s->written.count; i++)
 		if (!md_fsync_path(s->written.items[i], false, &error))
 			return session_fail(s, io_status(errno), error);
+	for (size_t i = 0; i < s->folder_count; i++) {
+		const char *staged = s->folders[i]->keywords_tmp;
+		if (staged && !md_fsync_path(staged, false, &error))
+			return session_fail(s, io_status(errno), error);
+	}
 	return GW_OK;
 }
 
@@ -818,7 +823,7 @@ static gw_status sync_dirs(struct md_session *s)
 
 /* The keyword table of every folder that gained keywords, written beside its
  * file, to be synced with the batch's messages and then renamed over it. */
-static gw_status stage_keyword_files(struct md_session *s)
+static gw_status stage_keyword_files(struct md_session *s, bool *staged)
 {
 	for (size_t i = 0; i < s->folder_count; i++) {
 		struct md_folder *f = s->folders[i];
@@ -829,7 +834,7 @@ static gw_status stage_keyword_files(struct md_session *s)
 		f->keywords_tmp = md_keywords_stage(&f->keywords, f->dir, &error);
 		if (!f->keywords_tmp)
 			return session_fail(s, io_status(errno), error);
-		list_add(&s->written, f->keywords_tmp); /* fsynced where syncfs is missing */
+		*staged = true;
 	}
 	return GW_OK;
 }
@@ -858,10 +863,10 @@ static gw_status md_flush(void *session)
 {
 	struct md_session *s = session;
 	bool durable = s->plugin->cfg->fsync;
-	bool keywords_replaced = false;
+	bool keywords_staged = false, keywords_replaced = false;
 
-	gw_status rc = stage_keyword_files(s);
-	if (rc == GW_OK && durable && s->delivery_count + s->written.count > 0)
+	gw_status rc = stage_keyword_files(s, &keywords_staged);
+	if (rc == GW_OK && durable && (s->delivery_count + s->written.count > 0 || keywords_staged))
 		rc = sync_data(s);
 	if (rc == GW_OK)
 		rc = replace_keyword_files(s, &keywords_replaced);
