@@ -2,8 +2,9 @@
  *
  * Memory: the metadata of every message of the mailbox lives in one array
  * of 40-byte entries, keywords interned per mailbox; message bytes only pass
- * through the worker's spool, one message at a time. Nothing else grows with
- * the mailbox except the report's lists of skipped and failed UIDs. */
+ * through the worker's spool, one message at a time. Besides that array, only
+ * the state's done UIDs of each folder (4 bytes a message) and the report's
+ * lists of skipped and failed UIDs grow with the mailbox. */
 #include "migrate.h"
 
 #include <openssl/evp.h>
