@@ -186,7 +186,13 @@ def make_cases(bench, args):
         cases += [tools.LimitCase(B, "limit 1 conn, plain", "limit"),
                   tools.LimitCase(B, "limit 1 conn, TLS", "limit", tls=True),
                   tools.LimitCase(B, "limit+store 1 conn, plain", "limit", store=True),
-                  tools.LimitCase(B, "limit+store 1 conn, TLS", "limit", tls=True, store=True)]
+                  tools.LimitCase(B, "limit+store 1 conn, TLS", "limit", tls=True, store=True),
+                  # The same floor for the small mailbox: what fixed overhead the work
+                  # itself has, beside godwit's.
+                  tools.LimitCase(B, "limit %d msgs, plain" % args.small_messages, "limit",
+                                  user="small"),
+                  tools.LimitCase(B, "limit+store %d msgs, plain" % args.small_messages,
+                                  "limit", user="small", store=True)]
     if "mbsync" in only:
         cases += [tools.MbsyncCase(B, "mbsync plain, FSync no", "mbsync"),
                   tools.MbsyncCase(B, "mbsync plain, FSync yes", "mbsync", fsync=True),
@@ -205,7 +211,7 @@ def make_cases(bench, args):
             tools.GodwitRerunCase(B, "godwit re-run, no change", "godwit", connections=None,
                                   ratios=False),
             tools.GodwitCase(B, "godwit %d msgs, default" % args.small_messages, "godwit",
-                             user="small", connections=None, ratios=False),
+                             user="small", connections=None),
             tools.GodwitImapSinkCase(B, "godwit -> Dovecot (imap sink)", "godwit",
                                      connections=None),
         ]

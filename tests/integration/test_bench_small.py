@@ -95,10 +95,12 @@ class BenchQuick(unittest.TestCase):
 
     def test_limit_reader_read_everything(self):
         rows = self.rows()
-        for label in ("limit 1 conn, plain", "limit 1 conn, TLS"):
+        for label in ("limit 1 conn, plain", "limit 1 conn, TLS", "limit 100 msgs, plain"):
             self.assertEqual("read all (count, bytes)", rows[label]["verdict"], label)
-        for label in ("limit+store 1 conn, plain", "limit+store 1 conn, TLS"):
+        for label in ("limit+store 1 conn, plain", "limit+store 1 conn, TLS",
+                      "limit+store 100 msgs, plain"):
             self.assertEqual("stored all (hashes)", rows[label]["verdict"], label)
+        self.assertEqual(100, rows["limit+store 100 msgs, plain"]["messages"])
 
     def test_reference_tools_ran_when_installed(self):
         rows = self.rows()
