@@ -567,6 +567,23 @@ static bool load_recorded(struct attempt *a, const struct run_folder *rf, const 
  * from the source, so the sink's lookup sees the exact bytes (and their
  * Message-ID and SHA-256) instead of guessing from size and date, and a
  * message it finds is recorded with the hash of exactly those bytes. */
+/* The message the worker's spool holds, as a sink sees it: its bytes, and the
+ * spool's file when it has one (a sink may copy that in the kernel, so a large
+ * message's pages never enter the process). */
+static struct gw_message spooled_message(const struct attempt *a,
+                                         const struct gw_message_meta *meta,
+                                         const unsigned char *data, size_t len, const char *sha)
+{
+	int fd = gw_spool_file(a->res->spool);
+	return (struct gw_message){.struct_size = sizeof(struct gw_message),
+	                           .meta = meta,
+	                           .data = data,
+	                           .size = len,
+	                           .sha256_hex = sha,
+	                           .in_file = fd >= 0,
+	                           .file_fd = fd};
+}
+
 /* ---- fetching only to read the bytes ---- */
 
 /* Crash recovery and UIDVALIDITY re-matching fetch messages not to copy them
@@ -706,11 +723,7 @@ static gw_status lookup_fetched(struct resolve *rs, struct gw_state_record *r,
 	                               .size = len,
 	                               .internal_date = r->internal_date,
 	                               .message_id = message_id};
-	struct gw_message message = {.struct_size = sizeof(message),
-	                             .meta = &meta,
-	                             .data = data,
-	                             .size = len,
-	                             .sha256_hex = sha};
+	struct gw_message message = spooled_message(a, &meta, data, len, sha);
 	char key[25];
 	if (r->origin_key == NULL) /* a row written before origin keys were recorded */
 		gw_origin_key(a->rt->name, a->job->mailbox->email, rf->mapped->source_name,
@@ -1261,11 +1274,7 @@ static gw_status append_item(struct fetch_ctx *fc, struct batch_item *item,
 	        .keywords = a->kw_scratch,
 	        .message_id = item->message_id,
 	};
-	struct gw_message message = {.struct_size = sizeof(message),
-	                             .meta = &meta,
-	                             .data = data,
-	                             .size = len,
-	                             .sha256_hex = item->sha256};
+	struct gw_message message = spooled_message(a, &meta, data, len, item->sha256);
 	struct gw_sink_outcome *outcome = &a->outcomes[item - a->batch];
 	*outcome = (struct gw_sink_outcome){.struct_size = sizeof(*outcome), .status = GW_OK};
 	struct gw_sink_item sink_item = {.struct_size = sizeof(sink_item),

@@ -266,6 +266,11 @@ bool gw_spool_finish(struct gw_spool *spool, const unsigned char **data, size_t 
 	return true;
 }
 
+int gw_spool_file(const struct gw_spool *spool)
+{
+	return spool->phase == SPOOL_FINISHED && spool->in_file ? spool->fd : -1;
+}
+
 /* ---- Message-ID ---------------------------------------------------------- */
 
 /* One header line: [start, end) without its line break; next = start of the next line. */

@@ -25,6 +25,10 @@ bool gw_spool_write(struct gw_spool *spool, const void *data, size_t len, char *
  * Errors: *error is one line, caller frees. */
 bool gw_spool_finish(struct gw_spool *spool, const unsigned char **data, size_t *len,
                      char sha256_hex[65], char **error);
+/* After finish: the descriptor of the file that holds the bytes from offset 0
+ * (a sink may copy it in the kernel instead of touching the mapping), or -1 if
+ * they are in memory. Valid as long as the bytes are. */
+int gw_spool_file(const struct gw_spool *spool);
 
 /* Message-ID header value of a message (unfolded, without surrounding
  * whitespace; angle brackets kept), or NULL if absent. Caller frees. Looks

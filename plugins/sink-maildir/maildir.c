@@ -668,12 +668,14 @@ static gw_status write_tmp(struct md_session *s, struct md_folder *f, const stru
                            char **tmp_path)
 {
 	char *error = NULL;
+	/* A large message the core spooled to a file is copied from there. */
+	int src_fd = GW_MESSAGE_HAS(m, file_fd) && m->in_file ? m->file_fd : -1;
 	for (int attempt = 0; attempt < 8; attempt++) {
 		char *path = md_xasprintf("%s/tmp/%lld.P%ldQ%lu.%s", f->dir, (long long)time(NULL),
 		                          (long)getpid(), ++s->counter, s->plugin->hostname);
 		free(error);
 		error = NULL;
-		if (md_write_new_file(path, m->data, m->size, m->meta->internal_date, true,
+		if (md_write_new_file(path, m->data, m->size, src_fd, m->meta->internal_date, true,
 		                      &error)) {
 			md_writeback_note(s->writeback, m->size);
 			*tmp_path = path;

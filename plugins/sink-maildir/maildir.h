@@ -116,8 +116,9 @@ void md_keywords_free(struct md_keywords *kw);
 
 /* ---- files (maildir_io.c) ---- */
 
-/* Write all of @p data to a new file @p path (O_EXCL) and set its times. */
-bool md_write_new_file(const char *path, const void *data, size_t len, int64_t mtime,
+/* Write all of @p data to a new file @p path (O_EXCL) and set its times. With
+ * @p src_fd >= 0 the same bytes are copied from that file (offset 0) instead. */
+bool md_write_new_file(const char *path, const void *data, size_t len, int src_fd, int64_t mtime,
                        bool set_times, char **error);
 /* mkdir if missing; *created tells whether it was created. */
 bool md_mkdir(const char *path, bool *created, char **error);

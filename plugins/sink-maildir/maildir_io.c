@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,13 +40,35 @@ static bool write_fully(int fd, const unsigned char *data, size_t len)
 	return true;
 }
 
-bool md_write_new_file(const char *path, const void *data, size_t len, int64_t mtime,
+/* Copy @p len bytes of @p src_fd from offset 0 in the kernel: the pages never
+ * enter this process, and src_fd's own offset stays where it was. Falls back to
+ * @p data for what sendfile() cannot do on these file systems. */
+static bool copy_fully(int fd, int src_fd, const unsigned char *data, size_t len)
+{
+	off_t offset = 0;
+	while ((size_t)offset < len) {
+		ssize_t n = sendfile(fd, src_fd, &offset, len - (size_t)offset);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EINVAL || errno == ENOSYS) && offset == 0)
+			return write_fully(fd, data, len);
+		if (n < 0)
+			return false;
+		if (n == 0) { /* the file is shorter than announced */
+			errno = EIO;
+			return false;
+		}
+	}
+	return true;
+}
+
+bool md_write_new_file(const char *path, const void *data, size_t len, int src_fd, int64_t mtime,
                        bool set_times, char **error)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return io_fail(error, "cannot create", path);
-	if (!write_fully(fd, data, len)) {
+	if (!(src_fd >= 0 ? copy_fully(fd, src_fd, data, len) : write_fully(fd, data, len))) {
 		io_fail(error, "cannot write", path);
 		close(fd);
 		unlink(path);

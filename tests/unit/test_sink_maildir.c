@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -156,7 +157,11 @@ static void make_msg(struct msg *m, const void *data, size_t len, int64_t date, 
 	                                   .keyword_count = keyword_count,
 	                                   .keywords = keywords};
 	sha256_hex(data, len, m->sha);
-	m->message = (struct gw_message){sizeof(m->message), &m->meta, data, len, m->sha};
+	m->message = (struct gw_message){.struct_size = sizeof(m->message),
+	                                 .meta = &m->meta,
+	                                 .data = data,
+	                                 .size = len,
+	                                 .sha256_hex = m->sha};
 	m->item = (struct gw_sink_item){
 	        .struct_size = sizeof(m->item), .message = &m->message, .origin_key = origin};
 }
@@ -297,6 +302,48 @@ static void test_byte_exact(void **unused)
 	char tmp[PATH_MAX];
 	snprintf(tmp, sizeof(tmp), "%s/tmp", f->root);
 	assert_int_equal(entries_in(tmp), 0);
+	stop(f);
+}
+
+/* A message the core spooled to a file is copied from that file in the kernel:
+ * its mapped bytes are never read (here they cannot be: the mapping allows no
+ * access), and the descriptor's offset is left alone. */
+static void test_spooled_file_copied_in_kernel(void **unused)
+{
+	struct fixture *f = start("spooled", NULL, &alice);
+	char id[GW_SINK_ID_MAX];
+	void *inbox = ensure(f, (const char *[]){"INBOX"}, 1, GW_ROLE_NONE, id);
+	const size_t big = 3u * 1000 * 1000 + 7;
+	unsigned char *bytes = malloc(big);
+	memcpy(bytes, "Subject: spooled\r\n\r\n", 21);
+	for (size_t i = 21; i < big; i++)
+		bytes[i] = (unsigned char)(i * 2654435761u >> 13);
+	struct gw_spool *sp = gw_spool_new(base_dir, 1024 * 1024);
+	const unsigned char *data;
+	size_t len;
+	char hex[65], *err = NULL;
+	assert_true(gw_spool_begin(sp, big, &err));
+	assert_true(gw_spool_write(sp, bytes, big, &err));
+	assert_true(gw_spool_finish(sp, &data, &len, hex, &err));
+	int fd = gw_spool_file(sp);
+	assert_true(fd >= 0);
+	off_t offset_before = lseek(fd, 0, SEEK_CUR);
+
+	struct msg m;
+	make_msg(&m, data, len, 1600000100, 0, NULL, 0, "spooled1");
+	void *no_access = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(no_access != MAP_FAILED);
+	m.message.data = no_access;
+	m.message.in_file = true;
+	m.message.file_fd = fd;
+	append_ok(f, inbox, &m, id);
+	assert_int_equal(lseek(fd, 0, SEEK_CUR), offset_before);
+	flush_ok(f);
+	expect_exact(f, f->root, id, &m);
+
+	munmap(no_access, len);
+	gw_spool_free(sp);
+	free(bytes);
 	stop(f);
 }
 
@@ -1036,6 +1083,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_descriptor),
 	        cmocka_unit_test(test_byte_exact),
+	        cmocka_unit_test(test_spooled_file_copied_in_kernel),
 	        cmocka_unit_test(test_flags_sorted),
 	        cmocka_unit_test(test_keywords),
 	        cmocka_unit_test(test_mtime),

@@ -103,6 +103,7 @@ static void test_memory_path(void **state)
 	assert_memory_equal(data, msg, 3000);
 	assert_string_equal(hex, want);
 	assert_int_equal(open_fd_count(), fds); /* no temporary file */
+	assert_int_equal(gw_spool_file(sp), -1);
 
 	/* The buffer is reused: a smaller message lands at the same address. */
 	const unsigned char *first = data;
@@ -131,10 +132,20 @@ static void test_file_path(void **state)
 	assert_string_equal(hex, want);
 	assert_int_equal(open_fd_count(), fds + 1);   /* the temporary file, mapped */
 	assert_int_equal(dir_entry_count(tmpdir), 0); /* unlinked: nothing to clean up */
+	/* The same bytes are offered as that file, from offset 0. */
+	int fd = gw_spool_file(sp);
+	assert_true(fd >= 0);
+	unsigned char head[64], tail[64];
+	assert_int_equal(pread(fd, head, sizeof(head), 0), (ssize_t)sizeof(head));
+	assert_int_equal(pread(fd, tail, sizeof(tail), (off_t)(size - sizeof(tail))),
+	                 (ssize_t)sizeof(tail));
+	assert_memory_equal(head, msg, sizeof(head));
+	assert_memory_equal(tail, msg + size - sizeof(tail), sizeof(tail));
 
 	/* The next (small) message releases the file and its mapping. */
 	spool_through(sp, msg, 10, 10, &data, &len, hex);
 	assert_int_equal(open_fd_count(), fds);
+	assert_int_equal(gw_spool_file(sp), -1);
 	sha256_hex(msg, 10, want);
 	assert_string_equal(hex, want);
 

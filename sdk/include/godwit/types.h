@@ -102,7 +102,21 @@ struct gw_message {
 	const unsigned char *data;          /**< @c size bytes, contiguous, read-only. */
 	size_t size;
 	const char *sha256_hex; /**< Lower-case hex digest of @c data. */
+	/**
+	 * Since ABI 1.1 (check with GW_MESSAGE_HAS): true when the same @c size bytes
+	 * are also in a file, @c file_fd from offset 0. The core spools large messages
+	 * to a file and maps it as @c data; a sink that copies the file in the kernel
+	 * (sendfile, copy_file_range with an offset of its own) never pulls those pages
+	 * into the process. Valid during the call only: do not close the descriptor or
+	 * move its file offset.
+	 */
+	bool in_file;
+	int file_fd;
 };
+
+/** True if @p msg is new enough to have @p member. */
+#define GW_MESSAGE_HAS(msg, member)                                                                \
+	((msg)->struct_size >= offsetof(struct gw_message, member) + sizeof((msg)->member))
 
 #ifdef __cplusplus
 }
