@@ -30,10 +30,15 @@ def parse_args(argv):
     p.add_argument("--reps", type=int, default=None,
                    help="repetitions per case; the median counts (default 3)")
     p.add_argument("--slow-reps", type=int, default=None,
-                   help="repetitions for OfflineIMAP (default: --reps up to 5,000 messages, else 1)")
+                   help="repetitions for OfflineIMAP and imapsync (default: --reps up to 5,000 "
+                   "messages, else 1)")
     p.add_argument("--quick", action="store_true", help="CI size: %d messages, %d in the small "
                    "mailbox, 1 repetition" % (QUICK_MESSAGES, QUICK_SMALL))
-    p.add_argument("--only", default="", help="comma list of tools: limit,mbsync,offlineimap,godwit")
+    p.add_argument("--only", default="", help="comma list of tools: limit,mbsync,offlineimap,"
+                   "imapsync,godwit")
+    p.add_argument("--imapsync", default=os.environ.get("IMAPSYNC"),
+                   help="imapsync script for the IMAP -> IMAP row (not packaged in Debian 12; "
+                   "default $IMAPSYNC)")
     p.add_argument("--connections", type=int, default=None,
                    help="connections of the N-connection limit rows (default: what godwit's "
                    "default run used, measured in Dovecot's log; 4 without godwit)")
@@ -179,7 +184,7 @@ def appended_manifest(served, written):
 
 
 def make_cases(bench, args):
-    only = args.only or {"limit", "mbsync", "offlineimap", "godwit"}
+    only = args.only or {"limit", "mbsync", "offlineimap", "imapsync", "godwit"}
     B = bench
     cases = []
     if "limit" in only:
@@ -199,6 +204,8 @@ def make_cases(bench, args):
                   tools.MbsyncCase(B, "mbsync TLS, FSync no", "mbsync", tls=True)]
     if "offlineimap" in only:
         cases += [tools.OfflineImapCase(B, "offlineimap plain", "offlineimap")]
+    if "imapsync" in only:
+        cases += [tools.ImapsyncCase(B, "imapsync -> Dovecot", "imapsync")]
     if "godwit" in only:
         for conns, what in ((1, "1 conn"), (None, "default")):
             for tls in (False, True):
@@ -275,14 +282,17 @@ def machine_line():
     return "%s, %d cores, %s %s" % (model, os.cpu_count(), platform.system(), platform.release())
 
 
-def tool_versions():
+def tool_versions(args):
     out = {}
     for name, argv in (("dovecot", [dovecot.find_dovecot(), "--version"]),
                        ("mbsync", ["mbsync", "--version"]),
-                       ("offlineimap", ["offlineimap", "--version"])):
+                       ("offlineimap", ["offlineimap", "--version"]),
+                       ("imapsync", [args.imapsync or "imapsync", "--version"])):
         try:
             text = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-            out[name] = (text.stdout or text.stderr).strip().splitlines()[0]
+            lines = (text.stdout or text.stderr).strip().splitlines()
+            # imapsync first says where it runs: its version is the last line.
+            out[name] = lines[-1] if name == "imapsync" else lines[0]
         except (OSError, IndexError, subprocess.SubprocessError):
             out[name] = "not installed"
     return out
@@ -317,6 +327,8 @@ def main(argv=None):
     # a passwd-file user added while Dovecot runs may not be seen within the same second.
     users = {"alice": "Bench-alice-1", "small": "Bench-small-2"}
     users.update({"sink%d" % rep: "Bench-sink-%d" % rep for rep in range(1, args.reps + 1)})
+    users.update({"imapsync%d" % rep: "Bench-imapsync-%d" % rep
+                  for rep in range(1, max(args.reps, args.slow_reps) + 1)})
     dv = dovecot.Dovecot(users=users)
     try:
         dv.start()
@@ -329,7 +341,7 @@ def main(argv=None):
         bench.seed("small", args.small_messages, args.seed + 1)
         results = []
         for case in make_cases(bench, args):
-            reps = args.slow_reps if case.tool == "offlineimap" else args.reps
+            reps = args.slow_reps if case.tool in ("offlineimap", "imapsync") else args.reps
             results.append(run_case(bench, case, reps))
         if not args.only or "limit" in args.only:
             for case in limit_n_cases(bench, args, results):
@@ -337,11 +349,11 @@ def main(argv=None):
         header = {
             "date": started.strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine_line(),
-            "versions": tool_versions(),
+            "versions": tool_versions(args),
             "corpus": bench.corpora["alice"].summary(),
             "shared corpus": bench.corpora["alice"].corpus_status,
             "small mailbox": bench.corpora["small"].summary(),
-            "repetitions": "%d (OfflineIMAP %d); medians" % (args.reps, args.slow_reps),
+            "repetitions": "%d (OfflineIMAP, imapsync %d); medians" % (args.reps, args.slow_reps),
             "godwit": bench.godwit_bin or bench.godwit_missing,
             "destinations": destinations,
         }

@@ -104,6 +104,13 @@ def _offlineimap_for(results, row):
                  and r.case.user == row.case.user)
 
 
+def _imapsync_for(results, row):
+    if not isinstance(row.case, tools.GodwitImapSinkCase):
+        return None  # imapsync copies IMAP -> IMAP: only the imap sink row does that work
+    return _find(results, lambda r: r.case.tool == "imapsync" and r.case.tls == row.case.tls
+                 and r.case.user == row.case.user)
+
+
 def _fmt(value, spec):
     return "-" if value is None else format(value, spec)
 
@@ -111,19 +118,21 @@ def _fmt(value, spec):
 COLUMNS = (("case", 34, "<"), ("msgs", 6, ">"), ("MB", 7, ">"), ("wall s", 7, ">"),
            ("msgs/s", 7, ">"), ("MB/s", 6, ">"), ("RSS MiB", 7, ">"), ("CPU s", 6, ">"),
            ("conns", 5, ">"), ("vs limit", 8, ">"), ("vs store", 8, ">"), ("vs mbsync", 9, ">"),
-           ("vs offlineimap", 14, ">"), ("runs", 4, ">"), ("verified", 0, "<"))
+           ("vs offlineimap", 14, ">"), ("vs imapsync", 11, ">"), ("runs", 4, ">"),
+           ("verified", 0, "<"))
 
 
 def _row_cells(results, r):
     if not r.measured:
-        return [r.case.label] + ["-"] * 13 + [r.verdict_text()]
+        return [r.case.label] + ["-"] * 14 + [r.verdict_text()]
     wall = r.wall
     rate = r.moves_data and wall and not r.wrong  # no rate for a run that did not do the work
     is_limit = isinstance(r.case, tools.LimitCase)
     ratios = [None if is_limit else _ratio(_limit_for(results, r), r),
               None if is_limit else _ratio(_store_for(results, r), r),
               None if r.case.tool == "mbsync" else _ratio(_mbsync_for(results, r), r),
-              None if r.case.tool == "offlineimap" else _ratio(_offlineimap_for(results, r), r)]
+              None if r.case.tool == "offlineimap" else _ratio(_offlineimap_for(results, r), r),
+              None if r.case.tool == "imapsync" else _ratio(_imapsync_for(results, r), r)]
     return [r.case.label, str(r.messages), "%.1f" % (r.bytes / 1e6), "%.2f" % wall,
             _fmt(r.messages / wall if rate else None, ".0f"),
             _fmt(r.bytes / 1e6 / wall if rate else None, ".1f"), "%.1f" % r.rss_mib,
@@ -170,9 +179,15 @@ def targets(results):
         ratio_target("godwit default, %s, fsync" % tls, _mbsync_for, "mbsync FSync no", 3.0)
         ratio_target("godwit default, %s, fsync" % tls, _limit_for, "limit (same conns)", 0.8)
     sink = _godwit(results, "godwit -> Dovecot (imap sink)")
-    out.append(("imap sink >= 10 x imapsync", "not measured: imapsync is not packaged in "
-                "Debian 12" + ("" if sink and sink.measured else "; " + (
-                    sink.verdict_text() if sink else "imap sink row not run")), "n/a"))
+    imapsync = next((r for r in results if r.case.tool == "imapsync"), None)
+    what = "imap sink >= 10 x imapsync"
+    if sink and imapsync and imapsync.measured:
+        value = _ratio(imapsync, sink)
+        out.append((what, "%.2f x (%.2f s vs %.2f s)" % (value, sink.wall, imapsync.wall),
+                    "PASS" if value >= 10 else "FAIL"))
+    else:
+        missing = [r.verdict_text() for r in (sink, imapsync) if r and not r.measured]
+        out.append((what, "not measured: " + ("; ".join(missing) or "row not run"), "n/a"))
     godwit_rows = [r for r in results if r.measured and not r.wrong and r.case.tool == "godwit"
                    and r.case.user == "alice"]
     if godwit_rows:
@@ -221,7 +236,8 @@ def render(header, results):
     lines += ["", "Ratios are speed ratios on the same work: other wall / this wall (2.00 = twice "
               "as fast). vs limit: the limit row with the same TLS and connection count; vs store: "
               "the limit+store row likewise (limit that also writes every message as a file). "
-              "vs mbsync: mbsync with FSync no and the same TLS. conns: IMAP logins counted "
+              "vs mbsync: mbsync with FSync no and the same TLS. vs imapsync: the imap sink row "
+              "against imapsync (both IMAP -> IMAP). conns: IMAP logins counted "
               "in Dovecot's log (limit: its setting). A WRONG row gets no rates and no ratios of its own.", "", "Targets (issue 5):"]
     for what, value, verdict in targets(results):
         lines.append("  %-4s %-58s %s" % (verdict, what, value))

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 from . import check
 
-__all__ = ["Command", "Case", "LimitCase", "MbsyncCase", "OfflineImapCase", "GodwitCase",
-           "GodwitRerunCase", "GodwitImapSinkCase", "logins_of"]
+__all__ = ["Command", "Case", "LimitCase", "MbsyncCase", "OfflineImapCase", "ImapsyncCase",
+           "GodwitCase", "GodwitRerunCase", "GodwitImapSinkCase", "logins_of"]
 
 
 @dataclass
@@ -230,6 +230,43 @@ class OfflineImapCase(Case):
 
     def verify(self, rep, sample):
         return check.verify_tool_maildir(self.source, os.path.join(self.workdir, "out"))
+
+
+class ImapsyncCase(Case):
+    """imapsync IMAP -> IMAP (Dovecot alice -> a fresh user per repetition), its defaults
+    (messages recognised by headers, INTERNALDATE and flags synced) plus the two options
+    its own output suggests to save time (--nofoldersizes, --nofoldersizesatend). Not
+    packaged in Debian 12: the row runs when --imapsync or $IMAPSYNC names the script."""
+
+    def available(self):
+        path = self.bench.args.imapsync
+        if not path:
+            return "not available: imapsync is not packaged in Debian 12 (--imapsync PATH)"
+        if not os.access(path, os.X_OK):
+            return "not available: %s is not executable" % path
+        return None
+
+    def prepare(self, rep):
+        self.target = "imapsync%d" % rep  # created empty when Dovecot started (gwbench/main.py)
+        tmp = _fresh_dir(os.path.join(self.workdir, "tmp"))
+        argv = [self.bench.args.imapsync, "--nolog", "--noreleasecheck", "--tmpdir", tmp,
+                "--pidfile", os.path.join(tmp, "imapsync.pid"),
+                "--nofoldersizes", "--nofoldersizesatend"]
+        for side, user in (("1", self.user), ("2", self.target)):
+            passfile = os.path.join(tmp, "pass" + side)
+            with open(passfile, "w") as f:
+                f.write(self.dv.users[user] + "\n")
+            os.chmod(passfile, 0o600)
+            argv += ["--host" + side, self.dv.host, "--port" + side, str(self.port),
+                     "--user" + side, user, "--passfile" + side, passfile]
+        return Command(argv, cwd=tmp)
+
+    def verify(self, rep, sample):
+        client = self.dv.imap(self.target)
+        try:
+            return check.verify_server(self.bench.appended_sources[self.user], client)
+        finally:
+            client.logout()
 
 
 def _yaml(value):

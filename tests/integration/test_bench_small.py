@@ -93,6 +93,16 @@ class BenchQuick(unittest.TestCase):
                              row["unavailable"])
             self.assertEqual([], row["wall"])  # never a number for a row that did not run
 
+    def test_imapsync_row_says_why_it_did_not_run(self):
+        # Not packaged in Debian 12: without --imapsync/$IMAPSYNC the row has no numbers.
+        row = self.rows()["imapsync -> Dovecot"]
+        if os.environ.get("IMAPSYNC"):
+            self.assertTrue(row["available"], row["unavailable"])
+            return
+        self.assertEqual("not available: imapsync is not packaged in Debian 12 (--imapsync PATH)",
+                         row["unavailable"])
+        self.assertEqual([], row["wall"])
+
     def test_limit_reader_read_everything(self):
         rows = self.rows()
         for label in ("limit 1 conn, plain", "limit 1 conn, TLS", "limit 100 msgs, plain"):
