@@ -563,10 +563,6 @@ static bool load_recorded(struct attempt *a, const struct run_folder *rf, const 
 	return true;
 }
 
-/* Pending messages of the folder's current UIDVALIDITY are fetched once more
- * from the source, so the sink's lookup sees the exact bytes (and their
- * Message-ID and SHA-256) instead of guessing from size and date, and a
- * message it finds is recorded with the hash of exactly those bytes. */
 /* The message the worker's spool holds, as a sink sees it: its bytes, and the
  * spool's file when it has one (a sink may copy that in the kernel, so a large
  * message's pages never enter the process). */
@@ -584,6 +580,10 @@ static struct gw_message spooled_message(const struct attempt *a,
 	                           .file_fd = fd};
 }
 
+/* Pending messages of the folder's current UIDVALIDITY are fetched once more
+ * from the source, so the sink's lookup sees the exact bytes (and their
+ * Message-ID and SHA-256) instead of guessing from size and date, and a
+ * message it finds is recorded with the hash of exactly those bytes. */
 /* ---- fetching only to read the bytes ---- */
 
 /* Crash recovery and UIDVALIDITY re-matching fetch messages not to copy them
