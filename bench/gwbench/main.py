@@ -329,7 +329,10 @@ def main(argv=None):
     users.update({"sink%d" % rep: "Bench-sink-%d" % rep for rep in range(1, args.reps + 1)})
     users.update({"imapsync%d" % rep: "Bench-imapsync-%d" % rep
                   for rep in range(1, max(args.reps, args.slow_reps) + 1)})
-    dv = dovecot.Dovecot(users=users)
+    # Dovecot's mail lives on the destinations' file system too: the imap sink and
+    # imapsync rows write into it, and this VM's root (ext4 without a journal) makes
+    # file creation slow for minutes after files were deleted (PROFILE.md).
+    dv = dovecot.Dovecot(users=users, root_parent=workdir if scratch_fs else None)
     try:
         dv.start()
         bench = Bench(args, dv, workdir)

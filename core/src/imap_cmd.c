@@ -57,6 +57,9 @@ gw_status imap_send_raw(struct gw_imap *imap, const char *data, size_t len, cons
 
 gw_status imap_send(struct gw_imap *imap, const char *tag, const char *command, const char *trace)
 {
+	gw_status closed = imap_append_close_group(imap); /* no command inside a MULTIAPPEND */
+	if (closed != GW_OK)
+		return closed;
 	struct gw_buf line = {0};
 	gw_buf_printf(&line, "%s %s\r\n", tag, command);
 	char *shown = trace ? gw_xasprintf("%s %s", tag, trace) : NULL;

@@ -524,7 +524,9 @@ static gw_status fill_pipeline(struct fetch_state *fs)
 		put_uid_set(&batch, fs->slots, c->first, c->end);
 		gw_buf_puts(&batch, " (BODY.PEEK[])\r\n");
 	}
-	gw_status st = batch.len ? imap_send_raw(imap, batch.data, batch.len, NULL) : GW_OK;
+	gw_status st = batch.len ? imap_append_close_group(imap) : GW_OK;
+	if (st == GW_OK && batch.len)
+		st = imap_send_raw(imap, batch.data, batch.len, NULL);
 	gw_buf_free(&batch);
 	return st;
 }

@@ -36,11 +36,32 @@ struct imap_append_target {
 
 /* An APPEND whose tagged response is still due. */
 struct imap_pending_append {
-	char tag[GW_IMAP_TAG_MAX];
+	char tag[GW_IMAP_TAG_MAX]; /* the messages of one MULTIAPPEND share their tag */
 	gw_imap_append_cb cb;
 	void *arg;
 	void *user;
 	char *dropped; /* flags left out, space-separated */
+	/* A MULTIAPPEND message keeps " APPEND <folder> <flags> <date> {n+}\r\n<bytes>\r\n"
+	 * until its command's answer: a refusal of the whole command is retried
+	 * one message at a time. */
+	char *resend;
+	size_t resend_len;
+	bool queued; /* refused with its command: waits to be sent alone */
+};
+
+/* The MULTIAPPEND (RFC 3502) being written: its messages are on the wire, the
+ * CRLF that ends the command (and makes the server store them) is not. */
+struct imap_append_group {
+	bool open;
+	char tag[GW_IMAP_TAG_MAX];
+	char *folder; /* UTF-8 */
+	size_t count;
+	uint64_t bytes;
+	/* Waits for "+" before the 2nd and later messages: too slow a round trip
+	 * and MULTIAPPEND is switched off for the connection. */
+	uint64_t shortest_wait_us;
+	unsigned waits;
+	bool off;
 };
 
 struct gw_imap {
@@ -77,6 +98,8 @@ struct gw_imap {
 	size_t target_count;
 	struct imap_pending_append *appends; /* in flight, oldest first */
 	size_t append_count;
+	size_t append_commands; /* APPEND commands sent whole, without their answer */
+	struct imap_append_group group;
 	char **permanent_scratch; /* PERMANENTFLAGS collected by the current SELECT */
 	size_t permanent_scratch_count;
 	bool permanent_seen;
@@ -141,6 +164,9 @@ gw_status imap_read_namespaces(struct gw_imap *imap);
 /* A tagged response to an APPEND in flight: deliver its result and return
  * true; false if @p resp answers no APPEND. */
 bool imap_append_complete(struct gw_imap *imap, const struct imap_response *resp);
+/* End the MULTIAPPEND being written, if any: every other command calls this
+ * before it is sent. */
+gw_status imap_append_close_group(struct gw_imap *imap);
 /* Forget APPENDs in flight (the connection failed) and cached folder facts. */
 void imap_append_reset(struct gw_imap *imap);
 void imap_append_targets_free(struct gw_imap *imap);

@@ -134,6 +134,8 @@ class Dovecot:
                        mail_max_userip_connections
       auth_penalty     keep Dovecot's growing delay after failed logins (off by default)
       extra_config     text appended to the generated dovecot.conf
+      root_parent      where its root directory (config, mail, logs) is made
+                       (default: the temporary directory)
     """
 
     def __init__(
@@ -150,6 +152,7 @@ class Dovecot:
         max_user_connections=100,
         auth_penalty=False,
         extra_config="",
+        root_parent=None,
     ):
         if separator not in ("/", "."):
             raise ValueError("separator must be '/' or '.'")
@@ -170,6 +173,7 @@ class Dovecot:
         self.max_user_connections = max_user_connections
         self.auth_penalty = auth_penalty
         self.extra_config = extra_config
+        self.root_parent = root_parent
         self.root = None
         self.ca_file = None
         self.config_file = None
@@ -196,7 +200,7 @@ class Dovecot:
             raise HarnessError("Dovecot already started")
         binary = find_dovecot()
         began = time.monotonic()
-        self.root = tempfile.mkdtemp(prefix="godwit-dovecot-")
+        self.root = tempfile.mkdtemp(prefix="godwit-dovecot-", dir=self.root_parent)
         try:
             os.chmod(self.root, 0o711)  # mail processes (uid mail) must reach the homes
             for sub in ("state", "home"):

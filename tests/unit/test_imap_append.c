@@ -171,6 +171,111 @@ static void test_literal_plus_pipelined(void **state)
 	finish(imap);
 }
 
+/* ---- MULTIAPPEND ---- */
+
+static void test_multiappend_one_command_per_folder(void **state)
+{
+	(void)state;
+	/* The first message goes with the command line ({n+}); each later one
+	 * announces a synchronising literal and is sent only after "+"; the
+	 * command ends when the caller waits. APPENDUID's uid-set gives each its UID. */
+	const struct peer_step steps[] = {
+	        LOGIN_WITH("LITERAL+ UIDPLUS MULTIAPPEND"),
+	        SELECT_STEPS("(\\Seen \\Flagged)"),
+	        {P_EXPECT, "APPEND \"INBOX\" () {3+}", 0},
+	        {P_EXPECT_RAW, "one (\\Seen) {3}", 0},
+	        {P_SEND, "+ go\r\n", 0},
+	        {P_EXPECT_RAW, "two () {5}", 0},
+	        {P_SEND, "+ go\r\n", 0},
+	        {P_EXPECT_RAW, "three", 0},
+	        {P_SEND, "$T OK [APPENDUID 7 100:101,105] done\r\n", 0},
+	};
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 4);
+	describe_inbox(imap, 0, false);
+	struct gw_imap_append m1 = message("m1", "one");
+	struct gw_imap_append m2 = message("m2", "two");
+	m2.flags = GW_FLAG_SEEN;
+	struct gw_imap_append m3 = message("m3", "three");
+	assert_int_equal(api->append(imap, &m1, on_result, NULL), GW_OK);
+	assert_int_equal(api->append(imap, &m2, on_result, NULL), GW_OK);
+	assert_int_equal(api->append(imap, &m3, on_result, NULL), GW_OK);
+	assert_string_equal(take_results(), "");
+	assert_int_equal(api->append_wait(imap), GW_OK);
+	assert_string_equal(take_results(), "[m1 ok 7:100][m2 ok 7:101][m3 ok 7:105]");
+	finish(imap);
+}
+
+static void test_multiappend_refused_goes_again_alone(void **state)
+{
+	(void)state;
+	/* The server ends the command instead of asking for the second message:
+	 * that message's bytes never follow, it goes in a command of its own, and
+	 * so does the first (which of them the server refused is unknown). Only
+	 * the message refused alone fails. */
+	const struct peer_step steps[] = {
+	        LOGIN_WITH("LITERAL+ UIDPLUS MULTIAPPEND"),
+	        SELECT_STEPS("(\\Seen \\Flagged)"),
+	        {P_EXPECT, "APPEND \"INBOX\" () {3+}", 0},
+	        {P_EXPECT_RAW, "one () {3}", 0},
+	        {P_SEND, "$T NO [TOOBIG] Message too large\r\n", 0},
+	        {P_EXPECT, "APPEND \"INBOX\" () {3+}", 0},
+	        {P_EXPECT_RAW, "two", 0},
+	        {P_EXPECT, "APPEND \"INBOX\" () {3+}", 0},
+	        {P_EXPECT_RAW, "one", 0},
+	        {P_SEND, "A4 NO [TOOBIG] Message too large\r\nA5 OK [APPENDUID 7 100] ok\r\n", 0},
+	};
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 4);
+	describe_inbox(imap, 0, false);
+	struct gw_imap_append m1 = message("m1", "one");
+	struct gw_imap_append m2 = message("m2", "two");
+	assert_int_equal(api->append(imap, &m1, on_result, NULL), GW_OK);
+	assert_int_equal(api->append(imap, &m2, on_result, NULL), GW_OK);
+	assert_string_equal(take_results(), "");
+	assert_int_equal(api->append_wait(imap), GW_OK);
+	assert_string_equal(take_results(), "[m2 message 0:0 \"Message too large\"][m1 ok 7:100]");
+	finish(imap);
+}
+
+static void test_multiappend_off_when_round_trips_are_slow(void **state)
+{
+	(void)state;
+	/* Every "+" takes 2 ms (a remote server): after 16 such waits the messages
+	 * go as pipelined APPENDs of their own again. */
+	enum { GROUPED = 17, WAITS = GROUPED - 1 };
+	struct peer_step steps[64] = {
+	        LOGIN_WITH("LITERAL+ UIDPLUS MULTIAPPEND"),
+	        SELECT_STEPS("(\\Seen)"),
+	        {P_EXPECT, "APPEND \"INBOX\" () {1+}", 0},
+	};
+	size_t n = 0;
+	while (steps[n].op != P_END)
+		n++;
+	for (int i = 0; i < WAITS; i++) {
+		steps[n++] = (struct peer_step){P_EXPECT_RAW, "x () {1}", 0};
+		steps[n++] = (struct peer_step){P_SLEEP, NULL, 2};
+		steps[n++] = (struct peer_step){P_SEND, "+ go\r\n", 0};
+	}
+	steps[n++] = (struct peer_step){P_EXPECT_RAW, "x", 0};
+	steps[n++] = (struct peer_step){P_EXPECT, "APPEND \"INBOX\" () {1+}", 0};
+	steps[n++] = (struct peer_step){P_EXPECT_RAW, "x", 0};
+	steps[n++] = (struct peer_step){
+	        P_SEND, "A3 OK [APPENDUID 7 1:17] ok\r\nA4 OK [APPENDUID 7 18] ok\r\n", 0};
+	struct gw_imap *imap = open_session(steps, n, 4);
+	describe_inbox(imap, 0, false);
+	static char names[GROUPED + 1][8];
+	struct gw_buf want = {0};
+	for (int i = 0; i <= GROUPED; i++) {
+		snprintf(names[i], sizeof(names[i]), "m%d", i + 1);
+		struct gw_imap_append m = message(names[i], "x");
+		assert_int_equal(api->append(imap, &m, on_result, NULL), GW_OK);
+		gw_buf_printf(&want, "[m%d ok 7:%d]", i + 1, i + 1);
+	}
+	assert_int_equal(api->append_wait(imap), GW_OK);
+	assert_string_equal(take_results(), want.data);
+	gw_buf_free(&want);
+	finish(imap);
+}
+
 /* ---- synchronising literals ---- */
 
 static void test_synchronising_literal(void **state)
@@ -488,6 +593,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup(test_literal_plus_pipelined, setup),
+	        cmocka_unit_test_setup(test_multiappend_one_command_per_folder, setup),
+	        cmocka_unit_test_setup(test_multiappend_refused_goes_again_alone, setup),
+	        cmocka_unit_test_setup(test_multiappend_off_when_round_trips_are_slow, setup),
 	        cmocka_unit_test_setup(test_synchronising_literal, setup),
 	        cmocka_unit_test_setup(test_literal_minus, setup),
 	        cmocka_unit_test_setup(test_refusals_mapped, setup),
