@@ -6,8 +6,8 @@
  *
  * Where the server offers MULTIAPPEND (RFC 3502), small messages for one
  * folder share one APPEND command, which the server stores in one transaction
- * instead of one each (Dovecot as destination: 1,000 messages 0.18-0.44 s
- * instead of 0.67 s). Only the first message of such a command is sent as a
+ * instead of one each (godwit into a Dovecot on tmpfs: 2,000 messages in
+ * 0.62-0.71 s instead of 0.89-0.91 s). Only the first message of such a command is sent as a
  * non-synchronising literal; each later one waits for the server's "+". A
  * server that refuses a message ends the command at once (Dovecot does), and
  * bytes already sent after it would be read as commands: message text must

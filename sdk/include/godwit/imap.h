@@ -117,7 +117,9 @@ struct gw_imap_append_result {
 /**
  * Receives the result of an APPEND. Called from whichever call on the
  * connection reads the tagged response (append, append_wait or any other
- * command), once per APPEND that append() accepted, in command order.
+ * command), once per message that append() accepted. Not necessarily in the
+ * order of the append() calls: a MULTIAPPEND refused as a whole is retried one
+ * message at a time; match results by @c user.
  */
 typedef void (*gw_imap_append_cb)(void *arg, const struct gw_imap_append_result *result);
 
@@ -174,11 +176,13 @@ struct gw_imap_api {
 	gw_status (*mailbox_info)(struct gw_imap *imap, const char *folder,
 	                          struct gw_imap_mailbox_info *info);
 	/**
-	 * Send one APPEND: flags filtered by the folder's PERMANENTFLAGS,
+	 * Send one message: flags filtered by the folder's PERMANENTFLAGS,
 	 * INTERNALDATE in the message's own zone, the bytes as a non-synchronising
 	 * literal where LITERAL+ (or LITERAL- up to 4096 bytes) allows, else after the
-	 * server's continuation. Up to pipeline_depth APPENDs stay in flight; when
-	 * full, this waits for the oldest. GW_OK: the message went out and @p cb will
+	 * server's continuation. Where the server offers MULTIAPPEND, messages up to
+	 * 256 KB for the same folder may share one APPEND command (ended by the next
+	 * other command or append_wait). Up to pipeline_depth commands stay in
+	 * flight; when full, this waits for the oldest. GW_OK: the message went out and @p cb will
 	 * receive its result. Otherwise it was not sent (or the connection failed) and
 	 * @p cb is not called for it: GW_ERR_MESSAGE for a message over the folder's
 	 * APPENDLIMIT (never sent), or the status of a refusal of the command itself.
