@@ -47,6 +47,10 @@ class ScratchFs:
             if result.returncode != 0:
                 raise RuntimeError("%s failed: %s" % (argv[0], result.stderr.strip()[-300:]))
         self.mounted = True
+        # The bench's Dovecot keeps its mail in here: its processes (uid mail) must
+        # be able to pass through, not to list.
+        for path in (self.base, self.mountpoint):
+            os.chmod(path, 0o711)
         return self.mountpoint
 
     def describe(self):
