@@ -15,11 +15,13 @@
  * so its refusal because of one message is retried one message at a time,
  * from copies kept until the answer. Each "+" costs a round trip: where those
  * are slow, pipelined single APPENDs are faster and grouping is switched off. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "imap_fetch.h"
 #include "imap_internal.h"
@@ -31,6 +33,8 @@
 /* Messages up to this size travel in one write with their command line, and
  * may share a MULTIAPPEND. */
 #define COALESCE_MAX (256u * 1024u)
+/* A literal read from the spool's file goes out in chunks of this size. */
+#define FILE_CHUNK (256u * 1024u)
 /* One MULTIAPPEND: at most this many messages and bytes... */
 #define GROUP_MAX_MESSAGES 64u
 #define GROUP_MAX_BYTES    (1024u * 1024u)
@@ -520,6 +524,40 @@ static gw_status build_command(struct gw_imap *imap, const struct imap_append_ta
 	return GW_OK;
 }
 
+/* The message's bytes are in a file too (a large message the core spooled). */
+static bool from_file(const struct gw_imap_append *m)
+{
+	return m->struct_size >= offsetof(struct gw_imap_append, file_fd) + sizeof(m->file_fd) &&
+	       m->in_file && m->file_fd >= 0;
+}
+
+/* A large literal read from its file in chunks, so its pages never enter the
+ * process (the file's own offset is left alone). */
+static gw_status send_from_file(struct gw_imap *imap, const struct gw_imap_append *m,
+                                const char *trace)
+{
+	unsigned char *chunk = gw_xmalloc(FILE_CHUNK);
+	gw_status st = GW_OK;
+	for (size_t done = 0; st == GW_OK && done < m->size;) {
+		size_t want = m->size - done < FILE_CHUNK ? m->size - done : FILE_CHUNK;
+		ssize_t n = pread(m->file_fd, chunk, want, (off_t)done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			st = gw_fail(
+			        imap->ctx, GW_ERR_SESSION,
+			        "cannot read the spooled message (%s); the APPEND is broken off",
+			        n < 0 ? strerror(errno) : "file shorter than the message");
+			imap->broken = true; /* the literal on the wire cannot be completed */
+			break;
+		}
+		st = imap_send_raw(imap, (const char *)chunk, (size_t)n, done == 0 ? trace : "");
+		done += (size_t)n;
+	}
+	free(chunk);
+	return st;
+}
+
 static gw_status send_literal(struct gw_imap *imap, const struct gw_imap_append *m,
                               struct gw_buf *cmd, bool sync)
 {
@@ -536,7 +574,8 @@ static gw_status send_literal(struct gw_imap *imap, const struct gw_imap_append 
 	if (!sync)
 		st = imap_send_raw(imap, cmd->data, cmd->len, NULL);
 	if (st == GW_OK && m->size > 0)
-		st = imap_send_raw(imap, (const char *)m->data, m->size, trace);
+		st = from_file(m) ? send_from_file(imap, m, trace)
+		                  : imap_send_raw(imap, (const char *)m->data, m->size, trace);
 	if (st == GW_OK)
 		st = imap_send_raw(imap, "\r\n", 2, "");
 	return st;

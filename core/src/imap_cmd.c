@@ -46,12 +46,11 @@ gw_status imap_send_raw(struct gw_imap *imap, const char *data, size_t len, cons
 	gw_status st = imap_check_usable(imap);
 	if (st != GW_OK)
 		return st;
-	if (imap_trace_enabled()) {
-		if (trace)
-			imap_trace(imap->ctx, "C", trace, strlen(trace));
-		else
-			trace_lines(imap, data, len);
-	}
+	/* A trace of "" shows nothing: the rest of a literal, a CRLF. */
+	if (imap_trace_enabled() && !trace)
+		trace_lines(imap, data, len);
+	else if (imap_trace_enabled() && trace[0])
+		imap_trace(imap->ctx, "C", trace, strlen(trace));
 	return mark_broken(imap, imap_io_write(&imap->io, data, len));
 }
 

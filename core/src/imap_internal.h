@@ -115,7 +115,7 @@ void imap_next_tag(struct gw_imap *imap, char tag[GW_IMAP_TAG_MAX]);
  * (credentials); NULL traces it as is. */
 gw_status imap_send(struct gw_imap *imap, const char *tag, const char *command, const char *trace);
 /* Write raw bytes (a batch of commands, a SASL response); traced as @p trace
- * when not NULL, else line by line. */
+ * when not NULL ("" traces nothing), else line by line. */
 gw_status imap_send_raw(struct gw_imap *imap, const char *data, size_t len, const char *trace);
 
 /* Read one response and apply the common handling. A BYE (unless logging

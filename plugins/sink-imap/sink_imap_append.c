@@ -187,6 +187,8 @@ gw_status imap_sink_append(void *session, void *folder, const struct gw_sink_ite
 	        .internal_date = meta->internal_date,
 	        .tz_offset_min = meta->tz_offset_min,
 	        .user = r,
+	        .in_file = GW_MESSAGE_HAS(m, file_fd) && m->in_file,
+	        .file_fd = GW_MESSAGE_HAS(m, file_fd) ? m->file_fd : -1,
 	};
 	s->selected = NULL; /* the client may select the folder to learn its flags */
 	gw_status st = s->api->append(s->imap, &req, on_result, s);

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -169,6 +171,50 @@ static void test_literal_plus_pipelined(void **state)
 	assert_string_equal(take_results(), "[m2 message 0:0 \"Message too large\"][m3 ok 7:101]");
 	assert_string_equal(api->last_response(imap), "Message too large");
 	finish(imap);
+}
+
+/* A large message the core spooled to a file is read from there in chunks: its
+ * mapping is never touched (here it allows no access at all). */
+static void test_large_literal_read_from_its_file(void **state)
+{
+	(void)state;
+	enum { SIZE = 256 * 1024 + 1, SHOWN = 8191 /* what the peer keeps of a line */ };
+	static char shown[SHOWN + 1];
+	memset(shown, 'a', SHOWN);
+	const struct peer_step steps[] = {
+	        LOGIN_WITH("LITERAL+ UIDPLUS"),
+	        SELECT_STEPS("(\\Seen)"),
+	        {P_EXPECT, "APPEND \"INBOX\" () {262145+}", 0},
+	        {P_EXPECT_RAW, shown, 0},
+	        {P_EXPECT, "APPEND \"INBOX\" () {3+}", 0},
+	        {P_EXPECT_RAW, "two", 0},
+	        {P_SEND, "A3 OK [APPENDUID 7 100] ok\r\nA4 OK [APPENDUID 7 101] ok\r\n", 0},
+	};
+	FILE *file = tmpfile();
+	assert_non_null(file);
+	for (int i = 0; i < SIZE; i++)
+		fputc('a', file);
+	fflush(file);
+	int fd = fileno(file);
+	off_t offset_before = lseek(fd, 0, SEEK_CUR);
+	void *no_access = mmap(NULL, SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(no_access != MAP_FAILED);
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 4);
+	describe_inbox(imap, 0, false);
+	struct gw_imap_append big = message("big", "");
+	big.data = no_access;
+	big.size = SIZE;
+	big.in_file = true;
+	big.file_fd = fd;
+	struct gw_imap_append two = message("two", "two");
+	assert_int_equal(api->append(imap, &big, on_result, NULL), GW_OK);
+	assert_int_equal(api->append(imap, &two, on_result, NULL), GW_OK);
+	assert_int_equal(api->append_wait(imap), GW_OK);
+	assert_string_equal(take_results(), "[big ok 7:100][two ok 7:101]");
+	assert_int_equal(lseek(fd, 0, SEEK_CUR), offset_before);
+	finish(imap);
+	munmap(no_access, SIZE);
+	fclose(file);
 }
 
 /* ---- MULTIAPPEND ---- */
@@ -593,6 +639,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup(test_literal_plus_pipelined, setup),
+	        cmocka_unit_test_setup(test_large_literal_read_from_its_file, setup),
 	        cmocka_unit_test_setup(test_multiappend_one_command_per_folder, setup),
 	        cmocka_unit_test_setup(test_multiappend_refused_goes_again_alone, setup),
 	        cmocka_unit_test_setup(test_multiappend_off_when_round_trips_are_slow, setup),

@@ -99,6 +99,11 @@ struct gw_imap_append {
 	int64_t internal_date; /**< Seconds since the epoch (UTC)... */
 	int32_t tz_offset_min; /**< ...written in this zone, minutes east of UTC. */
 	void *user;            /**< Handed back in the result. */
+	/** Since ABI 1.1: the same bytes are also in a file, @c file_fd from offset 0
+	 * (gw_message::file_fd); a large literal is then read from there in chunks and
+	 * @c data is not touched. */
+	bool in_file;
+	int file_fd;
 };
 
 /** The outcome of one APPEND, known when its tagged response arrives. */
