@@ -1192,8 +1192,13 @@ static void fail_item(struct attempt *a, struct batch_item *item, const char *re
 	gw_folder_report_fail(a->folders[e->folder].rep, e->uid, reason);
 	atomic_fetch_add(&a->res->progress->failed, 1);
 	settle_one(a);
+	/* The text names the folder: a refusal read late (a pipelined APPEND) would
+	 * otherwise carry whichever folder the context held then. */
+	const char *context_folder = a->sctx.folder;
+	a->sctx.folder = NULL;
 	gw_log(&a->sctx, GW_LOG_WARN, "folder %s uid %u: %s",
 	       a->folders[e->folder].mapped->source_name, e->uid, reason);
+	a->sctx.folder = context_folder;
 }
 
 struct fetch_ctx {

@@ -386,6 +386,13 @@ class ToCourierStyle(SinkCase):
         self.assertEqual(self.total - len(too_big), len(run.rows()))
         self.assertEqual([], run.rows("pending"))
         self.assertNotIn("retried one at a time", proc.stderr)
+        # Each refusal is one console line naming its own folder and UID, and no other
+        # folder: it is read late, while another folder may be current.
+        warned = [l for l in proc.stderr.splitlines() if "the destination refused" in l]
+        self.assertEqual(len(too_big), len(warned), "\n".join(warned))
+        for folder, uid in too_big:
+            self.assertEqual(1, sum(("%s: folder %s uid %d: " % (ALICE, folder, uid)) in l
+                                    for l in warned), (folder, uid, warned))
         dest = manifest(self.quiet_limit, "bob")
         expected = verify.Manifest(source.delimiter)
         for folder, msgs in source.items():
