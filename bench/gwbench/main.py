@@ -43,6 +43,9 @@ def parse_args(argv):
                    help="connections of the N-connection limit rows (default: what godwit's "
                    "default run used, measured in Dovecot's log; 4 without godwit)")
     p.add_argument("--seed", type=int, default=1, help="corpus seed")
+    p.add_argument("--rss-sizes", default="", help="comma list of mailbox sizes (e.g. "
+                   "5000,20000,80000): one godwit default run on each, same corpus mix, for "
+                   "peak RSS against mailbox size")
     p.add_argument("--folders", type=int, default=len(corpus.FOLDERS),
                    help="spread the mail over the first N of the 30 folders (1: all in INBOX)")
     p.add_argument("--no-shared-corpus", action="store_true", help="leave ../shared/corpus out")
@@ -67,6 +70,7 @@ def parse_args(argv):
     if args.slow_reps is None:
         args.slow_reps = args.reps if args.messages <= 5000 else 1
     args.only = {t.strip() for t in args.only.split(",") if t.strip()}
+    args.rss_sizes = sorted({int(n) for n in args.rss_sizes.split(",") if n.strip()})
     return args
 
 
@@ -329,6 +333,7 @@ def main(argv=None):
     users.update({"sink%d" % rep: "Bench-sink-%d" % rep for rep in range(1, args.reps + 1)})
     users.update({"imapsync%d" % rep: "Bench-imapsync-%d" % rep
                   for rep in range(1, max(args.reps, args.slow_reps) + 1)})
+    users.update({"rss%d" % n: "Bench-rss-%d" % n for n in args.rss_sizes})
     # Dovecot's mail lives on the destinations' file system too: the imap sink and
     # imapsync rows write into it, and this VM's root (ext4 without a journal) makes
     # file creation slow for minutes after files were deleted (PROFILE.md).
@@ -349,6 +354,12 @@ def main(argv=None):
         if not args.only or "limit" in args.only:
             for case in limit_n_cases(bench, args, results):
                 results.append(run_case(bench, case, args.reps))
+        for n in args.rss_sizes:
+            # The same generator and seed as the main mailbox: only the size differs.
+            bench.seed("rss%d" % n, n, args.seed)
+            case = tools.GodwitCase(bench, "godwit %d msgs, RSS" % n, "godwit",
+                                    user="rss%d" % n, connections=None, ratios=False)
+            results.append(run_case(bench, case, 1))
         header = {
             "date": started.strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine_line(),

@@ -195,6 +195,16 @@ def targets(results):
         out.append(("peak RSS <= 64 MiB (%d msgs)" % peak.messages,
                     "%.1f MiB (%s)" % (peak.rss_mib, peak.case.label),
                     "PASS" if peak.rss_mib <= 64 else "FAIL"))
+    sized = sorted((r for r in results if r.measured and not r.wrong
+                    and r.case.label.endswith(" msgs, RSS")), key=lambda r: r.messages)
+    if len(sized) >= 2:
+        low, high = sized[0], sized[-1]
+        growth = high.rss_mib - low.rss_mib
+        per_message = growth * 1024 * 1024 / (high.messages - low.messages)
+        out.append(("peak RSS not growing with mailbox size (<= 1 MiB)",
+                    ", ".join("%d msgs %.1f MiB" % (r.messages, r.rss_mib) for r in sized)
+                    + "; +%.1f MiB, %.0f bytes a message" % (growth, per_message),
+                    "PASS" if growth <= 1 else "FAIL"))
     rerun = _godwit(results, "godwit re-run, no change")
     if rerun:
         out.append(("no-change re-run <= 2 s (no CONDSTORE)", "%.2f s for %d msgs" % (
