@@ -580,10 +580,6 @@ static struct gw_message spooled_message(const struct attempt *a,
 	                           .file_fd = fd};
 }
 
-/* Pending messages of the folder's current UIDVALIDITY are fetched once more
- * from the source, so the sink's lookup sees the exact bytes (and their
- * Message-ID and SHA-256) instead of guessing from size and date, and a
- * message it finds is recorded with the hash of exactly those bytes. */
 /* ---- fetching only to read the bytes ---- */
 
 /* Crash recovery and UIDVALIDITY re-matching fetch messages not to copy them
@@ -684,6 +680,10 @@ static gw_status fetch_spooled(struct attempt *a, const uint32_t *uids, size_t c
 	return GW_OK;
 }
 
+/* Pending messages of the folder's current UIDVALIDITY are fetched once more
+ * from the source, so the sink's lookup sees the exact bytes (and their
+ * Message-ID and SHA-256) instead of guessing from size and date, and a
+ * message it finds is recorded with the hash of exactly those bytes. */
 struct resolve {
 	struct attempt *a;
 	struct run_folder *rf;

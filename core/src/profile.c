@@ -626,9 +626,9 @@ static void read_limits(struct loader *ld, yaml_node_t *node, const char *path,
 		if (!v[i])
 			continue;
 		char *kp = child_path(path, keys[i].name);
-		if (i < 5)
+		if (i < sizeof(fields) / sizeof(fields[0]))
 			read_uint(ld, v[i], kp, min[i], max[i], fields[i]);
-		else
+		else /* batch_bytes, the one size among counts */
 			read_positive_size(ld, v[i], kp, &pl->batch_bytes);
 		free(kp);
 	}
