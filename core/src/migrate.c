@@ -1,16 +1,18 @@
 /* One attempt at one mailbox (see migrate.h).
  *
- * Memory: the metadata of every message of the mailbox lives in one array
- * of 40-byte entries, keywords interned per mailbox; message bytes only pass
- * through the worker's spool, one message at a time. Besides that array, only
- * the state's done UIDs of each folder (4 bytes a message) and the report's
- * lists of skipped and failed UIDs grow with the mailbox. */
+ * Memory: the metadata of every message of the mailbox goes into the
+ * selection (a temporary SQLite database, selection.h), keywords interned
+ * per mailbox; message bytes only pass through the worker's spool, one
+ * message at a time. What stays in memory and grows: the state's done UIDs
+ * of the folder being scanned (4 bytes a message, freed after its scan) and
+ * the report's lists of skipped and failed UIDs. */
 #include "migrate.h"
 
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "selection.h"
 #include "util.h"
 
 /* ---- pipelines ---- */
@@ -125,39 +127,12 @@ void gw_origin_key(const char *pipeline, const char *mailbox, const char *folder
 
 /* ---- per-attempt data ---- */
 
-enum entry_state {
-	ENTRY_TODO = 0,
-	ENTRY_DONE,          /* in the state: already in the sink */
-	ENTRY_FAILED_BEFORE, /* failed earlier in this run: not tried again */
-	ENTRY_TOO_LARGE,
-	ENTRY_FILTERED,
-	ENTRY_OVER_CAP,
-	ENTRY_GIVEN_UP, /* its folder failed during the copy */
-	ENTRY_IN_BATCH, /* taken into the batch being copied */
-	ENTRY_FAILED,   /* failed while being copied (recorded) */
-};
-
-/* 40 bytes per message; the whole mailbox's metadata is one array of these. */
-struct scan_entry {
-	int64_t internal_date;
-	uint64_t size;
-	uint32_t uid;
-	uint32_t folder;    /* index into attempt::folders */
-	uint32_t kw_offset; /* into keyword_table::pool */
-	int16_t tz_offset_min;
-	uint8_t flags;
-	uint8_t kw_count;
-	uint8_t state; /* enum entry_state */
-};
-
-/* Keywords interned per mailbox: a message stores small indexes, not strings. */
+/* Keywords interned per mailbox: the selection stores small indexes, not strings. */
 struct keyword_table {
 	char **names;
 	size_t count;
 	uint32_t *slots; /* open addressing: index + 1, 0 = empty */
 	size_t slot_count;
-	uint16_t *pool;
-	size_t pool_len, pool_cap;
 	bool overflow_warned;
 };
 
@@ -187,8 +162,9 @@ enum item_outcome {
 };
 
 struct batch_item {
-	size_t entry;
-	uint32_t uid; /* entries[entry].uid, at hand for sorting */
+	struct gw_sel_entry e; /* as scanned; e.keywords unused: see kw_offset */
+	uint32_t kw_offset;    /* into attempt::batch_kw */
+	uint32_t group;        /* group_batch's sort key */
 	enum item_outcome outcome;
 	uint64_t size;
 	char *message_id;
@@ -210,18 +186,20 @@ struct attempt {
 	size_t mapped_count, mapped_cap;
 	struct run_folder *folders;
 	size_t folder_count;
-	long current; /* folder selected at the source, -1 if none */
-	struct scan_entry *entries;
-	size_t entry_count, entry_cap;
+	long current;                   /* folder selected at the source, -1 if none */
+	struct gw_selection *selection; /* what the scan found; see selection.h */
+	size_t found;                   /* messages the scan found in the mailbox */
 	struct keyword_table kw;
 	/* Batch buffers, cfg->batch_messages each, allocated once per attempt. */
 	struct batch_item *batch;
 	size_t batch_count;
-	struct batch_item *batch_scratch;
+	uint16_t *batch_kw; /* the batch's keyword indexes */
+	size_t batch_kw_len, batch_kw_cap;
 	struct gw_state_record *records;
 	/* Per batch position: what the sink says about an item after append() returned. */
 	struct gw_sink_outcome *outcomes;
 	uint32_t *uids;
+	uint64_t *group_keys;
 	const char *kw_scratch[256];
 	char *error; /* why the attempt stopped */
 };
@@ -251,6 +229,14 @@ static gw_status stop_plugin(struct attempt *a, const struct gw_ctx *ctx, const 
 static gw_status stop_state(struct attempt *a, char *error)
 {
 	gw_status st = stop(a, GW_ERR_MAILBOX, "state: %s", error != NULL ? error : "failed");
+	free(error);
+	return st;
+}
+
+/* The selection's errors name it already. */
+static gw_status stop_selection(struct attempt *a, char *error)
+{
+	gw_status st = stop(a, GW_ERR_MAILBOX, "%s", error != NULL ? error : "selection failed");
 	free(error);
 	return st;
 }
@@ -316,36 +302,28 @@ static void kw_free(struct keyword_table *kw)
 		free(kw->names[i]);
 	free(kw->names);
 	free(kw->slots);
-	free(kw->pool);
 	memset(kw, 0, sizeof(*kw));
 }
 
-static void entry_set_keywords(struct attempt *a, struct scan_entry *e,
-                               const struct gw_message_meta *meta)
+/* The message's keywords as indexes into @p out (255 at most); their count. */
+static uint8_t intern_keywords(struct attempt *a, const struct gw_message_meta *meta,
+                               uint16_t out[255])
 {
 	struct keyword_table *kw = &a->kw;
 	size_t n = meta->keyword_count < 255 ? meta->keyword_count : 255;
-	e->kw_offset = (uint32_t)kw->pool_len;
-	e->kw_count = 0;
-	if (n == 0)
-		return;
-	if (kw->pool_len + n > kw->pool_cap) {
-		kw->pool_cap = (kw->pool_len + n) * 2;
-		kw->pool = gw_xrealloc(kw->pool, kw->pool_cap * sizeof(*kw->pool));
-	}
+	uint8_t count = 0;
 	for (size_t i = 0; i < n; i++) {
 		long idx = kw_intern(kw, meta->keywords[i]);
-		if (idx < 0)
-			continue;
-		kw->pool[kw->pool_len++] = (uint16_t)idx;
-		e->kw_count++;
+		if (idx >= 0)
+			out[count++] = (uint16_t)idx;
 	}
-	if ((meta->keyword_count > 255 || e->kw_count < n) && !kw->overflow_warned) {
+	if ((meta->keyword_count > 255 || count < n) && !kw->overflow_warned) {
 		kw->overflow_warned = true;
 		gw_mailbox_report_warn(&a->job->report,
 		                       "some keywords were dropped: at most 255 per message and "
 		                       "65,536 per mailbox are kept");
 	}
+	return count;
 }
 
 /* ---- folders ---- */
@@ -874,47 +852,37 @@ struct scan_ctx {
 	struct run_folder *rf;
 	uint32_t folder_index;
 	uint32_t old_uidvalidity; /* != 0: UIDVALIDITY changed, re-matched after the scan */
+	size_t found;
 	char *error;
 };
-
-static void reserve_entries(struct attempt *a, size_t cap)
-{
-	if (cap > a->entry_cap) {
-		a->entry_cap = cap;
-		a->entries = gw_xrealloc(a->entries, a->entry_cap * sizeof(*a->entries));
-	}
-}
-
-static struct scan_entry *new_entry(struct attempt *a)
-{
-	/* Folders reserve what SELECT announced; doubling only if more arrive. */
-	if (a->entry_count == a->entry_cap)
-		reserve_entries(a, a->entry_cap ? a->entry_cap * 2 : 1024);
-	return &a->entries[a->entry_count++];
-}
 
 static gw_status on_meta(void *arg, const struct gw_message_meta *meta)
 {
 	struct scan_ctx *sc = arg;
 	struct attempt *a = sc->a;
-	if (meta == NULL || meta->uid == 0)
+	if (meta == NULL || meta->uid == 0 || sc->error != NULL)
 		return GW_OK;
-	struct scan_entry *e = new_entry(a);
-	*e = (struct scan_entry){
+	uint16_t keywords[255];
+	struct gw_sel_entry e = {
 	        .internal_date = meta->internal_date,
 	        .size = meta->size,
 	        .uid = meta->uid,
 	        .folder = sc->folder_index,
 	        .tz_offset_min = (int16_t)meta->tz_offset_min,
 	        .flags = (uint8_t)meta->flags,
-	        .state = ENTRY_TODO,
+	        .state = GW_SEL_TODO,
+	        .keyword_count = intern_keywords(a, meta, keywords),
+	        .keywords = keywords,
 	};
-	entry_set_keywords(a, e, meta);
 	if (has_uid(sc->rf->done_uids, sc->rf->done_count, meta->uid))
-		e->state = ENTRY_DONE;
-	if (e->state == ENTRY_TODO && has_uid(sc->rf->failed_uids, sc->rf->failed_count, e->uid))
-		e->state = ENTRY_FAILED_BEFORE;
-	if (e->state == ENTRY_DONE)
+		e.state = GW_SEL_DONE;
+	else if (has_uid(sc->rf->failed_uids, sc->rf->failed_count, meta->uid))
+		e.state = GW_SEL_FAILED_BEFORE;
+	bool added = false;
+	if (!gw_selection_add(a->selection, &e, &added, &sc->error))
+		return GW_ERR_MAILBOX;
+	sc->found += added;
+	if (added && e.state == GW_SEL_DONE)
 		sc->rf->done_at_scan++;
 	return GW_OK;
 }
@@ -970,11 +938,12 @@ static gw_status load_uidvalidity(struct attempt *a, struct run_folder *rf, uint
 struct rematch {
 	struct attempt *a;
 	struct run_folder *rf;
-	uint32_t *uids;  /* candidates, ascending */
-	size_t *entries; /* entry index of uids[i] */
+	uint32_t folder_index;
+	uint32_t *uids; /* candidates, ascending */
 	size_t count;
 	uint64_t matched;
-	char *error;
+	char *error;     /* the state's */
+	char *sel_error; /* the selection's */
 };
 
 static long rematch_want(void *arg, uint32_t uid)
@@ -988,6 +957,7 @@ static gw_status rematch_message(void *arg, long index, uint32_t uid, const unsi
                                  size_t len, const char *sha256_hex)
 {
 	struct rematch *rm = arg;
+	(void)index;
 	char *message_id = gw_message_id_of(data, len);
 	struct gw_state_moved moved;
 	bool found = false;
@@ -998,45 +968,59 @@ static gw_status rematch_message(void *arg, long index, uint32_t uid, const unsi
 	          (!found || gw_state_rekey(state, key, moved.uidvalidity, moved.uid,
 	                                    rm->rf->uidvalidity, uid, &rm->error));
 	free(message_id);
-	if (!ok)
+	if (!ok || (found && !gw_selection_set_state(rm->a->selection, rm->folder_index, uid,
+	                                             GW_SEL_DONE, &rm->sel_error)))
 		return GW_ERR_MAILBOX;
 	if (found) {
-		rm->a->entries[rm->entries[index]].state = ENTRY_DONE;
 		rm->rf->done_at_scan++;
 		rm->matched++;
 	}
 	return GW_OK;
 }
 
-static gw_status rematch_folder(struct attempt *a, struct run_folder *rf, size_t first,
-                                uint64_t *matched)
+static gw_status rematch_folder(struct attempt *a, uint32_t index, uint64_t *matched)
 {
-	struct rematch rm = {.a = a, .rf = rf};
-	rm.uids = gw_xcalloc(a->entry_count - first + 1, sizeof(*rm.uids));
-	rm.entries = gw_xcalloc(a->entry_count - first + 1, sizeof(*rm.entries));
-	for (size_t i = first; i < a->entry_count; i++) {
-		if (a->entries[i].state == ENTRY_TODO) {
-			rm.uids[rm.count] = a->entries[i].uid;
-			rm.entries[rm.count++] = i;
-		}
-	}
-	/* Sort by UID, carrying the entry indexes along (scans are usually sorted already). */
-	for (size_t i = 1; i < rm.count; i++) {
-		for (size_t j = i; j > 0 && rm.uids[j - 1] > rm.uids[j]; j--) {
-			uint32_t u = rm.uids[j];
-			size_t e = rm.entries[j];
-			rm.uids[j] = rm.uids[j - 1];
-			rm.entries[j] = rm.entries[j - 1];
-			rm.uids[j - 1] = u;
-			rm.entries[j - 1] = e;
-		}
-	}
+	struct rematch rm = {.a = a, .rf = &a->folders[index], .folder_index = index};
+	char *error = NULL;
+	if (!gw_selection_todo_uids(a->selection, index, &rm.uids, &rm.count, &error))
+		return stop_selection(a, error);
 	struct spooled_fetch sf = {.arg = &rm, .want = rematch_want, .message = rematch_message};
 	gw_status st = fetch_spooled(a, rm.uids, rm.count, &sf);
 	free(rm.uids);
-	free(rm.entries);
 	*matched = rm.matched;
+	if (rm.sel_error != NULL)
+		return stop_selection(a, rm.sel_error);
 	return rm.error != NULL ? stop_state(a, rm.error) : st;
+}
+
+/* Scan the folder into the selection: all of it, or nothing if the scan fails. */
+static gw_status scan_into_selection(struct attempt *a, struct scan_ctx *sc)
+{
+	gw_folder_report_reset_scan(sc->rf->rep);
+	sc->rf->done_at_scan = 0;
+	char *error = NULL;
+	if (!gw_selection_scan_begin(a->selection, &error))
+		return stop_selection(a, error);
+	struct gw_scan_request request = {.struct_size = sizeof(request), .uid_min = 1};
+	gw_status st = a->src_ops->scan(a->src, &request, on_meta, sc);
+	bool keep = st == GW_OK && sc->error == NULL;
+	if (!gw_selection_scan_end(a->selection, keep, &error) && sc->error == NULL)
+		sc->error = error;
+	else
+		free(error);
+	/* Only this folder's scan needs the done UIDs. */
+	free(sc->rf->done_uids);
+	sc->rf->done_uids = NULL;
+	sc->rf->done_count = 0;
+	if (sc->error != NULL)
+		return stop_selection(a, sc->error);
+	if (st != GW_OK) {
+		sc->rf->done_at_scan = 0;
+		return folder_or_stop(a, sc->rf, "scanning the folder", st);
+	}
+	sc->rf->rep->found = sc->found;
+	a->found += sc->found;
+	return GW_OK;
 }
 
 static gw_status scan_folder(struct attempt *a, size_t index)
@@ -1055,22 +1039,11 @@ static gw_status scan_folder(struct attempt *a, size_t index)
 	struct scan_ctx sc = {.a = a, .rf = rf, .folder_index = (uint32_t)index};
 	if (recorded != 0 && recorded != status.uidvalidity)
 		sc.old_uidvalidity = recorded;
-	struct gw_scan_request request = {.struct_size = sizeof(request), .uid_min = 1};
-	gw_folder_report_reset_scan(rf->rep);
-	rf->done_at_scan = 0;
-	size_t first = a->entry_count;
-	/* Exact, so no doubling slack; a server's count is a hint, not trusted beyond 1M. */
-	reserve_entries(a, first + (status.exists < (1u << 20) ? status.exists : (1u << 20)));
-	st = a->src_ops->scan(a->src, &request, on_meta, &sc);
-	if (sc.error != NULL)
-		return stop_state(a, sc.error);
-	if (st != GW_OK) {
-		a->entry_count = first;
-		return folder_or_stop(a, rf, "scanning the folder", st);
-	}
-	rf->rep->found = a->entry_count - first;
+	if ((st = scan_into_selection(a, &sc)) != GW_OK || rf->failed)
+		return st;
 	uint64_t rematched = 0;
-	if (sc.old_uidvalidity != 0 && (st = rematch_folder(a, rf, first, &rematched)) != GW_OK)
+	if (sc.old_uidvalidity != 0 &&
+	    (st = rematch_folder(a, (uint32_t)index, &rematched)) != GW_OK)
 		return st;
 	rf->rep->rematched = rematched;
 	char *error = NULL;
@@ -1091,6 +1064,9 @@ static gw_status scan_folder(struct attempt *a, size_t index)
 
 static gw_status scan_folders(struct attempt *a)
 {
+	char *error = NULL;
+	if (!gw_selection_open(&a->selection, &error))
+		return stop_selection(a, error);
 	for (size_t i = 0; i < a->folder_count; i++) {
 		if (gw_cancel_level() >= 1)
 			return stop(a, GW_ERR_CANCELLED, "interrupted");
@@ -1107,52 +1083,34 @@ static gw_status scan_folders(struct attempt *a)
 
 /* ---- selection: caps and order ---- */
 
-/* Newest first; ties by folder, then by UID descending (later arrivals first). */
-static int cmp_newest_first(const void *x, const void *y)
+static void on_skipped(void *arg, uint32_t folder, uint32_t uid, enum gw_sel_state state,
+                       uint64_t value)
 {
-	const struct scan_entry *a = x, *b = y;
-	if (a->internal_date != b->internal_date)
-		return a->internal_date > b->internal_date ? -1 : 1;
-	if (a->folder != b->folder)
-		return a->folder < b->folder ? -1 : 1;
-	return a->uid > b->uid ? -1 : a->uid < b->uid;
+	struct attempt *a = arg;
+	struct gw_folder_report *rep = a->folders[folder].rep;
+	if (state == GW_SEL_TOO_LARGE)
+		gw_folder_report_skip(rep, uid, GW_SKIP_TOO_LARGE, value);
+	else if (state == GW_SEL_FILTERED)
+		gw_folder_report_skip(rep, uid, GW_SKIP_FILTERED, value);
+	else
+		gw_folder_report_skip(rep, uid, GW_SKIP_OVER_CAP, 0);
 }
 
-static uint64_t select_messages(struct attempt *a)
+static gw_status select_messages(struct attempt *a, uint64_t *todo)
 {
-	int64_t since = a->cfg->since;
-	for (size_t i = 0; i < a->entry_count; i++) {
-		struct scan_entry *e = &a->entries[i];
-		const struct run_folder *rf = &a->folders[e->folder];
-		struct gw_folder_report *rep = rf->rep;
-		if (e->state != ENTRY_TODO)
-			continue;
-		if (rf->size_limit > 0 && e->size > rf->size_limit) {
-			e->state = ENTRY_TOO_LARGE;
-			gw_folder_report_skip(rep, e->uid, GW_SKIP_TOO_LARGE, e->size);
-		} else if (since != 0 && e->internal_date < since) {
-			e->state = ENTRY_FILTERED;
-			gw_folder_report_skip(rep, e->uid, GW_SKIP_FILTERED,
-			                      (uint64_t)e->internal_date);
-		}
-	}
-	qsort(a->entries, a->entry_count, sizeof(*a->entries), cmp_newest_first);
-	/* The cap counts what earlier runs migrated too: it bounds the mailbox, not the run. */
-	uint64_t cap = a->cfg->max_count, kept = 0, todo = 0;
-	for (size_t i = 0; i < a->entry_count; i++) {
-		struct scan_entry *e = &a->entries[i];
-		if (e->state == ENTRY_TOO_LARGE || e->state == ENTRY_FILTERED)
-			continue;
-		if (cap == 0 || kept < cap) {
-			kept++;
-			todo += e->state == ENTRY_TODO;
-		} else if (e->state == ENTRY_TODO) {
-			e->state = ENTRY_OVER_CAP;
-			gw_folder_report_skip(a->folders[e->folder].rep, e->uid, GW_SKIP_OVER_CAP,
-			                      0);
-		}
-	}
-	return todo;
+	uint64_t *size_limits = gw_xcalloc(a->folder_count + 1, sizeof(*size_limits));
+	for (size_t i = 0; i < a->folder_count; i++)
+		size_limits[i] = a->folders[i].size_limit;
+	struct gw_selection_rules rules = {.size_limits = size_limits,
+	                                   .folder_count = a->folder_count,
+	                                   .since = a->cfg->since,
+	                                   .max_count = a->cfg->max_count,
+	                                   .skipped = on_skipped,
+	                                   .arg = a};
+	char *error = NULL;
+	bool ok = gw_selection_apply(a->selection, &rules, todo, &error);
+	free(size_limits);
+	return ok ? GW_OK : stop_selection(a, error);
 }
 
 /* Done at scan time minus what earlier attempts of this run copied themselves. */
@@ -1170,7 +1128,7 @@ static void update_already_present(struct attempt *a)
 
 static struct run_folder *item_folder(struct attempt *a, const struct batch_item *item)
 {
-	return &a->folders[a->entries[item->entry].folder];
+	return &a->folders[item->e.folder];
 }
 
 /* One message of this job's share of the progress total is done with (copied or failed). */
@@ -1184,9 +1142,8 @@ static void settle_one(struct attempt *a)
 
 static void fail_item(struct attempt *a, struct batch_item *item, const char *reason)
 {
-	struct scan_entry *e = &a->entries[item->entry];
+	const struct gw_sel_entry *e = &item->e;
 	item->outcome = ITEM_FAILED;
-	e->state = ENTRY_FAILED;
 	free(item->message_id);
 	item->message_id = NULL;
 	gw_folder_report_fail(a->folders[e->folder].rep, e->uid, reason);
@@ -1214,12 +1171,12 @@ static long find_item(struct fetch_ctx *fc, uint32_t uid)
 {
 	if (fc->expected < fc->end) {
 		struct batch_item *item = &fc->a->batch[fc->expected];
-		if (item->outcome == ITEM_MARKED && fc->a->entries[item->entry].uid == uid)
+		if (item->outcome == ITEM_MARKED && item->e.uid == uid)
 			return (long)fc->expected++;
 	}
 	for (size_t i = fc->first; i < fc->end; i++) {
 		struct batch_item *item = &fc->a->batch[i];
-		if (item->outcome == ITEM_MARKED && fc->a->entries[item->entry].uid == uid)
+		if (item->outcome == ITEM_MARKED && item->e.uid == uid)
 			return (long)i;
 	}
 	return -1;
@@ -1263,10 +1220,10 @@ static gw_status append_item(struct fetch_ctx *fc, struct batch_item *item,
                              const unsigned char *data, size_t len)
 {
 	struct attempt *a = fc->a;
-	const struct scan_entry *e = &a->entries[item->entry];
+	const struct gw_sel_entry *e = &item->e;
 	struct run_folder *rf = item_folder(a, item);
-	for (size_t i = 0; i < e->kw_count; i++)
-		a->kw_scratch[i] = a->kw.names[a->kw.pool[e->kw_offset + i]];
+	for (size_t i = 0; i < e->keyword_count; i++)
+		a->kw_scratch[i] = a->kw.names[a->batch_kw[item->kw_offset + i]];
 	item->message_id = gw_message_id_of(data, len);
 	struct gw_message_meta meta = {
 	        .struct_size = sizeof(meta),
@@ -1275,7 +1232,7 @@ static gw_status append_item(struct fetch_ctx *fc, struct batch_item *item,
 	        .internal_date = e->internal_date,
 	        .tz_offset_min = e->tz_offset_min,
 	        .flags = e->flags,
-	        .keyword_count = e->kw_count,
+	        .keyword_count = e->keyword_count,
 	        .keywords = a->kw_scratch,
 	        .message_id = item->message_id,
 	};
@@ -1317,7 +1274,7 @@ static gw_status on_fetch_end(void *arg, uint32_t uid)
 		return GW_OK;
 	struct batch_item *item = &fc->a->batch[fc->current];
 	fc->current = -1;
-	if (fc->a->entries[item->entry].uid != uid)
+	if (item->e.uid != uid)
 		return GW_OK;
 	const unsigned char *data = NULL;
 	size_t len = 0;
@@ -1346,9 +1303,8 @@ static void on_fetch_failed(void *arg, uint32_t uid, gw_status status, const cha
 		fc->stopped_uid = uid;
 		return;
 	}
-	long idx = fc->current >= 0 && fc->a->entries[fc->a->batch[fc->current].entry].uid == uid
-	                   ? fc->current
-	                   : find_item(fc, uid);
+	long idx = fc->current >= 0 && fc->a->batch[fc->current].e.uid == uid ? fc->current
+	                                                                      : find_item(fc, uid);
 	if (idx == fc->current)
 		fc->current = -1;
 	if (idx < 0)
@@ -1365,7 +1321,7 @@ static gw_status mark_group_pending(struct attempt *a, struct run_folder *rf, si
 	struct gw_state_record *records = a->records;
 	for (size_t i = first; i < end; i++) {
 		struct batch_item *item = &a->batch[i];
-		const struct scan_entry *e = &a->entries[item->entry];
+		const struct gw_sel_entry *e = &item->e;
 		gw_origin_key(a->rt->name, a->job->mailbox->email, rf->mapped->source_name,
 		              rf->uidvalidity, e->uid, item->origin_key);
 		records[i - first] = (struct gw_state_record){
@@ -1384,23 +1340,32 @@ static gw_status mark_group_pending(struct attempt *a, struct run_folder *rf, si
 	return GW_OK;
 }
 
-/* Every message of a failed folder that is still to do is recorded, never dropped silently. */
-static void give_up_folder(struct attempt *a, struct run_folder *rf, const char *reason)
+struct give_up {
+	struct attempt *a;
+	struct run_folder *rf;
+	char *text;
+};
+
+static void give_up_entry(void *arg, const struct gw_sel_entry *e)
+{
+	struct give_up *g = arg;
+	gw_folder_report_fail(g->rf->rep, e->uid, g->text);
+	atomic_fetch_add(&g->a->res->progress->failed, 1);
+	settle_one(g->a);
+}
+
+/* Every message of a failed folder that is still to do is recorded, never
+ * dropped silently: those the copy's cursor has not reached yet here, the
+ * batch's own members by the batch. */
+static gw_status give_up_folder(struct attempt *a, struct run_folder *rf, const char *reason)
 {
 	fail_folder(a, rf, reason);
-	size_t index = (size_t)(rf - a->folders);
-	char *text = gw_xasprintf("folder failed: %s", reason);
-	for (size_t i = 0; i < a->entry_count; i++) {
-		struct scan_entry *e = &a->entries[i];
-		/* Batch members (ENTRY_IN_BATCH) are recorded by the batch itself. */
-		if (e->folder != index || e->state != ENTRY_TODO)
-			continue;
-		e->state = ENTRY_GIVEN_UP;
-		gw_folder_report_fail(rf->rep, e->uid, text);
-		atomic_fetch_add(&a->res->progress->failed, 1);
-		settle_one(a);
-	}
-	free(text);
+	struct give_up g = {.a = a, .rf = rf, .text = gw_xasprintf("folder failed: %s", reason)};
+	char *error = NULL;
+	bool ok = gw_selection_each_ahead(a->selection, (uint32_t)(rf - a->folders), give_up_entry,
+	                                  &g, &error);
+	free(g.text);
+	return ok ? GW_OK : stop_selection(a, error);
 }
 
 /* Fetch batch[first, end) from one folder. When the fetch stops for a reason
@@ -1424,7 +1389,7 @@ static gw_status fetch_group(struct attempt *a, size_t first, size_t end, uint32
 	a->sctx.folder = rf->mapped->source_name;
 	uint32_t *uids = a->uids;
 	for (size_t i = first; i < end; i++)
-		uids[i - first] = a->entries[a->batch[i].entry].uid;
+		uids[i - first] = a->batch[i].e.uid;
 	uint64_t max_size = a->cfg->max_size > 0 ? a->cfg->max_size : UINT64_MAX;
 	struct gw_fetch_request request = {.struct_size = sizeof(request),
 	                                   .uids = uids,
@@ -1442,9 +1407,7 @@ static gw_status fetch_group(struct attempt *a, size_t first, size_t end, uint32
 	gw_status st = a->src_ops->fetch(a->src, &request, &target);
 	if (st != GW_OK && st != GW_ERR_MESSAGE) {
 		long at = fc.current >= 0 ? fc.current : fc.expected < end ? (long)fc.expected : -1;
-		*stopped_uid = fc.stopped_uid ? fc.stopped_uid
-		               : at >= 0      ? a->entries[a->batch[at].entry].uid
-		                              : 0;
+		*stopped_uid = fc.stopped_uid ? fc.stopped_uid : at >= 0 ? a->batch[at].e.uid : 0;
 	}
 	if (fc.stop != GW_OK)
 		return fc.stop;
@@ -1460,10 +1423,18 @@ static gw_status fetch_group(struct attempt *a, size_t first, size_t end, uint32
 	return st;
 }
 
-static int cmp_item_uid(const void *x, const void *y)
+static int cmp_u64(const void *x, const void *y)
 {
-	uint32_t a = ((const struct batch_item *)x)->uid, b = ((const struct batch_item *)y)->uid;
+	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
 	return a < b ? -1 : a > b;
+}
+
+static int cmp_item_group(const void *x, const void *y)
+{
+	const struct batch_item *a = x, *b = y;
+	if (a->group != b->group)
+		return a->group < b->group ? -1 : 1;
+	return a->e.uid < b->e.uid ? -1 : a->e.uid > b->e.uid;
 }
 
 /* Reorder the batch so each folder's messages are contiguous and in UID
@@ -1472,32 +1443,21 @@ static int cmp_item_uid(const void *x, const void *y)
  * The batch is one date slice: order within it is not part of newest-first. */
 static void group_batch(struct attempt *a)
 {
-	struct batch_item *sorted = a->batch_scratch;
-	size_t n = 0;
-	/* A stable counting sort by folder, folders ordered by first appearance:
-	 * the entry state marks "taken" (ENTRY_IN_BATCH -> ENTRY_TODO). */
-	for (size_t pass = 0; pass < 2; pass++) {
-		for (size_t i = 0; i < a->batch_count; i++) {
-			const struct scan_entry *head = &a->entries[a->batch[i].entry];
-			if (head->state != ENTRY_IN_BATCH)
-				continue;
-			uint32_t folder = head->folder;
-			if (pass == 0 && (long)folder != a->current)
-				continue;
-			size_t group = n;
-			for (size_t j = i; j < a->batch_count; j++) {
-				struct scan_entry *e = &a->entries[a->batch[j].entry];
-				if (e->state == ENTRY_IN_BATCH && e->folder == folder) {
-					e->state = ENTRY_TODO;
-					sorted[n++] = a->batch[j];
-				}
-			}
-			qsort(&sorted[group], n - group, sizeof(*sorted), cmp_item_uid);
-		}
-	}
+	size_t n = a->batch_count;
+	/* (folder, position) keys sorted: each folder's run starts at its first appearance. */
+	uint64_t *keys = a->group_keys;
 	for (size_t i = 0; i < n; i++)
-		a->entries[sorted[i].entry].state = ENTRY_IN_BATCH;
-	memcpy(a->batch, sorted, n * sizeof(*sorted));
+		keys[i] = (uint64_t)a->batch[i].e.folder << 32 | i;
+	qsort(keys, n, sizeof(*keys), cmp_u64);
+	for (size_t first = 0; first < n;) {
+		uint32_t folder = (uint32_t)(keys[first] >> 32);
+		uint32_t group = (long)folder == a->current ? 0 : (uint32_t)keys[first] + 1;
+		size_t end = first;
+		for (; end < n && (uint32_t)(keys[end] >> 32) == folder; end++)
+			a->batch[(uint32_t)keys[end]].group = group;
+		first = end;
+	}
+	qsort(a->batch, n, sizeof(*a->batch), cmp_item_group);
 }
 
 static gw_status flush_sink(struct attempt *a)
@@ -1517,7 +1477,6 @@ static void count_migrated(struct attempt *a, struct batch_item *item)
 	struct run_folder *rf = item_folder(a, item);
 	rf->rep->migrated++;
 	rf->rep->bytes += item->size;
-	a->entries[item->entry].state = ENTRY_DONE;
 	atomic_fetch_add(&a->res->progress->done, 1);
 	atomic_fetch_add(&a->res->progress->bytes, item->size);
 	settle_one(a);
@@ -1533,7 +1492,7 @@ static gw_status commit_group(struct attempt *a, size_t first, size_t end)
 		const struct batch_item *item = &a->batch[i];
 		if (item->outcome != ITEM_APPENDED)
 			continue;
-		const struct scan_entry *e = &a->entries[item->entry];
+		const struct gw_sel_entry *e = &item->e;
 		records[n++] = (struct gw_state_record){
 		        .uidvalidity = rf->uidvalidity,
 		        .uid = e->uid,
@@ -1562,7 +1521,7 @@ static gw_status drop_group_pending(struct attempt *a, size_t first, size_t end)
 	for (size_t i = first; i < end; i++) {
 		enum item_outcome o = a->batch[i].outcome;
 		if (o == ITEM_FAILED || o == ITEM_MARKED)
-			uids[n++] = a->entries[a->batch[i].entry].uid;
+			uids[n++] = a->batch[i].e.uid;
 	}
 	char *error = NULL;
 	if (n > 0 &&
@@ -1573,9 +1532,9 @@ static gw_status drop_group_pending(struct attempt *a, size_t first, size_t end)
 
 static size_t group_end(struct attempt *a, size_t first)
 {
-	uint32_t folder = a->entries[a->batch[first].entry].folder;
+	uint32_t folder = a->batch[first].e.folder;
 	size_t end = first + 1;
-	while (end < a->batch_count && a->entries[a->batch[end].entry].folder == folder)
+	while (end < a->batch_count && a->batch[end].e.folder == folder)
 		end++;
 	return end;
 }
@@ -1659,15 +1618,12 @@ static gw_status mark_batch_pending(struct attempt *a)
 
 static void batch_reset(struct attempt *a)
 {
-	for (size_t i = 0; i < a->batch_count; i++) {
+	for (size_t i = 0; i < a->batch_count; i++)
 		free(a->batch[i].message_id);
-		struct scan_entry *e = &a->entries[a->batch[i].entry];
-		if (e->state == ENTRY_IN_BATCH)
-			e->state = ENTRY_TODO; /* not copied: a later attempt takes it again */
-	}
 	if (a->batch != NULL) /* only what the batch used: the rest stays untouched memory */
 		memset(a->batch, 0, a->batch_count * sizeof(*a->batch));
 	a->batch_count = 0;
+	a->batch_kw_len = 0;
 }
 
 static gw_status run_batch(struct attempt *a)
@@ -1692,15 +1648,14 @@ static gw_status run_batch(struct attempt *a)
 			st = fetch_group(a, first, end, &stopped_uid);
 			if (st == GW_ERR_FOLDER) {
 				char fallback[160];
-				give_up_folder(a, rf,
-				               ctx_error(&a->sctx, "fetch", st, fallback,
-				                         sizeof(fallback)));
+				st = give_up_folder(a, rf,
+				                    ctx_error(&a->sctx, "fetch", st, fallback,
+				                              sizeof(fallback)));
 				for (size_t i = first; i < end; i++) {
 					enum item_outcome o = a->batch[i].outcome;
 					if (o == ITEM_MARKED || o == ITEM_NONE)
 						fail_item(a, &a->batch[i], rf->rep->error);
 				}
-				st = GW_OK;
 			} else if (st == GW_ERR_CANCELLED) {
 				st = stop(a, st, "interrupted");
 			} else if (st != GW_OK) {
@@ -1737,26 +1692,48 @@ static gw_status run_batch(struct attempt *a)
 	return st != GW_OK ? st : commit;
 }
 
+/* Take the entry into the batch, its keywords copied out of the selection's row. */
+static void take_into_batch(struct attempt *a, const struct gw_sel_entry *e)
+{
+	if (a->batch_kw_len + e->keyword_count > a->batch_kw_cap) {
+		a->batch_kw_cap = (a->batch_kw_len + e->keyword_count) * 2;
+		a->batch_kw = gw_xrealloc(a->batch_kw, a->batch_kw_cap * sizeof(*a->batch_kw));
+	}
+	struct batch_item *item = &a->batch[a->batch_count++];
+	item->e = *e;
+	item->e.keywords = NULL;
+	item->kw_offset = (uint32_t)a->batch_kw_len;
+	if (e->keyword_count > 0)
+		memcpy(&a->batch_kw[a->batch_kw_len], e->keywords,
+		       e->keyword_count * sizeof(*a->batch_kw));
+	a->batch_kw_len += e->keyword_count;
+}
+
 static gw_status migrate_selected(struct attempt *a)
 {
-	size_t pos = 0;
 	for (;;) {
 		if (gw_cancel_level() >= 1)
 			return stop(a, GW_ERR_CANCELLED, "interrupted");
 		batch_reset(a);
 		uint64_t bytes = 0;
-		while (pos < a->entry_count && a->batch_count < a->cfg->batch_messages) {
-			const struct scan_entry *e = &a->entries[pos];
-			if (e->state != ENTRY_TODO || a->folders[e->folder].failed) {
-				pos++;
+		struct gw_sel_entry e;
+		char *error = NULL;
+		while (a->batch_count < a->cfg->batch_messages) {
+			if (!gw_selection_peek(a->selection, &e, &error)) {
+				if (error != NULL)
+					return stop_selection(a, error);
+				break;
+			}
+			/* A failed folder's messages were recorded when it failed. */
+			if (a->folders[e.folder].failed) {
+				gw_selection_advance(a->selection);
 				continue;
 			}
-			if (a->batch_count > 0 && bytes + e->size > a->cfg->batch_bytes)
+			if (a->batch_count > 0 && bytes + e.size > a->cfg->batch_bytes)
 				break;
-			a->entries[pos].state = ENTRY_IN_BATCH;
-			a->batch[a->batch_count].uid = e->uid;
-			a->batch[a->batch_count++].entry = pos++;
-			bytes += e->size;
+			take_into_batch(a, &e);
+			gw_selection_advance(a->selection);
+			bytes += e.size;
 		}
 		if (a->batch_count == 0)
 			return GW_OK;
@@ -1800,10 +1777,10 @@ static void attempt_free(struct attempt *a)
 {
 	batch_reset(a);
 	free(a->batch);
-	free(a->batch_scratch);
 	free(a->records);
 	free(a->outcomes);
 	free(a->uids);
+	free(a->group_keys);
 	for (size_t i = 0; i < a->folder_count; i++) {
 		free(a->folders[i].failed_uids);
 		free(a->folders[i].done_uids);
@@ -1812,7 +1789,8 @@ static void attempt_free(struct attempt *a)
 	for (size_t i = 0; i < a->mapped_count; i++)
 		gw_mapped_folder_free(&a->mapped[i]);
 	free(a->mapped);
-	free(a->entries);
+	gw_selection_close(a->selection);
+	free(a->batch_kw);
 	kw_free(&a->kw);
 	free(a->error);
 }
@@ -1837,11 +1815,13 @@ static gw_status run_attempt(struct attempt *a)
 		st = scan_folders(a);
 	if (st != GW_OK)
 		return st;
-	uint64_t todo = select_messages(a);
+	uint64_t todo = 0;
+	if ((st = select_messages(a, &todo)) != GW_OK)
+		return st;
 	update_already_present(a);
 	plan_progress(a, todo);
 	gw_log(&a->sctx, GW_LOG_INFO, "%zu folder(s), %zu message(s) found, %llu to copy",
-	       a->folder_count, a->entry_count, (unsigned long long)todo);
+	       a->folder_count, a->found, (unsigned long long)todo);
 	return migrate_selected(a);
 }
 
@@ -1863,10 +1843,10 @@ gw_status gw_migrate_attempt(struct gw_mailbox_job *job, struct gw_worker_res *r
 	a.kctx = (struct gw_ctx){
 	        .pipeline = a.rt->name, .mailbox = job->mailbox->email, .plugin = a.rt->sink_label};
 	a.batch = gw_xcalloc(a.cfg->batch_messages, sizeof(*a.batch));
-	a.batch_scratch = gw_xcalloc(a.cfg->batch_messages, sizeof(*a.batch_scratch));
 	a.records = gw_xcalloc(a.cfg->batch_messages, sizeof(*a.records));
 	a.outcomes = gw_xcalloc(a.cfg->batch_messages, sizeof(*a.outcomes));
 	a.uids = gw_xcalloc(a.cfg->batch_messages, sizeof(*a.uids));
+	a.group_keys = gw_xcalloc(a.cfg->batch_messages, sizeof(*a.group_keys));
 	job->report.attempts++;
 	gw_status st = run_attempt(&a);
 	close_sessions(&a);

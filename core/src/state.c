@@ -27,6 +27,7 @@
 
 #include <sqlite3.h>
 
+#include "sql_uids.h"
 #include "util.h"
 
 #define STATE_BUSY_TIMEOUT_MS 10000
@@ -486,32 +487,15 @@ bool gw_state_set_folder_uidvalidity(struct gw_state *st, const struct gw_state_
 bool gw_state_done_uids(struct gw_state *st, const struct gw_state_folder_key *key,
                         uint32_t uidvalidity, uint32_t **uids, size_t *count, char **error)
 {
-	size_t n = 0, cap = 0;
-	uint32_t *list = NULL;
 	sqlite3_stmt *stmt = stmt_get(st, SQL_DONE_UIDS, error);
-
 	*uids = NULL;
 	*count = 0;
 	if (!stmt)
 		return false;
 	bind_key(stmt, key);
 	sqlite3_bind_int64(stmt, 4, uidvalidity);
-	int rc;
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap ? 2 * cap : 256;
-			list = gw_xrealloc(list, cap * sizeof(*list));
-		}
-		list[n++] = (uint32_t)sqlite3_column_int64(stmt, 0);
-	}
-	sqlite3_reset(stmt);
-	if (rc != SQLITE_DONE) {
-		free(list);
-		return state_db_fail(st, error, "listing migrated UIDs");
-	}
-	*uids = list;
-	*count = n;
-	return true;
+	return gw_sql_collect_uids(stmt, uids, count) == SQLITE_DONE ||
+	       state_db_fail(st, error, "listing migrated UIDs");
 }
 
 static bool insert_pending(struct gw_state *st, int64_t folder_id, const struct gw_state_record *r,

@@ -145,12 +145,12 @@ class FaultCase(MigrationCase):
 
     # --- helpers ---------------------------------------------------------------------
 
-    def profile(self, layout=None):
+    def profile(self, layout=None, limits=None):
         self.work.write_profile(
             self.dv, [(ALICE, "alice", self.dv.users["alice"])],
             source={"host": self.proxy.host, "port": self.proxy.port, "tls": "none",
                     "ca_file": None, "timeout": "10s"},
-            limits={"retries": 3})
+            limits=dict({"retries": 3}, **(limits or {})))
         if layout:
             with open(self.work.profile, encoding="utf-8") as f:
                 text = f.read()
@@ -301,6 +301,30 @@ class FaultCase(MigrationCase):
         self.assertSinkHolds(without(self.source, {(refused, m["uid"])
                                                    for m in self.source[refused]}))
         self.rerun_copies(count)
+
+    def test_folder_lost_during_the_copy_records_each_message_once(self):
+        """The folder can be scanned, then cannot be selected again: every message of it
+        not copied by then is a failure of its own, none twice, none silently dropped."""
+        lost = self.busiest_folders(1)[0]
+        uids = sorted(m["uid"] for m in self.source[lost])
+        # Batches of 3 are date slices across folders: the copy comes back to each
+        # folder several times, and the lost one fails with messages still ahead.
+        self.profile(limits={"batch_messages": 3})
+        proc, box = self.run_with(Faults(refuse_select_from={lost: 2}), 1)
+        self.assertEqual(1, self.proxy.count("refuse_select"), self.proxy.describe())
+        self.assertEqual("partial", box["status"])
+        f = self.folder(box, lost)
+        self.assertIn(INJECTED, f["error"])
+        failed = [x["uid"] for x in f["failures"]]
+        self.assertEqual(len(failed), len(set(failed)), "a message recorded twice")
+        self.assertGreater(len(failed), 3, "nothing was ahead of the cursor")
+        copied = {r[1] for r in self.work.done_rows(ALICE) if r[0] == lost}
+        self.assertEqual(uids, sorted(set(failed) | copied))
+        self.assertEqual(set(), set(failed) & copied)
+        self.assertEqual((len(copied), len(failed)), (f["migrated"], f["failed"]))
+        self.assertEqual(self.total - len(failed), box["migrated"])
+        self.assertSinkHolds(without(self.source, {(lost, u) for u in failed}))
+        self.rerun_copies(len(failed))
 
     # --- (d) hostile folder names ------------------------------------------------------
 

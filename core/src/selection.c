@@ -1,0 +1,395 @@
+/* The selection (selection.h) in a private temporary SQLite database.
+ *
+ * Settings, and why:
+ * - filename "": SQLite's private temporary database. It lives in the page
+ *   cache and is written to an unlinked temporary file only once the cache
+ *   is full, so a small mailbox never touches the disk.
+ * - cache_size 512 KiB: the bound on what the selection costs in memory. The
+ *   sorter of the cursor's ORDER BY keeps at most about 1 MiB (SQLite's
+ *   minimum) before it spills sorted runs to temporary files.
+ * - synchronous OFF: the file dies with the attempt; nothing needs to survive
+ *   a crash. The rollback journal stays, because a failed scan rolls back.
+ * - WITHOUT ROWID, keyed (folder, uid): a folder's scan arrives in UID order
+ *   mostly, so inserts append to the tree, and a UID a server repeats is
+ *   caught by the key. */
+#include "selection.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "sql_uids.h"
+#include "util.h"
+
+#define ENTRY_COLUMNS "folder, uid, internal_date, size, tz, flags, state, keywords"
+#define NEWEST_FIRST  "internal_date DESC, folder, uid DESC"
+
+enum sel_stmt { SEL_INSERT, SEL_TODO_UIDS, SEL_SET_STATE, SEL_CURSOR, SEL_AHEAD, SEL__COUNT };
+
+static const char *const sel_sql[SEL__COUNT] = {
+        [SEL_INSERT] = "INSERT OR IGNORE INTO scanned (" ENTRY_COLUMNS
+                       ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        [SEL_TODO_UIDS] = "SELECT uid FROM scanned WHERE folder = ?1 AND state = 0 ORDER BY uid",
+        [SEL_SET_STATE] = "UPDATE scanned SET state = ?3 WHERE folder = ?1 AND uid = ?2",
+        [SEL_CURSOR] =
+                "SELECT " ENTRY_COLUMNS " FROM scanned WHERE state = 0 ORDER BY " NEWEST_FIRST,
+        /* After the cursor's last key (?2 = 0: nothing passed yet), in cursor order;
+         * the folder is fixed, so "folder > last folder" compares ?1 with ?4. */
+        [SEL_AHEAD] = "SELECT " ENTRY_COLUMNS " FROM scanned WHERE folder = ?1 AND state = 0 AND "
+                      "(?2 = 0 OR internal_date < ?3 OR (internal_date = ?3 AND "
+                      "(?1 > ?4 OR (?1 = ?4 AND uid < ?5)))) ORDER BY " NEWEST_FIRST,
+};
+
+struct gw_selection {
+	sqlite3 *db;
+	sqlite3_stmt *stmt[SEL__COUNT];
+	bool in_scan;
+	bool cursor_on_row; /* the cursor statement stands on a row not yet passed */
+	bool cursor_done;   /* stepping again would start the query over */
+	bool passed_any;
+	/* The key of the last entry the cursor passed. */
+	int64_t last_date;
+	uint32_t last_folder, last_uid;
+};
+
+static bool sel_fail(struct gw_selection *sel, char **error, const char *what)
+{
+	if (error != NULL)
+		*error = gw_xasprintf("selection: %s: %s", what, sqlite3_errmsg(sel->db));
+	return false;
+}
+
+static bool exec_sql(struct gw_selection *sel, const char *sql, const char *what, char **error)
+{
+	return sqlite3_exec(sel->db, sql, NULL, NULL, NULL) == SQLITE_OK ||
+	       sel_fail(sel, error, what);
+}
+
+/* The cached statement, reset and unbound. */
+static sqlite3_stmt *stmt_get(struct gw_selection *sel, enum sel_stmt id, char **error)
+{
+	sqlite3_stmt *stmt = sel->stmt[id];
+	if (stmt != NULL) {
+		sqlite3_reset(stmt);
+		sqlite3_clear_bindings(stmt);
+		return stmt;
+	}
+	if (sqlite3_prepare_v3(sel->db, sel_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL) !=
+	    SQLITE_OK) {
+		sel_fail(sel, error, "preparing a statement");
+		return NULL;
+	}
+	sel->stmt[id] = stmt;
+	return stmt;
+}
+
+/* A statement run once per attempt; finalized by the caller. */
+static sqlite3_stmt *stmt_once(struct gw_selection *sel, const char *sql, char **error)
+{
+	sqlite3_stmt *stmt = NULL;
+	if (sqlite3_prepare_v2(sel->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+		sel_fail(sel, error, "preparing a statement");
+		return NULL;
+	}
+	return stmt;
+}
+
+static bool step_done(struct gw_selection *sel, sqlite3_stmt *stmt, const char *what, char **error)
+{
+	int rc = sqlite3_step(stmt);
+	sqlite3_reset(stmt);
+	return rc == SQLITE_DONE || sel_fail(sel, error, what);
+}
+
+bool gw_selection_open(struct gw_selection **out, char **error)
+{
+	struct gw_selection *sel = gw_xcalloc(1, sizeof(*sel));
+	*out = NULL;
+	if (sqlite3_open_v2("", &sel->db,
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+	                    NULL) != SQLITE_OK) {
+		if (sel->db != NULL)
+			sel_fail(sel, error, "cannot open a temporary database");
+		else if (error != NULL)
+			*error = gw_xstrdup("selection: cannot open a temporary database");
+		gw_selection_close(sel);
+		return false;
+	}
+	if (!exec_sql(sel,
+	              "PRAGMA cache_size = -512; PRAGMA synchronous = OFF;"
+	              "CREATE TABLE scanned ("
+	              "  folder INTEGER NOT NULL, uid INTEGER NOT NULL,"
+	              "  internal_date INTEGER NOT NULL, size INTEGER NOT NULL,"
+	              "  tz INTEGER NOT NULL, flags INTEGER NOT NULL, state INTEGER NOT NULL,"
+	              "  keywords BLOB,"
+	              "  PRIMARY KEY (folder, uid)) WITHOUT ROWID;"
+	              "CREATE TABLE size_limits (folder INTEGER PRIMARY KEY,"
+	              "  max_size INTEGER NOT NULL);",
+	              "creating the tables", error)) {
+		gw_selection_close(sel);
+		return false;
+	}
+	*out = sel;
+	return true;
+}
+
+void gw_selection_close(struct gw_selection *sel)
+{
+	if (sel == NULL)
+		return;
+	for (size_t i = 0; i < SEL__COUNT; i++)
+		sqlite3_finalize(sel->stmt[i]);
+	sqlite3_close(sel->db);
+	free(sel);
+}
+
+/* ---- the scan ---- */
+
+bool gw_selection_scan_begin(struct gw_selection *sel, char **error)
+{
+	if (!exec_sql(sel, "BEGIN", "starting a folder's scan", error))
+		return false;
+	sel->in_scan = true;
+	return true;
+}
+
+bool gw_selection_add(struct gw_selection *sel, const struct gw_sel_entry *e, bool *added,
+                      char **error)
+{
+	sqlite3_stmt *stmt = stmt_get(sel, SEL_INSERT, error);
+	if (stmt == NULL)
+		return false;
+	sqlite3_bind_int64(stmt, 1, e->folder);
+	sqlite3_bind_int64(stmt, 2, e->uid);
+	sqlite3_bind_int64(stmt, 3, e->internal_date);
+	sqlite3_bind_int64(stmt, 4, (sqlite3_int64)e->size);
+	sqlite3_bind_int(stmt, 5, e->tz_offset_min);
+	sqlite3_bind_int(stmt, 6, e->flags);
+	sqlite3_bind_int(stmt, 7, e->state);
+	if (e->keyword_count > 0)
+		sqlite3_bind_blob(stmt, 8, e->keywords, (int)(e->keyword_count * sizeof(uint16_t)),
+		                  SQLITE_STATIC);
+	if (!step_done(sel, stmt, "recording a scanned message", error))
+		return false;
+	*added = sqlite3_changes(sel->db) > 0;
+	return true;
+}
+
+bool gw_selection_scan_end(struct gw_selection *sel, bool keep, char **error)
+{
+	if (!sel->in_scan)
+		return true;
+	sel->in_scan = false;
+	if (keep)
+		return exec_sql(sel, "COMMIT", "ending a folder's scan", error);
+	return exec_sql(sel, "ROLLBACK", "dropping a failed scan", error);
+}
+
+/* ---- re-matching ---- */
+
+bool gw_selection_todo_uids(struct gw_selection *sel, uint32_t folder, uint32_t **uids,
+                            size_t *count, char **error)
+{
+	*uids = NULL;
+	*count = 0;
+	sqlite3_stmt *stmt = stmt_get(sel, SEL_TODO_UIDS, error);
+	if (stmt == NULL)
+		return false;
+	sqlite3_bind_int64(stmt, 1, folder);
+	return gw_sql_collect_uids(stmt, uids, count) == SQLITE_DONE ||
+	       sel_fail(sel, error, "listing a folder's messages");
+}
+
+bool gw_selection_set_state(struct gw_selection *sel, uint32_t folder, uint32_t uid,
+                            enum gw_sel_state state, char **error)
+{
+	sqlite3_stmt *stmt = stmt_get(sel, SEL_SET_STATE, error);
+	if (stmt == NULL)
+		return false;
+	sqlite3_bind_int64(stmt, 1, folder);
+	sqlite3_bind_int64(stmt, 2, uid);
+	sqlite3_bind_int(stmt, 3, (int)state);
+	return step_done(sel, stmt, "updating a message", error);
+}
+
+/* ---- the rules ---- */
+
+/* Report every row of @p report (folder, uid, value[, state]) through the
+ * rules' callback as @p state, then run @p update. Only rows whose optional
+ * fourth column is GW_SEL_TODO are reported. */
+static bool report_then_update(struct gw_selection *sel, const struct gw_selection_rules *rules,
+                               const char *report, const char *update, int64_t bound,
+                               enum gw_sel_state state, const char *what, char **error)
+{
+	sqlite3_stmt *stmt = stmt_once(sel, report, error);
+	if (stmt == NULL)
+		return false;
+	if (sqlite3_bind_parameter_count(stmt) > 0)
+		sqlite3_bind_int64(stmt, 1, bound);
+	bool with_state = sqlite3_column_count(stmt) > 3;
+	int rc;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		if (with_state && sqlite3_column_int(stmt, 3) != GW_SEL_TODO)
+			continue;
+		rules->skipped(rules->arg, (uint32_t)sqlite3_column_int64(stmt, 0),
+		               (uint32_t)sqlite3_column_int64(stmt, 1), state,
+		               (uint64_t)sqlite3_column_int64(stmt, 2));
+	}
+	sqlite3_finalize(stmt);
+	if (rc != SQLITE_DONE)
+		return sel_fail(sel, error, what);
+	if ((stmt = stmt_once(sel, update, error)) == NULL)
+		return false;
+	if (sqlite3_bind_parameter_count(stmt) > 0)
+		sqlite3_bind_int64(stmt, 1, bound);
+	rc = sqlite3_step(stmt);
+	sqlite3_finalize(stmt);
+	return rc == SQLITE_DONE || sel_fail(sel, error, what);
+}
+
+static bool load_size_limits(struct gw_selection *sel, const struct gw_selection_rules *rules,
+                             bool *any, char **error)
+{
+	*any = false;
+	sqlite3_stmt *stmt = NULL;
+	if (!exec_sql(sel, "DELETE FROM size_limits", "clearing size limits", error) ||
+	    (stmt = stmt_once(sel, "INSERT INTO size_limits VALUES (?1, ?2)", error)) == NULL)
+		return false;
+	bool ok = true;
+	for (size_t i = 0; i < rules->folder_count && ok; i++) {
+		uint64_t limit = rules->size_limits[i];
+		if (limit == 0)
+			continue;
+		sqlite3_bind_int64(stmt, 1, (sqlite3_int64)i);
+		sqlite3_bind_int64(stmt, 2, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
+		ok = step_done(sel, stmt, "recording size limits", error);
+		*any = true;
+	}
+	sqlite3_finalize(stmt);
+	return ok;
+}
+
+bool gw_selection_apply(struct gw_selection *sel, const struct gw_selection_rules *rules,
+                        uint64_t *todo, char **error)
+{
+	*todo = 0;
+	bool any_limit = false;
+	if (!load_size_limits(sel, rules, &any_limit, error))
+		return false;
+	if (any_limit &&
+	    !report_then_update(
+	            sel, rules,
+	            "SELECT s.folder, s.uid, s.size FROM scanned s JOIN size_limits l "
+	            "ON l.folder = s.folder WHERE s.state = 0 AND s.size > l.max_size "
+	            "ORDER BY s.folder, s.uid",
+	            "UPDATE scanned SET state = 3 FROM size_limits l WHERE l.folder = "
+	            "scanned.folder AND scanned.state = 0 AND scanned.size > l.max_size",
+	            0, GW_SEL_TOO_LARGE, "applying the size limit", error))
+		return false;
+	if (rules->since != 0 &&
+	    !report_then_update(
+	            sel, rules,
+	            "SELECT folder, uid, internal_date FROM scanned WHERE state = 0 "
+	            "AND internal_date < ?1 ORDER BY folder, uid",
+	            "UPDATE scanned SET state = 4 WHERE state = 0 AND internal_date < ?1",
+	            rules->since, GW_SEL_FILTERED, "applying the date filter", error))
+		return false;
+		/* The cap counts what earlier runs migrated too: it bounds the mailbox, not the
+		 * run. */
+#define BEYOND_CAP                                                                                 \
+	"SELECT folder, uid, 0, state FROM scanned WHERE state IN (0, 1, 2) ORDER "                \
+	"BY " NEWEST_FIRST " LIMIT -1 OFFSET ?1"
+	sqlite3_int64 cap =
+	        rules->max_count > INT64_MAX ? INT64_MAX : (sqlite3_int64)rules->max_count;
+	if (cap > 0 &&
+	    !report_then_update(sel, rules, BEYOND_CAP,
+	                        "UPDATE scanned SET state = 5 WHERE state = 0 AND "
+	                        "(folder, uid) IN (SELECT folder, uid FROM (" BEYOND_CAP "))",
+	                        cap, GW_SEL_OVER_CAP, "applying the count cap", error))
+		return false;
+#undef BEYOND_CAP
+	sqlite3_stmt *stmt = stmt_once(sel, "SELECT count(*) FROM scanned WHERE state = 0", error);
+	if (stmt == NULL)
+		return false;
+	int rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		*todo = (uint64_t)sqlite3_column_int64(stmt, 0);
+	sqlite3_finalize(stmt);
+	return rc == SQLITE_ROW || sel_fail(sel, error, "counting what is left to copy");
+}
+
+/* ---- the cursor ---- */
+
+static void entry_of_row(sqlite3_stmt *stmt, struct gw_sel_entry *e)
+{
+	int kw_bytes = sqlite3_column_bytes(stmt, 7);
+	*e = (struct gw_sel_entry){
+	        .folder = (uint32_t)sqlite3_column_int64(stmt, 0),
+	        .uid = (uint32_t)sqlite3_column_int64(stmt, 1),
+	        .internal_date = sqlite3_column_int64(stmt, 2),
+	        .size = (uint64_t)sqlite3_column_int64(stmt, 3),
+	        .tz_offset_min = (int16_t)sqlite3_column_int(stmt, 4),
+	        .flags = (uint8_t)sqlite3_column_int(stmt, 5),
+	        .state = (uint8_t)sqlite3_column_int(stmt, 6),
+	        .keyword_count = (uint8_t)(kw_bytes / (int)sizeof(uint16_t)),
+	        .keywords = sqlite3_column_blob(stmt, 7),
+	};
+}
+
+bool gw_selection_peek(struct gw_selection *sel, struct gw_sel_entry *entry, char **error)
+{
+	sqlite3_stmt *stmt = sel->stmt[SEL_CURSOR];
+	if (stmt == NULL && (stmt = stmt_get(sel, SEL_CURSOR, error)) == NULL)
+		return false;
+	if (sel->cursor_done)
+		return false;
+	if (!sel->cursor_on_row) {
+		int rc = sqlite3_step(stmt);
+		if (rc == SQLITE_DONE) {
+			sel->cursor_done = true;
+			return false;
+		}
+		if (rc != SQLITE_ROW)
+			return sel_fail(sel, error, "reading the selection");
+		sel->cursor_on_row = true;
+	}
+	entry_of_row(stmt, entry);
+	return true;
+}
+
+void gw_selection_advance(struct gw_selection *sel)
+{
+	sqlite3_stmt *stmt = sel->stmt[SEL_CURSOR];
+	if (stmt == NULL || !sel->cursor_on_row)
+		return;
+	sel->last_folder = (uint32_t)sqlite3_column_int64(stmt, 0);
+	sel->last_uid = (uint32_t)sqlite3_column_int64(stmt, 1);
+	sel->last_date = sqlite3_column_int64(stmt, 2);
+	sel->passed_any = true;
+	sel->cursor_on_row = false;
+}
+
+bool gw_selection_each_ahead(struct gw_selection *sel, uint32_t folder,
+                             void (*cb)(void *arg, const struct gw_sel_entry *entry), void *arg,
+                             char **error)
+{
+	sqlite3_stmt *stmt = stmt_get(sel, SEL_AHEAD, error);
+	if (stmt == NULL)
+		return false;
+	sqlite3_bind_int64(stmt, 1, folder);
+	sqlite3_bind_int(stmt, 2, sel->passed_any);
+	sqlite3_bind_int64(stmt, 3, sel->last_date);
+	sqlite3_bind_int64(stmt, 4, sel->last_folder);
+	sqlite3_bind_int64(stmt, 5, sel->last_uid);
+	int rc;
+	struct gw_sel_entry e;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		entry_of_row(stmt, &e);
+		cb(arg, &e);
+	}
+	sqlite3_reset(stmt);
+	return rc == SQLITE_DONE || sel_fail(sel, error, "listing a folder's messages");
+}

@@ -1,0 +1,93 @@
+/* The messages one attempt found in a mailbox, kept in a private temporary
+ * SQLite database instead of an array: the scan of a 500,000-message mailbox
+ * costs the process no more memory than one of 5,000 (SQLite's page cache and
+ * sorter are bounded; beyond them it writes temporary files). The caps
+ * (size, date, count) and the newest-first order are applied in SQL, and the
+ * copy walks the selection with one cursor.
+ *
+ * One selection per attempt, used by one thread. Functions returning bool put
+ * one line in *error on failure (caller frees). */
+#ifndef GW_SELECTION_H
+#define GW_SELECTION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* What the selection knows about a message. Only GW_SEL_TODO messages are copied. */
+enum gw_sel_state {
+	GW_SEL_TODO = 0,
+	GW_SEL_DONE,          /* in the state: already in the sink */
+	GW_SEL_FAILED_BEFORE, /* failed earlier in this run: not tried again */
+	GW_SEL_TOO_LARGE,
+	GW_SEL_FILTERED, /* older than the profile's "since" */
+	GW_SEL_OVER_CAP, /* beyond the newest max_count messages */
+};
+
+/* One scanned message. Keywords are indexes into the caller's keyword names. */
+struct gw_sel_entry {
+	int64_t internal_date;
+	uint64_t size;
+	uint32_t uid;
+	uint32_t folder; /* the caller's folder index */
+	int16_t tz_offset_min;
+	uint8_t flags;
+	uint8_t state; /* enum gw_sel_state */
+	uint8_t keyword_count;
+	const uint16_t *keywords;
+};
+
+struct gw_selection;
+
+bool gw_selection_open(struct gw_selection **out, char **error);
+void gw_selection_close(struct gw_selection *sel);
+
+/* The scan of one folder: its entries are added between begin and end, and
+ * kept only if end is called with @p keep (a scan that failed half-way adds
+ * nothing). */
+bool gw_selection_scan_begin(struct gw_selection *sel, char **error);
+/* *added: false if the folder already had this UID (a server repeating
+ * itself): the first one stays. */
+bool gw_selection_add(struct gw_selection *sel, const struct gw_sel_entry *entry, bool *added,
+                      char **error);
+bool gw_selection_scan_end(struct gw_selection *sel, bool keep, char **error);
+
+/* UIDs of the folder's GW_SEL_TODO entries, ascending; caller frees *uids. */
+bool gw_selection_todo_uids(struct gw_selection *sel, uint32_t folder, uint32_t **uids,
+                            size_t *count, char **error);
+bool gw_selection_set_state(struct gw_selection *sel, uint32_t folder, uint32_t uid,
+                            enum gw_sel_state state, char **error);
+
+/* How gw_selection_apply narrows the GW_SEL_TODO entries down. */
+struct gw_selection_rules {
+	/* Per folder index, the largest size copied; 0: no limit. */
+	const uint64_t *size_limits;
+	size_t folder_count;
+	int64_t since;      /* 0: no date filter */
+	uint64_t max_count; /* newest messages kept, what earlier runs copied included; 0: all */
+	/* Each entry the rules take out: its new state, and the size (too large) or
+	 * date (filtered) that decided. */
+	void (*skipped)(void *arg, uint32_t folder, uint32_t uid, enum gw_sel_state state,
+	                uint64_t value);
+	void *arg;
+};
+
+/* Apply the rules, in this order: size, date, then the count cap over the
+ * newest-first order. *todo: entries left to copy. */
+bool gw_selection_apply(struct gw_selection *sel, const struct gw_selection_rules *rules,
+                        uint64_t *todo, char **error);
+
+/* The copy's cursor over GW_SEL_TODO entries, newest first; ties by folder,
+ * then by UID descending (later arrivals first). peek returns the entry under
+ * the cursor (false at the end, *error NULL), valid until the next call on
+ * the selection; advance moves past it. No state changes while it runs. */
+bool gw_selection_peek(struct gw_selection *sel, struct gw_sel_entry *entry, char **error);
+void gw_selection_advance(struct gw_selection *sel);
+
+/* The folder's GW_SEL_TODO entries the cursor has not passed yet, in cursor
+ * order (a folder that fails during the copy records each one). */
+bool gw_selection_each_ahead(struct gw_selection *sel, uint32_t folder,
+                             void (*cb)(void *arg, const struct gw_sel_entry *entry), void *arg,
+                             char **error);
+
+#endif

@@ -1,0 +1,323 @@
+/* The selection (selection.h): scans kept or rolled back, repeated UIDs,
+ * keywords, the rules (size per folder, date, the count cap over the
+ * newest-first order), the cursor, what is ahead of it, and that its memory
+ * does not grow with the number of messages. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "selection.h"
+
+static struct gw_selection *open_selection(void)
+{
+	struct gw_selection *sel = NULL;
+	char *err = NULL;
+	assert_true(gw_selection_open(&sel, &err));
+	assert_null(err);
+	return sel;
+}
+
+static struct gw_sel_entry entry(uint32_t folder, uint32_t uid, int64_t date, uint64_t size)
+{
+	return (struct gw_sel_entry){
+	        .folder = folder, .uid = uid, .internal_date = date, .size = size};
+}
+
+static void add(struct gw_selection *sel, struct gw_sel_entry e)
+{
+	bool added = false;
+	char *err = NULL;
+	assert_true(gw_selection_add(sel, &e, &added, &err));
+	assert_true(added);
+}
+
+static void scan(struct gw_selection *sel, const struct gw_sel_entry *entries, size_t n)
+{
+	char *err = NULL;
+	assert_true(gw_selection_scan_begin(sel, &err));
+	for (size_t i = 0; i < n; i++)
+		add(sel, entries[i]);
+	assert_true(gw_selection_scan_end(sel, true, &err));
+}
+
+/* The whole cursor as "folder:uid" words. */
+static char *walk(struct gw_selection *sel)
+{
+	static char out[1024];
+	out[0] = '\0';
+	struct gw_sel_entry e;
+	char *err = NULL;
+	while (gw_selection_peek(sel, &e, &err)) {
+		snprintf(out + strlen(out), sizeof(out) - strlen(out), "%s%u:%u", out[0] ? " " : "",
+		         e.folder, e.uid);
+		gw_selection_advance(sel);
+	}
+	assert_null(err);
+	/* The end stays the end: stepping again would start the query over. */
+	assert_false(gw_selection_peek(sel, &e, &err));
+	assert_null(err);
+	return out;
+}
+
+static uint64_t apply(struct gw_selection *sel, struct gw_selection_rules *rules)
+{
+	uint64_t todo = 0;
+	char *err = NULL;
+	assert_true(gw_selection_apply(sel, rules, &todo, &err));
+	assert_null(err);
+	return todo;
+}
+
+static void test_newest_first_ties_by_folder_then_uid_descending(void **unused)
+{
+	(void)unused;
+	struct gw_selection *sel = open_selection();
+	scan(sel,
+	     (struct gw_sel_entry[]){entry(1, 5, 100, 1), entry(1, 6, 300, 1), entry(1, 7, 200, 1),
+	                             entry(1, 8, 200, 1)},
+	     4);
+	scan(sel, (struct gw_sel_entry[]){entry(0, 2, 200, 1), entry(0, 1, 400, 1)}, 2);
+	struct gw_selection_rules none = {0};
+	assert_int_equal(apply(sel, &none), 6);
+	assert_string_equal(walk(sel), "0:1 1:6 0:2 1:8 1:7 1:5");
+	gw_selection_close(sel);
+}
+
+static void test_failed_scan_adds_nothing_and_repeats_are_ignored(void **unused)
+{
+	(void)unused;
+	struct gw_selection *sel = open_selection();
+	char *err = NULL;
+	bool added = true;
+	assert_true(gw_selection_scan_begin(sel, &err));
+	add(sel, entry(0, 1, 10, 1));
+	struct gw_sel_entry again = entry(0, 1, 99, 7);
+	assert_true(gw_selection_add(sel, &again, &added, &err));
+	assert_false(added); /* the first one stays */
+	assert_true(gw_selection_scan_end(sel, true, &err));
+
+	assert_true(gw_selection_scan_begin(sel, &err));
+	add(sel, entry(1, 1, 20, 1));
+	add(sel, entry(1, 2, 30, 1));
+	assert_true(gw_selection_scan_end(sel, false, &err)); /* the folder's scan failed */
+
+	struct gw_selection_rules none = {0};
+	assert_int_equal(apply(sel, &none), 1);
+	struct gw_sel_entry e;
+	assert_true(gw_selection_peek(sel, &e, &err));
+	assert_int_equal(e.internal_date, 10);
+	assert_int_equal(e.size, 1);
+	gw_selection_close(sel);
+}
+
+static void test_entry_fields_and_keywords_round_trip(void **unused)
+{
+	(void)unused;
+	struct gw_selection *sel = open_selection();
+	uint16_t kw[3] = {7, 0, 65535};
+	struct gw_sel_entry in = {.folder = 3,
+	                          .uid = 4000000000u,
+	                          .internal_date = -86400,
+	                          .size = 36700160,
+	                          .tz_offset_min = -570,
+	                          .flags = 0x1f,
+	                          .keyword_count = 3,
+	                          .keywords = kw};
+	scan(sel, &in, 1);
+	scan(sel, (struct gw_sel_entry[]){entry(4, 1, -90000, 1)}, 1);
+	struct gw_selection_rules none = {0};
+	assert_int_equal(apply(sel, &none), 2);
+	struct gw_sel_entry out;
+	char *err = NULL;
+	assert_true(gw_selection_peek(sel, &out, &err));
+	assert_int_equal(out.folder, 3);
+	assert_int_equal(out.uid, 4000000000u);
+	assert_int_equal(out.internal_date, -86400);
+	assert_int_equal(out.size, 36700160);
+	assert_int_equal(out.tz_offset_min, -570);
+	assert_int_equal(out.flags, 0x1f);
+	assert_int_equal(out.state, GW_SEL_TODO);
+	assert_int_equal(out.keyword_count, 3);
+	assert_memory_equal(out.keywords, kw, sizeof(kw));
+	/* Peeking again does not move. */
+	assert_true(gw_selection_peek(sel, &out, &err));
+	assert_int_equal(out.uid, 4000000000u);
+	gw_selection_advance(sel);
+	assert_true(gw_selection_peek(sel, &out, &err));
+	assert_int_equal(out.folder, 4);
+	assert_int_equal(out.keyword_count, 0);
+	gw_selection_close(sel);
+}
+
+struct skips {
+	char text[1024];
+};
+
+static void on_skipped(void *arg, uint32_t folder, uint32_t uid, enum gw_sel_state state,
+                       uint64_t value)
+{
+	struct skips *s = arg;
+	static const char *const names[] = {
+	        [GW_SEL_TOO_LARGE] = "large", [GW_SEL_FILTERED] = "old", [GW_SEL_OVER_CAP] = "cap"};
+	snprintf(s->text + strlen(s->text), sizeof(s->text) - strlen(s->text), "%s%s %u:%u=%llu",
+	         s->text[0] ? ", " : "", names[state], folder, uid, (unsigned long long)value);
+}
+
+static void test_rules_size_per_folder_date_then_cap(void **unused)
+{
+	(void)unused;
+	struct gw_selection *sel = open_selection();
+	struct gw_sel_entry f0[] = {entry(0, 1, 1000, 50), entry(0, 2, 900, 500),
+	                            entry(0, 3, 800, 10),  entry(0, 4, 100, 10),
+	                            entry(0, 5, 700, 10),  entry(0, 6, 600, 10)};
+	f0[2].state = GW_SEL_DONE;          /* copied by an earlier run: counts toward the cap */
+	f0[4].state = GW_SEL_FAILED_BEFORE; /* counts too, is not copied */
+	scan(sel, f0, 6);
+	scan(sel, (struct gw_sel_entry[]){entry(1, 1, 950, 500), entry(1, 2, 650, 10)}, 2);
+	uint64_t limits[2] = {100, 0}; /* folder 1 has no limit */
+	struct skips skips = {{0}};
+	struct gw_selection_rules rules = {.size_limits = limits,
+	                                   .folder_count = 2,
+	                                   .since = 500,
+	                                   .max_count = 4,
+	                                   .skipped = on_skipped,
+	                                   .arg = &skips};
+	/* Left after size and date, newest first: 0:1 (1000), 1:1 (950), 0:3 done (800),
+	 * 0:5 failed (700) | 1:2 (650), 0:6 (600) beyond the cap of 4. */
+	assert_int_equal(apply(sel, &rules), 2);
+	assert_string_equal(skips.text, "large 0:2=500, old 0:4=100, cap 1:2=0, cap 0:6=0");
+	assert_string_equal(walk(sel), "0:1 1:1");
+	gw_selection_close(sel);
+}
+
+static void test_rematch_candidates_and_state(void **unused)
+{
+	(void)unused;
+	struct gw_selection *sel = open_selection();
+	struct gw_sel_entry f[] = {entry(2, 9, 1, 1), entry(2, 3, 2, 1), entry(2, 5, 3, 1)};
+	f[2].state = GW_SEL_DONE;
+	scan(sel, f, 3);
+	uint32_t *uids = NULL;
+	size_t n = 0;
+	char *err = NULL;
+	assert_true(gw_selection_todo_uids(sel, 2, &uids, &n, &err));
+	assert_int_equal(n, 2);
+	assert_int_equal(uids[0], 3);
+	assert_int_equal(uids[1], 9);
+	free(uids);
+	assert_true(gw_selection_set_state(sel, 2, 9, GW_SEL_DONE, &err));
+	struct gw_selection_rules none = {0};
+	assert_int_equal(apply(sel, &none), 1);
+	assert_string_equal(walk(sel), "2:3");
+	gw_selection_close(sel);
+}
+
+static void collect(void *arg, const struct gw_sel_entry *e)
+{
+	char *out = arg;
+	snprintf(out + strlen(out), 256 - strlen(out), "%s%u:%u", out[0] ? " " : "", e->folder,
+	         e->uid);
+}
+
+static void test_each_ahead_lists_what_the_cursor_has_not_passed(void **unused)
+{
+	(void)unused;
+	struct gw_selection *sel = open_selection();
+	/* Same dates across folders exercise the tie rules of "ahead". */
+	scan(sel,
+	     (struct gw_sel_entry[]){entry(0, 1, 50, 1), entry(0, 2, 40, 1), entry(0, 3, 40, 1),
+	                             entry(0, 4, 30, 1)},
+	     4);
+	scan(sel, (struct gw_sel_entry[]){entry(1, 1, 40, 1), entry(1, 2, 30, 1)}, 2);
+	struct gw_selection_rules none = {0};
+	apply(sel, &none);
+	char out[256] = "";
+	char *err = NULL;
+	assert_true(gw_selection_each_ahead(sel, 0, collect, out, &err));
+	assert_string_equal(out, "0:1 0:3 0:2 0:4"); /* nothing passed yet: all of it */
+	/* Order: 0:1 0:3 0:2 1:1 0:4 1:2. Pass 0:1 and 0:3, and stand on 0:2. */
+	struct gw_sel_entry e;
+	for (int i = 0; i < 2; i++) {
+		assert_true(gw_selection_peek(sel, &e, &err));
+		gw_selection_advance(sel);
+	}
+	assert_true(gw_selection_peek(sel, &e, &err));
+	assert_int_equal(e.uid, 2);
+	out[0] = '\0';
+	assert_true(gw_selection_each_ahead(sel, 0, collect, out, &err));
+	assert_string_equal(out, "0:2 0:4"); /* the entry under the cursor is not passed */
+	gw_selection_advance(sel);
+	assert_true(gw_selection_peek(sel, &e, &err));
+	gw_selection_advance(sel); /* 1:1 passed: same date, later folder */
+	out[0] = '\0';
+	assert_true(gw_selection_each_ahead(sel, 0, collect, out, &err));
+	assert_string_equal(out, "0:4");
+	out[0] = '\0';
+	assert_true(gw_selection_each_ahead(sel, 1, collect, out, &err));
+	assert_string_equal(out, "1:2");
+	gw_selection_close(sel);
+}
+
+/* The point of the module: 300,000 messages, scanned, selected and walked,
+ * within what SQLite is allowed to keep (page cache and sorter), not 40 bytes
+ * a message (12 MB) as an array would. */
+static void test_memory_does_not_grow_with_the_mailbox(void **unused)
+{
+	(void)unused;
+	enum { MESSAGES = 300000, FOLDERS = 30 };
+	struct gw_selection *sel = open_selection();
+	sqlite3_int64 base = sqlite3_memory_used();
+	sqlite3_memory_highwater(1);
+	char *err = NULL;
+	uint16_t kw[2] = {1, 2};
+	for (uint32_t f = 0; f < FOLDERS; f++) {
+		assert_true(gw_selection_scan_begin(sel, &err));
+		for (uint32_t uid = 1; uid <= MESSAGES / FOLDERS; uid++) {
+			struct gw_sel_entry e =
+			        entry(f, uid, (int64_t)((uid * 2654435761u) % 400000000u), 20000);
+			e.keyword_count = uid % 3 == 0 ? 2 : 0;
+			e.keywords = kw;
+			add(sel, e);
+		}
+		assert_true(gw_selection_scan_end(sel, true, &err));
+	}
+	struct gw_selection_rules none = {0};
+	assert_int_equal(apply(sel, &none), MESSAGES);
+	struct gw_sel_entry e;
+	size_t n = 0;
+	int64_t last = INT64_MAX;
+	while (gw_selection_peek(sel, &e, &err)) {
+		assert_true(e.internal_date <= last);
+		last = e.internal_date;
+		gw_selection_advance(sel);
+		n++;
+	}
+	assert_null(err);
+	assert_int_equal(n, MESSAGES);
+	sqlite3_int64 peak = sqlite3_memory_highwater(0) - base;
+	printf("selection of %d messages: SQLite peak %.1f MiB above the empty selection\n",
+	       MESSAGES, (double)peak / (1 << 20));
+	assert_true(peak < 3 * (1 << 20));
+	gw_selection_close(sel);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_newest_first_ties_by_folder_then_uid_descending),
+	        cmocka_unit_test(test_failed_scan_adds_nothing_and_repeats_are_ignored),
+	        cmocka_unit_test(test_entry_fields_and_keywords_round_trip),
+	        cmocka_unit_test(test_rules_size_per_folder_date_then_cap),
+	        cmocka_unit_test(test_rematch_candidates_and_state),
+	        cmocka_unit_test(test_each_ahead_lists_what_the_cursor_has_not_passed),
+	        cmocka_unit_test(test_memory_does_not_grow_with_the_mailbox),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
