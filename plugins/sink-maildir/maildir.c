@@ -221,8 +221,8 @@ static void delivery_free(struct md_delivery *d)
 }
 
 /* Drop deliveries from @p from on: their tmp/ files go (never reported
- * durable), and their folders' key sets, which already hold their keys, are
- * read again from disk on next use. */
+ * durable), and their folders' key sets are read again from disk on next use
+ * (a flush that failed may have moved some of them into cur/). */
 static void deliveries_drop(struct md_session *s, size_t from)
 {
 	for (size_t i = from; i < s->delivery_count; i++) {
@@ -504,7 +504,10 @@ static gw_status scan_subdir(struct md_session *s, struct md_folder *f, const ch
 	return rc;
 }
 
-/* Read the folder's origin keys once per session; appends keep the set current. */
+/* Read the folder's origin keys once per session. Appends do not add to the
+ * set: the core hands an origin to one session once (its state marks it
+ * pending first), so the set only has to know what earlier sessions left,
+ * and a first migration keeps it empty however large the mailbox. */
 static gw_status load_keys(struct md_session *s, struct md_folder *f)
 {
 	if (f->keys_loaded)
@@ -533,16 +536,15 @@ static gw_status find_existing(struct md_session *s, struct md_folder *f, const 
                                bool *found, char message_id[GW_SINK_ID_MAX])
 {
 	char *base = NULL;
-	*found = false;
+	const struct md_delivery *d = find_delivery(s, f, key);
+	*found = d != NULL;
+	if (d) {
+		snprintf(message_id, GW_SINK_ID_MAX, "%s", d->base);
+		return GW_OK;
+	}
 	gw_status rc = load_keys(s, f);
 	if (rc != GW_OK || !md_keyset_has(&f->keys, key))
 		return rc;
-	const struct md_delivery *d = find_delivery(s, f, key);
-	if (d) {
-		snprintf(message_id, GW_SINK_ID_MAX, "%s", d->base);
-		*found = true;
-		return GW_OK;
-	}
 	static const char *const subdirs[] = {"cur", "new"};
 	for (size_t i = 0; i < 2 && !*found; i++) {
 		char *dir = md_xasprintf("%s/%s", f->dir, subdirs[i]);
@@ -755,8 +757,6 @@ static gw_status md_append(void *session, void *folder, const struct gw_sink_ite
 		add_delivery(s, f, tmp, final, item->origin_key, base);
 		for (size_t i = 0; i < flags.unmapped_count; i++)
 			record_overflow(s, f, base, flags.unmapped[i]);
-		if (item->origin_key)
-			md_keyset_add(&f->keys, item->origin_key, strlen(item->origin_key));
 		snprintf(message_id, GW_SINK_ID_MAX, "%s", base);
 		free(base);
 	}

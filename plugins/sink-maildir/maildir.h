@@ -83,7 +83,6 @@ struct md_keyset {
 	size_t cap;
 	size_t count;
 };
-void md_keyset_add(struct md_keyset *set, const char *key, size_t len);
 bool md_keyset_has(const struct md_keyset *set, const char *key);
 void md_keyset_free(struct md_keyset *set);
 /* Add the origin key of every godwit-written file in @p dir (cur/ or new/). */

@@ -44,7 +44,7 @@ static void keyset_grow(struct md_keyset *set)
 	*set = bigger;
 }
 
-void md_keyset_add(struct md_keyset *set, const char *key, size_t len)
+static void keyset_add(struct md_keyset *set, const char *key, size_t len)
 {
 	if ((set->count + 1) * 4 > set->cap * 3)
 		keyset_grow(set);
@@ -96,7 +96,7 @@ bool md_keyset_scan(struct md_keyset *set, const char *dir)
 		const char *key;
 		size_t len;
 		if (origin_of_name(e->d_name, &key, &len))
-			md_keyset_add(set, key, len);
+			keyset_add(set, key, len);
 	}
 	closedir(d);
 	return true;
