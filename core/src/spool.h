@@ -12,7 +12,7 @@
 struct gw_spool;
 
 /* @p tmpdir: folder for large messages (NULL: $TMPDIR or /tmp).
- * @p mem_threshold: messages up to this size stay in memory (0: 8 MiB). */
+ * @p mem_threshold: messages up to this size stay in memory (0: 2 MiB). */
 struct gw_spool *gw_spool_new(const char *tmpdir, size_t mem_threshold);
 void gw_spool_free(struct gw_spool *spool);
 

@@ -30,7 +30,7 @@ class LargeMailbox(MigrationCase):
                                 corpus=False)
         if seeded.problems:
             raise AssertionError("seeding: %s" % seeded.problems[:5])
-        # Two messages above the spool's 8 MiB memory threshold go through a temp file.
+        # Two messages above the spool's 2 MiB memory threshold go through a temp file.
         client = cls.dv.imap("alice")
         try:
             big = [mailgen.GenMessage("big/%d" % i, mailgen.message_of_size(12_000_000, seed=i),
