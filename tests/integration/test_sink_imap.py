@@ -438,9 +438,11 @@ class CrashResolution(SinkCase):
         return manifest(self.dv, user).get(folder, [])
 
     def test_identical_copies_killed_before_commit(self):
-        # Two byte-identical messages, the newest of the mailbox, so they go first
-        # in the batch; 900 older ones keep the batch open long enough to kill the
-        # run after the destination got both but before anything was committed.
+        # Two byte-identical messages and 900 others, all in one batch. The run is
+        # killed after the destination got both twins but before the batch was
+        # committed: the test holds the state's write lock from the moment the
+        # batch is marked pending (the whole batch's fetch and APPENDs away from
+        # its commit), so the kill does not race the commit.
         twin = mailgen.message_of_size(4000, seed=41, date=1_700_000_000)
         self.seed("dave", "Twins", [mailgen.GenMessage("twin/%d" % i, twin, 1_700_000_000)
                                     for i in range(2)])
@@ -452,14 +454,23 @@ class CrashResolution(SinkCase):
             return sum(len(os.listdir(os.path.join(twins_dir, d))) for d in ("cur", "new")
                        if os.path.isdir(os.path.join(twins_dir, d)))
 
+        def twins_pending():
+            return len([r for r in run.rows("pending") if r[0] == "Twins"]) == 2
+
         proc = run.start()
-        reached = wait_until(lambda: proc.poll() is not None or twins_arrived() >= 2, 120,
-                             0.002)
-        running = proc.poll() is None
-        if running:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.communicate(timeout=60)
-        self.assertTrue(reached and running, "the run ended before the kill")
+        pending = wait_until(lambda: proc.poll() is not None or twins_pending(), 120, 0.002)
+        lock = sqlite3.connect(run.state, timeout=30, isolation_level=None)
+        try:
+            lock.execute("BEGIN IMMEDIATE")  # godwit's commit of the batch now waits
+            reached = wait_until(lambda: proc.poll() is not None or twins_arrived() >= 2,
+                                 120, 0.002)
+            running = proc.poll() is None
+            if running:
+                os.kill(proc.pid, signal.SIGKILL)
+            proc.communicate(timeout=60)
+        finally:
+            lock.close()
+        self.assertTrue(pending and reached and running, "the run ended before the kill")
         self.assertEqual(2, twins_arrived())
         self.assertEqual([], [r for r in run.rows() if r[0] == "Twins"], "committed too early")
         self.assertEqual(2, len([r for r in run.rows("pending") if r[0] == "Twins"]))
