@@ -73,6 +73,7 @@ struct md_session {
 	struct md_delivery *deliveries; /* written to tmp/, renamed into cur/ by flush */
 	size_t delivery_count;
 	size_t delivery_cap;
+	struct md_keyset delivery_keys; /* their origin keys: the list is searched only on a hit */
 	struct md_writeback *writeback; /* with fsync on; NULL if off or it could not start */
 };
 
@@ -233,6 +234,7 @@ static void deliveries_drop(struct md_session *s, size_t from)
 		delivery_free(d);
 	}
 	s->delivery_count = 0;
+	md_keyset_clear(&s->delivery_keys);
 }
 
 static void session_free(struct md_session *s)
@@ -240,6 +242,7 @@ static void session_free(struct md_session *s)
 	md_writeback_stop(s->writeback); /* before root_fd closes: the thread syncs it */
 	deliveries_drop(s, 0);
 	free(s->deliveries);
+	md_keyset_free(&s->delivery_keys);
 	for (size_t i = 0; i < s->folder_count; i++) {
 		struct md_folder *f = s->folders[i];
 		free(f->id);
@@ -505,9 +508,10 @@ static gw_status scan_subdir(struct md_session *s, struct md_folder *f, const ch
 }
 
 /* Read the folder's origin keys once per session. Appends do not add to the
- * set: the core hands an origin to one session once (its state marks it
- * pending first), so the set only has to know what earlier sessions left,
- * and a first migration keeps it empty however large the mailbox. */
+ * set (the batch's keys have their own, emptied at each flush): the core
+ * hands an origin to one session once (its state marks it pending first), so
+ * the set only has to know what earlier sessions left, and a first migration
+ * keeps it empty however large the mailbox. */
 static gw_status load_keys(struct md_session *s, struct md_folder *f)
 {
 	if (f->keys_loaded)
@@ -536,7 +540,8 @@ static gw_status find_existing(struct md_session *s, struct md_folder *f, const 
                                bool *found, char message_id[GW_SINK_ID_MAX])
 {
 	char *base = NULL;
-	const struct md_delivery *d = find_delivery(s, f, key);
+	const struct md_delivery *d =
+	        md_keyset_has(&s->delivery_keys, key) ? find_delivery(s, f, key) : NULL;
 	*found = d != NULL;
 	if (d) {
 		snprintf(message_id, GW_SINK_ID_MAX, "%s", d->base);
@@ -731,6 +736,8 @@ static void add_delivery(struct md_session *s, struct md_folder *f, char *tmp, c
 	        .origin_key = origin_key ? md_xstrdup(origin_key) : NULL,
 	        .base = md_xstrdup(base),
 	};
+	if (origin_key)
+		md_keyset_add(&s->delivery_keys, origin_key, strlen(origin_key));
 }
 
 static gw_status md_append(void *session, void *folder, const struct gw_sink_item *item,
@@ -810,6 +817,7 @@ static gw_status move_into_cur(struct md_session *s)
 		delivery_free(d);
 	}
 	s->delivery_count = 0;
+	md_keyset_clear(&s->delivery_keys);
 	return GW_OK;
 }
 

@@ -83,7 +83,10 @@ struct md_keyset {
 	size_t cap;
 	size_t count;
 };
+void md_keyset_add(struct md_keyset *set, const char *key, size_t len);
 bool md_keyset_has(const struct md_keyset *set, const char *key);
+/* Empty the set, keeping its memory for the next batch. */
+void md_keyset_clear(struct md_keyset *set);
 void md_keyset_free(struct md_keyset *set);
 /* Add the origin key of every godwit-written file in @p dir (cur/ or new/). */
 bool md_keyset_scan(struct md_keyset *set, const char *dir);

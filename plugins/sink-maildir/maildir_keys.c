@@ -44,7 +44,7 @@ static void keyset_grow(struct md_keyset *set)
 	*set = bigger;
 }
 
-static void keyset_add(struct md_keyset *set, const char *key, size_t len)
+void md_keyset_add(struct md_keyset *set, const char *key, size_t len)
 {
 	if ((set->count + 1) * 4 > set->cap * 3)
 		keyset_grow(set);
@@ -61,6 +61,13 @@ bool md_keyset_has(const struct md_keyset *set, const char *key)
 		if (set->slots[i] == h)
 			return true;
 	return false;
+}
+
+void md_keyset_clear(struct md_keyset *set)
+{
+	if (set->cap)
+		memset(set->slots, 0, set->cap * sizeof(*set->slots));
+	set->count = 0;
 }
 
 void md_keyset_free(struct md_keyset *set)
@@ -96,7 +103,7 @@ bool md_keyset_scan(struct md_keyset *set, const char *dir)
 		const char *key;
 		size_t len;
 		if (origin_of_name(e->d_name, &key, &len))
-			keyset_add(set, key, len);
+			md_keyset_add(set, key, len);
 	}
 	closedir(d);
 	return true;
