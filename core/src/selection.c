@@ -14,7 +14,6 @@
  *   caught by the key. */
 #include "selection.h"
 
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +22,11 @@
 
 #include "sql_uids.h"
 #include "util.h"
+
+/* The rules' SQL names states by number. */
+_Static_assert(GW_SEL_TODO == 0 && GW_SEL_DONE == 1 && GW_SEL_FAILED_BEFORE == 2 &&
+                       GW_SEL_TOO_LARGE == 3 && GW_SEL_FILTERED == 4 && GW_SEL_OVER_CAP == 5,
+               "the SQL in this file spells these numbers");
 
 #define ENTRY_COLUMNS "folder, uid, internal_date, size, tz, flags, state, keywords"
 #define NEWEST_FIRST  "internal_date DESC, folder, uid DESC"
