@@ -16,9 +16,20 @@
  * flags, no folders): the floor of storing mail on this machine's disk,
  * which a reader that discards bytes does not pay.
  *
+ * With --append USER each connection also logs in to the same server as USER
+ * and APPENDs every message it reads into a folder of the same name, the
+ * fastest way an IMAP server can be fed: MULTIAPPEND commands (up to 64
+ * messages or 1 MiB; larger messages alone) whose literals are all
+ * non-synchronising, so nothing ever waits for a "+", and the tagged answers
+ * read only at the end. No flags, no dates. Safe only for a server known to
+ * accept every message: when one is refused inside a MULTIAPPEND, the rest of
+ * the command would be read as commands (a real client must not do this).
+ * The floor of an IMAP -> IMAP copy on this machine.
+ *
  * usage: limit --host H --port P --user U [--tls] [--ca FILE] [--connections N]
- *        [--store DIR]
- *        the password comes from the environment variable LIMIT_PASSWORD
+ *        [--store DIR | --append USER]
+ *        passwords come from the environment: LIMIT_PASSWORD (and, with
+ *        --append, LIMIT_APPEND_PASSWORD)
  * prints: messages=M bytes=B folders=F connections=N seconds=S
  */
 #include <errno.h>
@@ -49,7 +60,9 @@ struct options {
 	const char *user;
 	const char *password;
 	const char *ca_file;
-	const char *store; /* NULL: discard */
+	const char *store;       /* NULL: discard */
+	const char *append_user; /* NULL: no APPEND */
+	const char *append_password;
 	bool tls;
 	int connections;
 };
@@ -67,6 +80,11 @@ struct conn {
 	unsigned stored; /* --store: messages written by this connection */
 	int id;          /* --store: the connection's number, in file names */
 	char error[512];
+	/* --append, on the destination connection: the open MULTIAPPEND command. */
+	bool group_open;
+	unsigned group_count;
+	unsigned long long group_bytes;
+	unsigned unanswered; /* APPEND commands sent, answers not read yet */
 };
 
 struct folder {
@@ -288,10 +306,84 @@ static bool conn_store(struct conn *c, const char *dir, unsigned long long n)
 	return ok;
 }
 
+/* ---- --append --------------------------------------------------------------------------- */
+
+#define GROUP_MAX_MESSAGES 64
+#define GROUP_MAX_BYTES    (1024 * 1024)
+#define GROUP_MAX_MEMBER   (256 * 1024)
+
+static bool append_close_group(struct conn *d)
+{
+	if (!d->group_open)
+		return true;
+	d->group_open = false;
+	return conn_write(d, "\r\n", 2);
+}
+
+/* One message of @p n bytes from @p c straight into @p d's MULTIAPPEND to
+ * @p quoted_folder, starting a new command when the group is full. */
+static bool conn_append(struct conn *c, struct conn *d, const char *quoted_folder,
+                        unsigned long long n)
+{
+	bool alone = n > GROUP_MAX_MEMBER;
+	if (d->group_open &&
+	    (alone || d->group_count >= GROUP_MAX_MESSAGES ||
+	     d->group_bytes + n > GROUP_MAX_BYTES) &&
+	    !append_close_group(d))
+		return false;
+	char head[1200];
+	int len = d->group_open ? snprintf(head, sizeof(head), " {%llu+}\r\n", n)
+	                        : snprintf(head, sizeof(head), "p%u APPEND %s {%llu+}\r\n",
+	                                   ++d->tag, quoted_folder, n);
+	if (!d->group_open) {
+		d->group_open = true;
+		d->group_count = 0;
+		d->group_bytes = 0;
+		d->unanswered++;
+	}
+	if (!conn_write(d, head, (size_t)len))
+		return false;
+	d->group_count++;
+	d->group_bytes += n;
+	while (n > 0) {
+		if (c->pos == c->len && !conn_fill(c))
+			return false;
+		size_t avail = c->len - c->pos;
+		size_t take = avail < n ? avail : (size_t)n;
+		if (!conn_write(d, (const char *)c->buf + c->pos, take))
+			return false;
+		c->pos += take;
+		n -= take;
+	}
+	return !alone || append_close_group(d);
+}
+
+/* Read the answers of every APPEND sent; any NO or BAD fails. */
+static bool append_answers(struct conn *d)
+{
+	while (d->unanswered > 0) {
+		if (!conn_read_line(d))
+			return false;
+		if (d->line[0] == '*')
+			continue;
+		const char *space = strchr(d->line, ' ');
+		if (d->line[0] != 'p' || !space || strncmp(space + 1, "OK", 2) != 0) {
+			fail(d, "APPEND refused: %s", d->line);
+			return false;
+		}
+		d->unanswered--;
+	}
+	return true;
+}
+
 /* ---- commands ---------------------------------------------------------------------------- */
 
 struct response_sink {
-	const char *store; /* --store DIR for the literals, or NULL */
+	const char *store;     /* --store DIR for the literals, or NULL */
+	struct conn *append;   /* --append: the destination connection, or NULL */
+	const char *append_to; /* --append: the quoted folder name */
+	bool may_fail;         /* a NO answer is not an error (CREATE of an existing folder) */
+	bool can_append;       /* CAPABILITY: MULTIAPPEND and LITERAL+ */
 	unsigned long long fetches;
 	unsigned long long literal_bytes;
 	struct folder *folders; /* LIST: collected here when not NULL */
@@ -362,6 +454,8 @@ static void note_untagged(const struct conn *c, struct response_sink *sink)
 	unsigned long n = strtoul(p, (char **)&p, 10);
 	if (p > line + 2 && strncmp(p, " EXISTS", 7) == 0)
 		sink->exists = n;
+	if (strncmp(line, "* CAPABILITY ", 13) == 0)
+		sink->can_append = strstr(line, " MULTIAPPEND") && strstr(line, " LITERAL+");
 	const char *m = strstr(line, "(MESSAGES ");
 	if (strncmp(line, "* STATUS ", 9) == 0 && m)
 		sink->status_messages = strtoul(m + 10, NULL, 10);
@@ -390,7 +484,8 @@ static bool command(struct conn *c, struct response_sink *sink, const char *fmt,
 		if (!conn_read_line(c))
 			return false;
 		if (strncmp(c->line, tag, tag_len) == 0 && c->line[tag_len] == ' ') {
-			if (strncmp(c->line + tag_len + 1, "OK", 2) == 0)
+			if (strncmp(c->line + tag_len + 1, "OK", 2) == 0 ||
+			    (sink->may_fail && strncmp(c->line + tag_len + 1, "NO", 2) == 0))
 				return true;
 			fail(c, "%s", c->line);
 			return false;
@@ -412,11 +507,18 @@ static bool command(struct conn *c, struct response_sink *sink, const char *fmt,
 				collect_list(c, sink, name);
 				is_list = false;
 			} else {
-				sink->literal_bytes += (unsigned long long)literal;
-				if (sink->store ? !conn_store(c, sink->store,
-				                              (unsigned long long)literal)
-				                : !conn_skip(c, (unsigned long long)literal, -1))
+				unsigned long long n = (unsigned long long)literal;
+				sink->literal_bytes += n;
+				bool ok = sink->store ? conn_store(c, sink->store, n)
+				          : sink->append
+				                  ? conn_append(c, sink->append, sink->append_to, n)
+				                  : conn_skip(c, n, -1);
+				if (!ok) {
+					if (sink->append && sink->append->error[0])
+						snprintf(c->error, sizeof(c->error), "%s",
+						         sink->append->error);
 					return false;
+				}
 			}
 			if (!conn_read_line(c)) /* the rest of the response after the literal */
 				return false;
@@ -439,7 +541,7 @@ static void quote_into(char *out, size_t size, const char *name)
 	out[o] = '\0';
 }
 
-static bool login(struct conn *c, const struct options *opt)
+static bool login_as(struct conn *c, const char *name, const char *password)
 {
 	char user[600], pass[600];
 	struct response_sink sink = {0};
@@ -449,21 +551,59 @@ static bool login(struct conn *c, const struct options *opt)
 		fail(c, "unexpected greeting: %s", c->line);
 		return false;
 	}
-	quote_into(user, sizeof(user), opt->user);
-	quote_into(pass, sizeof(pass), opt->password);
+	quote_into(user, sizeof(user), name);
+	quote_into(pass, sizeof(pass), password);
 	return command(c, &sink, "LOGIN %s %s", user, pass);
 }
 
-static bool drain_folder(struct conn *c, const char *name, const char *store, struct totals *t)
+static bool login(struct conn *c, const struct options *opt)
+{
+	return login_as(c, opt->user, opt->password);
+}
+
+/* --append: the destination session; the server must offer what conn_append relies on. */
+static bool login_append(struct conn *d, const struct options *opt, SSL_CTX *ctx)
+{
+	if (!conn_open(d, opt, ctx) || !login_as(d, opt->append_user, opt->append_password))
+		return false;
+	struct response_sink sink = {0};
+	if (!command(d, &sink, "CAPABILITY"))
+		return false;
+	if (!sink.can_append)
+		fail(d, "the server lacks MULTIAPPEND or LITERAL+");
+	return sink.can_append;
+}
+
+/* --append: the destination's folders, created before the clock's main work. */
+static bool create_folders(const struct options *opt, SSL_CTX *ctx, const struct work *w,
+                           char *error, size_t error_size)
+{
+	struct conn d;
+	bool ok = login_append(&d, opt, ctx);
+	for (size_t i = 0; ok && i < w->folder_count; i++) {
+		char quoted[1100];
+		struct response_sink create = {.may_fail = true};
+		quote_into(quoted, sizeof(quoted), w->folders[i].name);
+		ok = command(&d, &create, "CREATE %s", quoted);
+	}
+	if (!ok)
+		snprintf(error, error_size, "%s: %s", opt->append_user, d.error);
+	conn_close(&d);
+	return ok;
+}
+
+static bool drain_folder(struct conn *c, const char *name, const struct options *opt,
+                         struct conn *dest, struct totals *t)
 {
 	char quoted[1100];
-	struct response_sink sink = {.store = store};
+	struct response_sink sink = {.store = opt->store, .append = dest, .append_to = quoted};
 	quote_into(quoted, sizeof(quoted), name);
 	if (!command(c, &sink, "EXAMINE %s", quoted))
 		return false;
 	if (sink.exists == 0)
 		return true;
-	if (!command(c, &sink, "UID FETCH 1:* (BODY.PEEK[] FLAGS INTERNALDATE)"))
+	if (!command(c, &sink, "UID FETCH 1:* (BODY.PEEK[] FLAGS INTERNALDATE)") ||
+	    (dest && !append_close_group(dest)))
 		return false;
 	t->messages += sink.fetches;
 	t->bytes += sink.literal_bytes;
@@ -502,8 +642,9 @@ struct worker {
 	pthread_t thread;
 	struct work *work;
 	struct conn conn;
+	struct conn dest; /* --append */
 	struct totals totals;
-	bool have_conn;
+	bool have_conn, have_dest;
 };
 
 static const char *next_folder(struct work *w)
@@ -525,13 +666,28 @@ static void *worker_main(void *arg)
 			goto failed;
 		wk->have_conn = true;
 	}
+	const struct options *opt = wk->work->opt;
+	struct conn *dest = opt->append_user ? &wk->dest : NULL;
+	wk->have_dest = dest != NULL;
+	if (dest && !login_append(dest, opt, wk->work->ctx)) {
+		char why[sizeof(dest->error)];
+		memcpy(why, dest->error, sizeof(why));
+		snprintf(c->error, sizeof(c->error), "%.100s: %.400s", opt->append_user, why);
+		goto failed;
+	}
 	const char *name;
 	while ((name = next_folder(wk->work)) != NULL) {
-		if (!drain_folder(c, name, wk->work->opt->store, &wk->totals))
+		if (!drain_folder(c, name, opt, dest, &wk->totals))
 			goto failed;
+	}
+	if (dest && !append_answers(dest)) {
+		snprintf(c->error, sizeof(c->error), "%s", dest->error);
+		goto failed;
 	}
 	struct response_sink sink = {0};
 	command(c, &sink, "LOGOUT");
+	if (dest)
+		command(dest, &sink, "LOGOUT");
 	return NULL;
 failed:
 	wk->totals.failed = true;
@@ -578,11 +734,16 @@ static bool parse_options(int argc, char **argv, struct options *opt)
 			opt->connections = atoi(v);
 		else if (strcmp(a, "--store") == 0)
 			opt->store = v;
+		else if (strcmp(a, "--append") == 0)
+			opt->append_user = v;
 		else
 			return false;
 		i++;
 	}
 	opt->password = getenv("LIMIT_PASSWORD");
+	opt->append_password = getenv("LIMIT_APPEND_PASSWORD");
+	if (opt->append_user && (opt->store || !opt->append_password))
+		return false;
 	return opt->host && opt->port && opt->user && opt->password && opt->connections >= 1 &&
 	       opt->connections <= 256;
 }
@@ -599,8 +760,8 @@ int main(int argc, char **argv)
 	struct options opt;
 	if (!parse_options(argc, argv, &opt)) {
 		fputs("usage: limit --host H --port P --user U [--tls] [--ca FILE] [--connections "
-		      "N] [--store DIR]\n"
-		      "       (password in LIMIT_PASSWORD)\n",
+		      "N] [--store DIR | --append USER]\n"
+		      "       (passwords in LIMIT_PASSWORD, LIMIT_APPEND_PASSWORD)\n",
 		      stderr);
 		return 2;
 	}
@@ -637,6 +798,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	first->have_conn = true;
+	char error[600];
+	if (opt.append_user && !create_folders(&opt, w.ctx, &w, error, sizeof(error))) {
+		fprintf(stderr, "limit: %s\n", error);
+		return 1;
+	}
 	for (int i = 0; i < opt.connections; i++) {
 		workers[i].work = &w;
 		workers[i].conn.id = i;
@@ -653,6 +819,8 @@ int main(int argc, char **argv)
 			sum.failed = true;
 		}
 		conn_close(&workers[i].conn);
+		if (workers[i].have_dest)
+			conn_close(&workers[i].dest);
 	}
 	printf("messages=%llu bytes=%llu folders=%zu connections=%d seconds=%.3f\n", sum.messages,
 	       sum.bytes, w.folder_count, opt.connections, now_seconds() - began);

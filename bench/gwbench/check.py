@@ -163,6 +163,19 @@ def verify_reader(source, stdout):
     return Verdict(True, "read all (count, bytes)")
 
 
+def verify_appended(source, client):
+    """limit --append: each folder of the destination holds the source folder's messages
+    (as Dovecot stores an APPEND), byte for byte; flags and dates are not copied."""
+    actual = verify.read_server(client)
+    got = Counter((name, m["sha256"]) for name, msgs in actual.items() for m in msgs)
+    expected = Counter((name, m["sha256"]) for name, msgs in source.items() for m in msgs)
+    if got != expected:
+        return Verdict(False, "WRONG: appended %d messages, %d differ from the source's %d"
+                       % (sum(got.values()), sum((got - expected).values()),
+                          sum(expected.values())))
+    return Verdict(True, "appended all (hashes)")
+
+
 def verify_stored(source, cur):
     """limit --store wrote one file per message: the multiset of their hashes is the source's."""
     stored = Counter()

@@ -201,7 +201,11 @@ def make_cases(bench, args):
                   tools.LimitCase(B, "limit %d msgs, plain" % args.small_messages, "limit",
                                   user="small"),
                   tools.LimitCase(B, "limit+store %d msgs, plain" % args.small_messages,
-                                  "limit", user="small", store=True)]
+                                  "limit", user="small", store=True),
+                  # The floor of IMAP -> IMAP, for the imap sink and imapsync rows.
+                  tools.LimitCase(B, "limit+append 1 conn, plain", "limit", append=True),
+                  tools.LimitCase(B, "limit+append 2 conn, plain", "limit", append=True,
+                                  connections=2)]
     if "mbsync" in only:
         cases += [tools.MbsyncCase(B, "mbsync plain, FSync no", "mbsync"),
                   tools.MbsyncCase(B, "mbsync plain, FSync yes", "mbsync", fsync=True),
@@ -334,6 +338,8 @@ def main(argv=None):
     users.update({"imapsync%d" % rep: "Bench-imapsync-%d" % rep
                   for rep in range(1, max(args.reps, args.slow_reps) + 1)})
     users.update({"rss%d" % n: "Bench-rss-%d" % n for n in args.rss_sizes})
+    users.update({"append%d_%d" % (conns, rep): "Bench-append-%d-%d" % (conns, rep)
+                  for conns in (1, 2) for rep in range(1, args.reps + 1)})
     # Dovecot's mail lives on the destinations' file system too: the imap sink and
     # imapsync rows write into it, and this VM's root (ext4 without a journal) makes
     # file creation slow for minutes after files were deleted (PROFILE.md).
