@@ -17,7 +17,11 @@
  *   moment; waiting is right, failing is not. Write transactions start with
  *   BEGIN IMMEDIATE so they wait for the lock up front instead of failing
  *   when a read transaction tries to become a write transaction.
- * - foreign keys on: messages cannot outlive their folder row. */
+ * - foreign keys on: messages cannot outlive their folder row.
+ * - cache_size 512 KiB per handle (SQLite's default is 2 MB): the file stays
+ *   in the kernel's page cache anyway, and a bigger cache only made a
+ *   worker's memory grow with the mailbox until it was full (+2 MiB from
+ *   5,000 to 20,000 messages); no slower on 20,000 messages. */
 #include "state.h"
 
 #include <stdarg.h>
@@ -386,7 +390,9 @@ static bool state_configure(struct gw_state *st, char **error)
 	sqlite3_extended_result_codes(st->db, 1);
 	sqlite3_busy_timeout(st->db, STATE_BUSY_TIMEOUT_MS);
 	return exec_sql(st, "PRAGMA journal_mode = WAL", "switching to WAL", error) &&
-	       exec_sql(st, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON",
+	       exec_sql(st,
+	                "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; "
+	                "PRAGMA cache_size = -512",
 	                "setting pragmas", error);
 }
 

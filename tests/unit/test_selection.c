@@ -266,8 +266,8 @@ static void test_each_ahead_lists_what_the_cursor_has_not_passed(void **unused)
 }
 
 /* The point of the module: 300,000 messages, scanned, selected and walked,
- * within what SQLite is allowed to keep (page cache and sorter), not 40 bytes
- * a message (12 MB) as an array would. */
+ * within what SQLite is allowed to keep (page cache and sorter, 0.6 MiB
+ * measured), not 40 bytes a message (12 MB) as an array would. */
 static void test_memory_does_not_grow_with_the_mailbox(void **unused)
 {
 	(void)unused;
@@ -304,7 +304,7 @@ static void test_memory_does_not_grow_with_the_mailbox(void **unused)
 	sqlite3_int64 peak = sqlite3_memory_highwater(0) - base;
 	printf("selection of %d messages: SQLite peak %.1f MiB above the empty selection\n",
 	       MESSAGES, (double)peak / (1 << 20));
-	assert_true(peak < 3 * (1 << 20));
+	assert_true(peak < 1 << 20);
 	gw_selection_close(sel);
 }
 
