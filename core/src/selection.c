@@ -32,6 +32,12 @@ _Static_assert(GW_SEL_TODO == 0 && GW_SEL_DONE == 1 && GW_SEL_FAILED_BEFORE == 2
 
 #define ENTRY_COLUMNS "folder, uid, internal_date, size, tz, flags, state, keywords"
 #define NEWEST_FIRST  "internal_date DESC, folder, uid DESC"
+/* The entries beyond the count cap. The cap counts what earlier runs migrated
+ * too (done) and what failed earlier in this run: it bounds the mailbox, not
+ * the run. */
+#define BEYOND_CAP                                                                                 \
+	"SELECT folder, uid, 0, state FROM scanned WHERE state IN (0, 1, 2) ORDER "                \
+	"BY " NEWEST_FIRST " LIMIT -1 OFFSET ?1"
 
 enum sel_stmt { SEL_INSERT, SEL_TODO_UIDS, SEL_SET_STATE, SEL_CURSOR, SEL_AHEAD, SEL__COUNT };
 
@@ -304,11 +310,6 @@ bool gw_selection_apply(struct gw_selection *sel, const struct gw_selection_rule
 	            "UPDATE scanned SET state = 4 WHERE state = 0 AND internal_date < ?1",
 	            rules->since, GW_SEL_FILTERED, "applying the date filter", error))
 		return false;
-		/* The cap counts what earlier runs migrated too: it bounds the mailbox, not the
-		 * run. */
-#define BEYOND_CAP                                                                                 \
-	"SELECT folder, uid, 0, state FROM scanned WHERE state IN (0, 1, 2) ORDER "                \
-	"BY " NEWEST_FIRST " LIMIT -1 OFFSET ?1"
 	sqlite3_int64 cap =
 	        rules->max_count > INT64_MAX ? INT64_MAX : (sqlite3_int64)rules->max_count;
 	if (cap > 0 &&
@@ -317,7 +318,6 @@ bool gw_selection_apply(struct gw_selection *sel, const struct gw_selection_rule
 	                        "(folder, uid) IN (SELECT folder, uid FROM (" BEYOND_CAP "))",
 	                        cap, GW_SEL_OVER_CAP, "applying the count cap", error))
 		return false;
-#undef BEYOND_CAP
 	sqlite3_stmt *stmt = stmt_once(sel, "SELECT count(*) FROM scanned WHERE state = 0", error);
 	if (stmt == NULL)
 		return false;
