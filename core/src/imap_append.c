@@ -226,11 +226,20 @@ static uint32_t parse_appenduid(const struct imap_response *resp, uint32_t *uids
 	return validity;
 }
 
-static void pending_free(struct imap_pending_append *p)
+/* Free the MULTIAPPEND copy kept for a retry, keeping the connection's total. */
+static void drop_copy(struct gw_imap *imap, struct imap_pending_append *p)
+{
+	imap->copies_kept -= p->resend_len;
+	free(p->resend);
+	p->resend = NULL;
+	p->resend_len = 0;
+}
+
+static void pending_free(struct gw_imap *imap, struct imap_pending_append *p)
 {
 	free(p->dropped);
-	free(p->resend);
-	p->dropped = p->resend = NULL;
+	p->dropped = NULL;
+	drop_copy(imap, p);
 }
 
 static void group_forget(struct gw_imap *imap)
@@ -305,7 +314,7 @@ bool imap_append_complete(struct gw_imap *imap, const struct imap_response *resp
 		                                  .dropped_flags =
 		                                          done[i].dropped ? done[i].dropped : ""};
 		done[i].cb(done[i].arg, &r);
-		pending_free(&done[i]);
+		pending_free(imap, &done[i]);
 	}
 	free(uids);
 	free(done);
@@ -315,7 +324,7 @@ bool imap_append_complete(struct gw_imap *imap, const struct imap_response *resp
 static void forget_appends(struct gw_imap *imap)
 {
 	for (size_t i = 0; i < imap->append_count; i++)
-		pending_free(&imap->appends[i]);
+		pending_free(imap, &imap->appends[i]);
 	free(imap->appends);
 	imap->appends = NULL;
 	imap->append_count = imap->append_commands = 0;
@@ -355,21 +364,10 @@ static gw_status send_queued(struct gw_imap *imap)
 		if (st != GW_OK)
 			return st;
 		p->queued = false;
-		free(p->resend); /* alone, a refusal is the message's own */
-		p->resend = NULL;
-		p->resend_len = 0;
+		drop_copy(imap, p); /* alone, a refusal is the message's own */
 		imap->append_commands++;
 	}
 	return GW_OK;
-}
-
-/* Bytes of the MULTIAPPEND copies still kept. */
-static size_t copies_kept(const struct gw_imap *imap)
-{
-	size_t total = 0;
-	for (size_t i = 0; i < imap->append_count; i++)
-		total += imap->appends[i].resend_len;
-	return total;
 }
 
 /* Read one response and deliver it if it ends an APPEND. */
@@ -688,6 +686,7 @@ static gw_status send_in_group(struct gw_imap *imap, const struct gw_imap_append
 	gw_buf_append(cmd, "\r\n", 2);
 	p->resend_len = cmd->len;
 	p->resend = cmd->data; /* the pending entry owns the copy now */
+	imap->copies_kept += p->resend_len;
 	*cmd = (struct gw_buf){0};
 	imap->group.count++;
 	imap->group.bytes += m->size;
@@ -719,7 +718,7 @@ gw_status imap_append(struct gw_imap *imap, const struct gw_imap_append *message
 		               message->size, message->folder, t->append_limit);
 	st = send_queued(imap);
 	while (st == GW_OK && (imap->append_commands >= imap->pipeline_depth ||
-	                       (grouped && copies_kept(imap) > GROUP_COPIES_MAX)))
+	                       (grouped && imap->copies_kept > GROUP_COPIES_MAX)))
 		st = read_one(imap);
 	if (st != GW_OK)
 		return st;

@@ -99,6 +99,7 @@ struct gw_imap {
 	struct imap_pending_append *appends; /* in flight, oldest first */
 	size_t append_count;
 	size_t append_commands; /* APPEND commands sent whole, without their answer */
+	size_t copies_kept;     /* bytes of the appends' MULTIAPPEND copies (resend) */
 	struct imap_append_group group;
 	char **permanent_scratch; /* PERMANENTFLAGS collected by the current SELECT */
 	size_t permanent_scratch_count;
