@@ -155,7 +155,9 @@ static int tcp_connect(const struct options *opt, char *err, size_t err_size)
 
 static bool conn_open(struct conn *c, const struct options *opt, SSL_CTX *ctx)
 {
+	int id = c->id; /* names --store's files: kept */
 	memset(c, 0, sizeof(*c));
+	c->id = id;
 	c->buf = xmalloc(READ_BUFFER_SIZE);
 	c->line_cap = 4096;
 	c->line = xmalloc(c->line_cap);

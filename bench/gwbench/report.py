@@ -176,7 +176,9 @@ def targets(results):
         # godwit does all of its work and more, on cores the server shares.
         store = _store_for(results, row) if ref_of is _limit_for else None
         if store:
-            text += "; limit+store: %.2f x" % _ratio(ref, store)
+            store_ratio = _ratio(ref, store)
+            text += "; limit+store: %s" % ("%.2f x" % store_ratio if store_ratio is not None
+                                           else "not measured")
         out.append((what, text, "PASS" if ok else "FAIL"))
 
     for tls in ("plain", "TLS"):
