@@ -336,7 +336,8 @@ class GodwitCase(Case):
                   "          username: %s" % _yaml(self.user),
                   "          password: %s" % _yaml(self.password)]
         if self.connections == 1:
-            lines += ["    limits:", "      mailboxes_in_parallel: 1", "      source_connections: 1"]
+            lines += ["    limits:", "      mailboxes_in_parallel: 1", "      source_connections: 1",
+                      "      connections_per_mailbox: 1"]
         profile = os.path.join(self.workdir, "profile.yaml")
         with open(profile, "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")

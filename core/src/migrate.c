@@ -9,6 +9,7 @@
 #include "migrate.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,6 +152,7 @@ struct run_folder {
 	uint32_t *done_uids; /* state's done UIDs for the current uidvalidity, sorted */
 	size_t done_count;
 	uint64_t done_at_scan;
+	uint32_t lane; /* the lane that copies it (GW_SEL_NO_LANE: nothing to copy) */
 };
 
 enum item_outcome {
@@ -188,6 +190,8 @@ struct attempt {
 	size_t folder_count;
 	long current;                   /* folder selected at the source, -1 if none */
 	struct gw_selection *selection; /* what the scan found; see selection.h */
+	struct gw_sel_cursor *cursor;   /* this lane's walk through it */
+	uint32_t lane;                  /* 0: the attempt itself; see "lanes" below */
 	size_t found;                   /* messages the scan found in the mailbox */
 	struct keyword_table kw;
 	/* Batch buffers, cfg->batch_messages each, allocated once per attempt. */
@@ -1134,10 +1138,11 @@ static struct run_folder *item_folder(struct attempt *a, const struct batch_item
 /* One message of this job's share of the progress total is done with (copied or failed). */
 static void settle_one(struct attempt *a)
 {
-	if (a->job->outstanding > 0) {
-		a->job->outstanding--;
-		atomic_fetch_sub(&a->res->progress->planned, 1);
+	uint64_t left = atomic_load(&a->job->outstanding);
+	while (left > 0 && !atomic_compare_exchange_weak(&a->job->outstanding, &left, left - 1)) {
 	}
+	if (left > 0)
+		atomic_fetch_sub(&a->res->progress->planned, 1);
 }
 
 static void fail_item(struct attempt *a, struct batch_item *item, const char *reason)
@@ -1362,8 +1367,8 @@ static gw_status give_up_folder(struct attempt *a, struct run_folder *rf, const 
 	fail_folder(a, rf, reason);
 	struct give_up g = {.a = a, .rf = rf, .text = gw_xasprintf("folder failed: %s", reason)};
 	char *error = NULL;
-	bool ok = gw_selection_each_ahead(a->selection, (uint32_t)(rf - a->folders), give_up_entry,
-	                                  &g, &error);
+	bool ok = gw_sel_cursor_each_ahead(a->cursor, (uint32_t)(rf - a->folders), give_up_entry,
+	                                   &g, &error);
 	free(g.text);
 	return ok ? GW_OK : stop_selection(a, error);
 }
@@ -1719,20 +1724,20 @@ static gw_status migrate_selected(struct attempt *a)
 		struct gw_sel_entry e;
 		char *error = NULL;
 		while (a->batch_count < a->cfg->batch_messages) {
-			if (!gw_selection_peek(a->selection, &e, &error)) {
+			if (!gw_sel_cursor_peek(a->cursor, &e, &error)) {
 				if (error != NULL)
 					return stop_selection(a, error);
 				break;
 			}
 			/* A failed folder's messages were recorded when it failed. */
 			if (a->folders[e.folder].failed) {
-				gw_selection_advance(a->selection);
+				gw_sel_cursor_advance(a->cursor);
 				continue;
 			}
 			if (a->batch_count > 0 && bytes + e.size > a->cfg->batch_bytes)
 				break;
 			take_into_batch(a, &e);
-			gw_selection_advance(a->selection);
+			gw_sel_cursor_advance(a->cursor);
 			bytes += e.size;
 		}
 		if (a->batch_count == 0)
@@ -1744,7 +1749,39 @@ static gw_status migrate_selected(struct attempt *a)
 	}
 }
 
-/* ---- the attempt ---- */
+/* ---- sessions and buffers ---- */
+
+static void set_contexts(struct attempt *a)
+{
+	a->sctx = (struct gw_ctx){.pipeline = a->rt->name,
+	                          .mailbox = a->job->mailbox->email,
+	                          .plugin = a->rt->source_label};
+	a->kctx = (struct gw_ctx){.pipeline = a->rt->name,
+	                          .mailbox = a->job->mailbox->email,
+	                          .plugin = a->rt->sink_label};
+}
+
+static void batch_alloc(struct attempt *a)
+{
+	a->batch = gw_xcalloc(a->cfg->batch_messages, sizeof(*a->batch));
+	a->records = gw_xcalloc(a->cfg->batch_messages, sizeof(*a->records));
+	a->outcomes = gw_xcalloc(a->cfg->batch_messages, sizeof(*a->outcomes));
+	a->uids = gw_xcalloc(a->cfg->batch_messages, sizeof(*a->uids));
+	a->group_keys = gw_xcalloc(a->cfg->batch_messages, sizeof(*a->group_keys));
+	a->batch_kw = NULL;
+	a->batch_kw_len = a->batch_kw_cap = a->batch_count = 0;
+}
+
+static void batch_free(struct attempt *a)
+{
+	batch_reset(a);
+	free(a->batch);
+	free(a->records);
+	free(a->outcomes);
+	free(a->uids);
+	free(a->group_keys);
+	free(a->batch_kw);
+}
 
 static gw_status open_sessions(struct attempt *a)
 {
@@ -1773,14 +1810,286 @@ static void close_sessions(struct attempt *a)
 	a->snk = a->src = NULL;
 }
 
+/* ---- lanes ---- */
+
+/* After the scan, the copy runs in lanes: each folder belongs to one lane, and
+ * each lane walks its own newest-first cursor on a source and a sink session
+ * of its own (PROFILE.md: one connection leaves the server idle while godwit
+ * works, and the reverse). Lane 0 is the attempt itself, on the scheduler's
+ * sessions and thread. Every other lane is a copy of it on a thread of its
+ * own, with its own state handle, spool, batch and error; it shares what the
+ * scan produced (mapped folders, keywords, selection, reports), which does not
+ * change while lanes run, except each folder's report, written by its own
+ * lane only. A sink folder that several source folders land in belongs to one
+ * lane, so no sink folder is ever written by two sessions at once. */
+struct lane {
+	struct attempt a;
+	struct gw_worker_res res;
+	pthread_t thread;
+	bool running; /* its thread was started */
+	bool opened;  /* its sessions were opened, so it walked its cursor */
+	gw_status status;
+};
+
+struct by_sink_id {
+	const char *sink_id;
+	uint32_t folder;
+};
+
+static int cmp_sink_id(const void *x, const void *y)
+{
+	const struct by_sink_id *a = x, *b = y;
+	int c = strcmp(a->sink_id, b->sink_id);
+	return c != 0 ? c : (a->folder > b->folder) - (a->folder < b->folder);
+}
+
+/* Split the folders into at most @p wanted lanes; *lanes: how many got work. */
+static gw_status plan_lanes(struct attempt *a, unsigned wanted, unsigned *lanes)
+{
+	size_t n = a->folder_count;
+	struct by_sink_id *order = gw_xcalloc(n + 1, sizeof(*order));
+	uint32_t *group_of = gw_xcalloc(n + 1, sizeof(*group_of));
+	uint32_t *lane_of = gw_xcalloc(n + 1, sizeof(*lane_of));
+	size_t ensured = 0;
+	for (size_t i = 0; i < n; i++) {
+		group_of[i] = (uint32_t)i;
+		if (a->folders[i].ensured)
+			order[ensured++] = (struct by_sink_id){a->folders[i].sink_id, (uint32_t)i};
+	}
+	/* Folders landing in one sink folder form one group, named by its first folder. */
+	qsort(order, ensured, sizeof(*order), cmp_sink_id);
+	for (size_t k = 1; k < ensured; k++) {
+		if (strcmp(order[k - 1].sink_id, order[k].sink_id) == 0)
+			group_of[order[k].folder] = group_of[order[k - 1].folder];
+	}
+	char *error = NULL;
+	unsigned used = 0;
+	bool ok =
+	        gw_selection_plan_lanes(a->selection, group_of, n, wanted, &used, lane_of, &error);
+	for (size_t i = 0; ok && i < n; i++)
+		a->folders[i].lane = lane_of[i];
+	*lanes = used > 0 ? used : 1;
+	free(order);
+	free(group_of);
+	free(lane_of);
+	return ok ? GW_OK : stop_selection(a, error);
+}
+
+static struct lane *lane_new(const struct attempt *first, uint32_t index)
+{
+	struct lane *lane = gw_xcalloc(1, sizeof(*lane));
+	lane->res = (struct gw_worker_res){.spool = gw_spool_new(NULL, 0),
+	                                   .progress = first->res->progress,
+	                                   .state_path = first->res->state_path};
+	struct attempt *l = &lane->a;
+	*l = *first;
+	l->res = &lane->res;
+	l->lane = index;
+	l->src = l->snk = NULL;
+	l->current = -1;
+	l->cursor = NULL;
+	l->error = NULL;
+	set_contexts(l);
+	batch_alloc(l);
+	l->folders = gw_xcalloc(first->folder_count + 1, sizeof(*l->folders));
+	for (size_t i = 0; i < first->folder_count; i++) {
+		struct run_folder *rf = &l->folders[i];
+		*rf = first->folders[i];
+		rf->failed_uids = rf->done_uids = NULL; /* the scan's: not needed by the copy */
+		rf->failed_count = rf->done_count = 0;
+		rf->sink_folder = NULL; /* the first lane's session's: each lane opens its own */
+	}
+	return lane;
+}
+
+static void lane_free(struct lane *lane)
+{
+	struct attempt *l = &lane->a;
+	batch_free(l);
+	free(l->folders);
+	gw_sel_cursor_close(l->cursor);
+	free(l->error);
+	gw_spool_free(lane->res.spool);
+	if (lane->res.state != NULL)
+		gw_state_close(lane->res.state);
+	free(lane);
+}
+
+static gw_status ignore_folder(void *arg, const struct gw_folder_info *info)
+{
+	(void)arg;
+	(void)info;
+	return GW_OK;
+}
+
+/* The lane's sessions, listed at the source as the first one was (a source
+ * may learn its namespace there), and its folders opened in its sink session
+ * (they exist: the first lane made them). */
+static gw_status open_lane(struct attempt *l)
+{
+	gw_status st = open_sessions(l);
+	if (st == GW_OK) {
+		ctx_reset(&l->sctx);
+		st = l->src_ops->list_folders(l->src, ignore_folder, NULL);
+		if (st != GW_OK)
+			return stop_plugin(l, &l->sctx, l->rt->source_label, "listing folders", st);
+	}
+	for (size_t i = 0; st == GW_OK && i < l->folder_count; i++) {
+		struct run_folder *rf = &l->folders[i];
+		if (rf->lane != l->lane || !rf->ensured || rf->failed)
+			continue;
+		char sink_id[GW_SINK_ID_MAX] = "";
+		l->kctx.folder = rf->mapped->source_name;
+		ctx_reset(&l->kctx);
+		st = l->snk_ops->ensure_folder(l->snk, &rf->mapped->path, &rf->sink_folder,
+		                               sink_id);
+		l->kctx.folder = NULL;
+		sink_id[GW_SINK_ID_MAX - 1] = '\0';
+		if (st != GW_OK)
+			return stop_plugin(l, &l->kctx, l->rt->sink_label, "opening a folder", st);
+		if (strcmp(sink_id, rf->sink_id) != 0)
+			return stop(l, GW_ERR_SESSION,
+			            "%s: folder \"%s\" is %s on one session and %s on another",
+			            l->rt->sink_label, rf->mapped->source_name, rf->sink_id,
+			            sink_id);
+	}
+	return st;
+}
+
+static void *lane_main(void *arg)
+{
+	struct lane *lane = arg;
+	struct attempt *l = &lane->a;
+	char *error = NULL;
+	if (!gw_state_open(lane->res.state_path, &lane->res.state, &error)) {
+		lane->res.state = NULL;
+		lane->status = stop_state(l, error);
+	} else {
+		lane->status = open_lane(l);
+		lane->opened = lane->status == GW_OK;
+		if (lane->opened)
+			lane->status = migrate_selected(l);
+	}
+	close_sessions(l);
+	gw_budget_release_pair(l->job->source_budget, l->job->sink_budget);
+	return NULL;
+}
+
+/* Start lane @p index: false if it cannot run (its connections are given back). */
+static bool lane_start(struct attempt *a, struct lane *lane)
+{
+	char *error = NULL;
+	struct attempt *l = &lane->a;
+	if (!gw_sel_cursor_open(a->selection, l->lane, &l->cursor, &error)) {
+		lane->status = stop_selection(l, error);
+	} else {
+		int rc = pthread_create(&lane->thread, NULL, lane_main, lane);
+		lane->running = rc == 0;
+		if (rc != 0)
+			lane->status =
+			        stop(l, GW_ERR_SESSION, "cannot start a thread: %s", strerror(rc));
+	}
+	if (!lane->running)
+		gw_budget_release_pair(a->job->source_budget, a->job->sink_budget);
+	return lane->running;
+}
+
+/* A lane that could not open its sessions (the server refused one more
+ * connection, say) copied nothing: the first lane copies its folders after
+ * its own, on connections that work. */
+static gw_status adopt_lane(struct attempt *a, struct lane *lane)
+{
+	gw_log(&a->sctx, GW_LOG_WARN,
+	       "connection %u of the mailbox: %s; its folders are copied on the first connection",
+	       lane->a.lane + 1, lane->a.error != NULL ? lane->a.error : "not started");
+	struct gw_sel_cursor *own = a->cursor;
+	a->cursor = lane->a.cursor;
+	gw_status st = migrate_selected(a);
+	a->cursor = own;
+	return st;
+}
+
+static uint32_t max_u32(uint32_t x, uint32_t y)
+{
+	return x > y ? x : y;
+}
+
+/* Fold a finished lane into the attempt: the first failure decides how the
+ * attempt ends, and the longest pause a server asked for holds. */
+static gw_status join_lane(struct attempt *a, struct lane *lane, gw_status st)
+{
+	if (lane->running)
+		pthread_join(lane->thread, NULL);
+	if (!lane->opened && lane->a.cursor != NULL && st == GW_OK && gw_cancel_level() == 0)
+		lane->status = adopt_lane(a, lane);
+	if (st == GW_OK && lane->status != GW_OK) {
+		st = lane->status;
+		free(a->error);
+		a->error = lane->a.error;
+		lane->a.error = NULL;
+	}
+	a->sctx.retry_after_ms =
+	        max_u32(a->sctx.retry_after_ms,
+	                max_u32(lane->a.sctx.retry_after_ms, lane->a.kctx.retry_after_ms));
+	return st;
+}
+
+/* How many lanes: what the profile allows if both plugins allow it, with a
+ * source and a sink connection each from the budgets (taken only if free
+ * now), and no more than there are sink folders with something to copy. */
+static gw_status copy_in_lanes(struct attempt *a)
+{
+	struct gw_mailbox_job *job = a->job;
+	const struct gw_pipeline *p = a->rt->pipeline;
+	bool parallel = p->source->desc.capabilities & p->sink->desc.capabilities &
+	                GW_CAP_PARALLEL_SESSIONS;
+	unsigned extra = 0;
+	if (parallel && a->res->state_path != NULL && job->source_budget != NULL &&
+	    job->sink_budget != NULL) {
+		while (extra + 1 < a->cfg->connections_per_mailbox &&
+		       gw_budget_acquire_pair(job->source_budget, job->sink_budget, false))
+			extra++;
+	}
+	unsigned lanes = 1;
+	gw_status st = plan_lanes(a, 1 + extra, &lanes);
+	if (st != GW_OK)
+		lanes = 1;
+	for (unsigned i = lanes; i < 1 + extra; i++)
+		gw_budget_release_pair(job->source_budget, job->sink_budget);
+	if (st != GW_OK)
+		return st;
+	char *error = NULL;
+	unsigned opened = 1;
+	struct lane **others = gw_xcalloc(lanes, sizeof(*others));
+	if (!gw_sel_cursor_open(a->selection, 0, &a->cursor, &error)) {
+		st = stop_selection(a, error);
+	} else {
+		for (unsigned i = 1; i < lanes; i++) {
+			others[i - 1] = lane_new(a, i);
+			lane_start(a, others[i - 1]);
+		}
+		st = migrate_selected(a);
+	}
+	for (unsigned i = 1; i < lanes; i++) {
+		if (others[i - 1] == NULL) {
+			gw_budget_release_pair(job->source_budget, job->sink_budget);
+			continue;
+		}
+		st = join_lane(a, others[i - 1], st);
+		opened += others[i - 1]->opened;
+		lane_free(others[i - 1]);
+	}
+	free(others);
+	if (opened > job->report.connections)
+		job->report.connections = opened;
+	return st;
+}
+
+/* ---- the attempt ---- */
+
 static void attempt_free(struct attempt *a)
 {
-	batch_reset(a);
-	free(a->batch);
-	free(a->records);
-	free(a->outcomes);
-	free(a->uids);
-	free(a->group_keys);
+	batch_free(a);
 	for (size_t i = 0; i < a->folder_count; i++) {
 		free(a->folders[i].failed_uids);
 		free(a->folders[i].done_uids);
@@ -1789,8 +2098,8 @@ static void attempt_free(struct attempt *a)
 	for (size_t i = 0; i < a->mapped_count; i++)
 		gw_mapped_folder_free(&a->mapped[i]);
 	free(a->mapped);
+	gw_sel_cursor_close(a->cursor);
 	gw_selection_close(a->selection);
-	free(a->batch_kw);
 	kw_free(&a->kw);
 	free(a->error);
 }
@@ -1822,7 +2131,7 @@ static gw_status run_attempt(struct attempt *a)
 	plan_progress(a, todo);
 	gw_log(&a->sctx, GW_LOG_INFO, "%zu folder(s), %zu message(s) found, %llu to copy",
 	       a->folder_count, a->found, (unsigned long long)todo);
-	return migrate_selected(a);
+	return copy_in_lanes(a);
 }
 
 gw_status gw_migrate_attempt(struct gw_mailbox_job *job, struct gw_worker_res *res,
@@ -1837,21 +2146,12 @@ gw_status gw_migrate_attempt(struct gw_mailbox_job *job, struct gw_worker_res *r
 	        .snk_ops = &job->rt->pipeline->sink->sink,
 	        .current = -1,
 	};
-	a.sctx = (struct gw_ctx){.pipeline = a.rt->name,
-	                         .mailbox = job->mailbox->email,
-	                         .plugin = a.rt->source_label};
-	a.kctx = (struct gw_ctx){
-	        .pipeline = a.rt->name, .mailbox = job->mailbox->email, .plugin = a.rt->sink_label};
-	a.batch = gw_xcalloc(a.cfg->batch_messages, sizeof(*a.batch));
-	a.records = gw_xcalloc(a.cfg->batch_messages, sizeof(*a.records));
-	a.outcomes = gw_xcalloc(a.cfg->batch_messages, sizeof(*a.outcomes));
-	a.uids = gw_xcalloc(a.cfg->batch_messages, sizeof(*a.uids));
-	a.group_keys = gw_xcalloc(a.cfg->batch_messages, sizeof(*a.group_keys));
+	set_contexts(&a);
+	batch_alloc(&a);
 	job->report.attempts++;
 	gw_status st = run_attempt(&a);
 	close_sessions(&a);
-	*retry_after_ms = a.sctx.retry_after_ms > a.kctx.retry_after_ms ? a.sctx.retry_after_ms
-	                                                                : a.kctx.retry_after_ms;
+	*retry_after_ms = max_u32(a.sctx.retry_after_ms, a.kctx.retry_after_ms);
 	gw_mailbox_report_set_error(&job->report, st == GW_OK ? NULL : a.error);
 	attempt_free(&a);
 	return st;

@@ -1,7 +1,9 @@
 /* One mailbox job: list and map folders, scan, select, and copy newest
  * first in batches, committing state only after the sink made a batch
- * durable. One call is one attempt on one pair of sessions; the scheduler
- * owns retries, budgets and backoff around it. */
+ * durable. One call is one attempt: it scans on one pair of sessions (the
+ * scheduler's), then copies in lanes, each with a pair of its own, as many as
+ * connections_per_mailbox and the budgets allow. The scheduler owns retries,
+ * backoff and the first pair's budget slots around it. */
 #ifndef GW_MIGRATE_H
 #define GW_MIGRATE_H
 
@@ -11,6 +13,7 @@
 
 #include <godwit/status.h>
 
+#include "budget.h"
 #include "foldermap.h"
 #include "log.h"
 #include "plan.h"
@@ -48,6 +51,7 @@ struct gw_worker_res {
 	struct gw_state *state;
 	struct gw_spool *spool;
 	struct gw_progress *progress;
+	const char *state_path; /* lanes open handles of their own; NULL: no lanes */
 };
 
 /* A mailbox job; lives across attempts. */
@@ -55,7 +59,9 @@ struct gw_mailbox_job {
 	struct gw_pipeline_rt *rt;
 	const struct gw_mailbox *mailbox;
 	struct gw_mailbox_report report;
-	uint64_t outstanding; /* this job's share of gw_progress::planned still to do */
+	_Atomic uint64_t outstanding; /* this job's share of gw_progress::planned still to do */
+	/* Where lanes take their extra connections from; NULL: no lanes. */
+	struct gw_budget *source_budget, *sink_budget;
 };
 
 void gw_mailbox_job_init(struct gw_mailbox_job *job, struct gw_pipeline_rt *rt,

@@ -21,7 +21,10 @@
 #define DEFAULT_MAX_SIZE    (35ull * 1024 * 1024)
 #define DEFAULT_PARALLEL    4
 #define DEFAULT_CONNECTIONS 8
-#define DEFAULT_RETRIES     5
+/* Two lanes: measured 1.75 x one on the bench (PROFILE.md, sixth pass), and well
+ * under the per-user limits of Dovecot (10 per user and IP) and Gmail (15). */
+#define DEFAULT_CONNECTIONS_PER_MAILBOX 2
+#define DEFAULT_RETRIES                 5
 /* A batch is the unit of commit and a date slice of newest-first order, fetched
  * folder by folder; each folder in a batch costs a SELECT and a FETCH round
  * trip. 4096 instead of 1024 took 5,000 messages over 30 folders from 0.68 to
@@ -611,18 +614,26 @@ static void read_messages(struct loader *ld, yaml_node_t *node, const char *path
 static void read_limits(struct loader *ld, yaml_node_t *node, const char *path,
                         struct gw_pipeline_cfg *pl)
 {
-	static const struct key_spec keys[] = {
-	        {"mailboxes_in_parallel", false}, {"source_connections", false},
-	        {"sink_connections", false},      {"retries", false},
-	        {"batch_messages", false},        {"batch_bytes", false}};
-	unsigned *fields[] = {&pl->mailboxes_in_parallel, &pl->source_connections,
-	                      &pl->sink_connections, &pl->retries, &pl->batch_messages};
-	static const int64_t min[] = {1, 1, 1, 0, 1};
-	static const int64_t max[] = {256, 1024, 1024, 100, 65536};
-	yaml_node_t *v[6];
-	if (!read_mapping(ld, node, path, keys, 6, v))
+	static const struct key_spec keys[] = {{"mailboxes_in_parallel", false},
+	                                       {"source_connections", false},
+	                                       {"sink_connections", false},
+	                                       {"connections_per_mailbox", false},
+	                                       {"retries", false},
+	                                       {"batch_messages", false},
+	                                       {"batch_bytes", false}};
+	enum { KEY_COUNT = sizeof(keys) / sizeof(keys[0]) };
+	unsigned *fields[] = {&pl->mailboxes_in_parallel,
+	                      &pl->source_connections,
+	                      &pl->sink_connections,
+	                      &pl->connections_per_mailbox,
+	                      &pl->retries,
+	                      &pl->batch_messages};
+	static const int64_t min[] = {1, 1, 1, 1, 0, 1};
+	static const int64_t max[] = {256, 1024, 1024, 16, 100, 65536};
+	yaml_node_t *v[KEY_COUNT];
+	if (!read_mapping(ld, node, path, keys, KEY_COUNT, v))
 		return;
-	for (size_t i = 0; i < 6; i++) {
+	for (size_t i = 0; i < KEY_COUNT; i++) {
 		if (!v[i])
 			continue;
 		char *kp = child_path(path, keys[i].name);
@@ -641,6 +652,7 @@ static void set_pipeline_defaults(struct gw_pipeline_cfg *pl)
 	pl->mailboxes_in_parallel = DEFAULT_PARALLEL;
 	pl->source_connections = DEFAULT_CONNECTIONS;
 	pl->sink_connections = DEFAULT_CONNECTIONS;
+	pl->connections_per_mailbox = DEFAULT_CONNECTIONS_PER_MAILBOX;
 	pl->retries = DEFAULT_RETRIES;
 	pl->batch_messages = DEFAULT_BATCH_MESSAGES;
 	pl->batch_bytes = DEFAULT_BATCH_BYTES;

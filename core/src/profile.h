@@ -55,12 +55,14 @@ struct gw_pipeline_cfg {
 	uint64_t max_size;  /* bytes, default 35 MB (35,000,000... see docs: 35 MiB) */
 	int64_t since;      /* epoch seconds, 0 = no limit */
 
-	unsigned mailboxes_in_parallel; /* default 4 */
-	unsigned source_connections;    /* per source host, default 8 */
-	unsigned sink_connections;      /* default 8 */
-	unsigned retries;               /* session retries per mailbox, default 5 */
-	unsigned batch_messages;        /* messages per batch (commit unit), default 4096 */
-	uint64_t batch_bytes;           /* bytes per batch, default 128 MiB */
+	unsigned mailboxes_in_parallel;   /* default 4 */
+	unsigned source_connections;      /* per source host, default 8 */
+	unsigned sink_connections;        /* default 8 */
+	unsigned connections_per_mailbox; /* lanes of one mailbox, each a source and a sink
+	                                     connection; default 2 */
+	unsigned retries;                 /* session retries per mailbox, default 5 */
+	unsigned batch_messages;          /* messages per batch (commit unit), default 4096 */
+	uint64_t batch_bytes;             /* bytes per batch, default 128 MiB */
 };
 
 struct gw_profile {

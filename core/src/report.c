@@ -445,6 +445,7 @@ void gw_report_mailbox_json(struct gw_buf *out, const struct gw_mailbox_report *
 	        m->started > 0 && m->finished >= m->started ? m->finished - m->started : 0;
 	json_u64(out, "duration_ms", (uint64_t)duration, true);
 	json_u64(out, "attempts", m->attempts, true);
+	json_u64(out, "connections", m->connections, true);
 	json_counts_fields(out, &counts);
 	gw_buf_puts(out, ",");
 	json_key(out, "folders");

@@ -82,7 +82,8 @@ struct gw_mailbox_report {
 	int64_t started; /* wall clock, ms since the epoch; 0 if never started */
 	int64_t finished;
 	unsigned attempts;
-	uint64_t max_size; /* the limit too-large messages exceeded */
+	unsigned connections; /* the most source connections one attempt had open at once */
+	uint64_t max_size;    /* the limit too-large messages exceeded */
 	struct gw_folder_report *folders;
 	size_t folder_count;
 	struct gw_collision_report *collisions;

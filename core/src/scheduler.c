@@ -1,4 +1,4 @@
-/* Workers, budgets, retries and signals (see scheduler.h). */
+/* Workers, retries and signals (see scheduler.h). */
 #include "scheduler.h"
 
 #include <errno.h>
@@ -27,97 +27,6 @@ static int64_t now_ms(void)
 static int64_t monotonic_ms(void)
 {
 	return gw_monotonic_us() / 1000;
-}
-
-static struct timespec deadline_in(unsigned ms)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
-}
-
-/* ---- budgets ---- */
-
-struct gw_budget {
-	char *key;
-	unsigned limit;
-	unsigned in_use;
-	unsigned peak;
-	pthread_mutex_t lock;
-	pthread_cond_t freed;
-};
-
-struct gw_budget *gw_budget_new(const char *key, unsigned limit)
-{
-	struct gw_budget *b = gw_xcalloc(1, sizeof(*b));
-	b->key = gw_xstrdup(key);
-	b->limit = limit > 0 ? limit : 1;
-	pthread_mutex_init(&b->lock, NULL);
-	pthread_cond_init(&b->freed, NULL);
-	return b;
-}
-
-void gw_budget_free(struct gw_budget *b)
-{
-	if (b == NULL)
-		return;
-	pthread_mutex_destroy(&b->lock);
-	pthread_cond_destroy(&b->freed);
-	free(b->key);
-	free(b);
-}
-
-bool gw_budget_acquire(struct gw_budget *b)
-{
-	pthread_mutex_lock(&b->lock);
-	while (b->in_use >= b->limit) {
-		if (gw_cancel_level() >= 1) {
-			pthread_mutex_unlock(&b->lock);
-			return false;
-		}
-		struct timespec until = deadline_in(POLL_MS);
-		pthread_cond_timedwait(&b->freed, &b->lock, &until);
-	}
-	b->in_use++;
-	if (b->in_use > b->peak)
-		b->peak = b->in_use;
-	pthread_mutex_unlock(&b->lock);
-	return true;
-}
-
-void gw_budget_release(struct gw_budget *b)
-{
-	pthread_mutex_lock(&b->lock);
-	if (b->in_use > 0)
-		b->in_use--;
-	pthread_cond_signal(&b->freed);
-	pthread_mutex_unlock(&b->lock);
-}
-
-void gw_budget_limit_min(struct gw_budget *b, unsigned limit)
-{
-	pthread_mutex_lock(&b->lock);
-	if (limit > 0 && limit < b->limit)
-		b->limit = limit;
-	pthread_mutex_unlock(&b->lock);
-}
-
-void gw_budget_describe(const struct gw_budget *b, struct gw_budget_report *out)
-{
-	out->key = b->key;
-	out->limit = b->limit;
-	out->peak = b->peak;
-}
-
-const char *gw_budget_key(const struct gw_budget *b)
-{
-	return b->key;
 }
 
 char *gw_source_budget_key(const struct gw_pipeline *pipeline)
@@ -219,37 +128,19 @@ static bool retryable(gw_status st)
 	return st == GW_ERR_SESSION || st == GW_ERR_THROTTLED;
 }
 
-/* Take both connections, or none (a stop was requested while waiting). */
-static bool acquire_connections(struct gw_sched_job *sj)
-{
-	if (!gw_budget_acquire(sj->source_budget))
-		return false;
-	if (!gw_budget_acquire(sj->sink_budget)) {
-		gw_budget_release(sj->source_budget);
-		return false;
-	}
-	return true;
-}
-
-static void release_connections(struct gw_sched_job *sj)
-{
-	gw_budget_release(sj->sink_budget);
-	gw_budget_release(sj->source_budget);
-}
-
 /* Attempts with backoff in between; returns how the last one ended. */
 static gw_status run_attempts(struct gw_sched_job *sj, struct gw_mailbox_job *job,
                               struct gw_worker_res *res, unsigned retries, struct gw_ctx *ctx)
 {
 	for (unsigned retry = 0;; retry++) {
-		if (!acquire_connections(sj)) {
+		if (!gw_budget_acquire_pair(sj->source_budget, sj->sink_budget, true)) {
 			if (job->report.error == NULL)
 				gw_mailbox_report_set_error(&job->report, "interrupted");
 			return GW_ERR_CANCELLED;
 		}
 		uint32_t retry_after = 0;
 		gw_status st = gw_migrate_attempt(job, res, &retry_after);
-		release_connections(sj);
+		gw_budget_release_pair(sj->source_budget, sj->sink_budget);
 		if (!retryable(st))
 			return st;
 		if (retry >= retries) {
@@ -288,6 +179,8 @@ static void run_job(struct gw_sched *s, struct gw_sched_job *sj, struct gw_worke
 {
 	struct gw_mailbox_job job;
 	gw_mailbox_job_init(&job, sj->rt, sj->mailbox);
+	job.source_budget = sj->source_budget;
+	job.sink_budget = sj->sink_budget;
 	struct gw_ctx ctx = {.pipeline = sj->rt->name, .mailbox = sj->mailbox->email};
 	job.report.started = now_ms();
 	gw_log(&ctx, GW_LOG_INFO, "started");
@@ -318,7 +211,7 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct gw_sched *s = w->sched;
-	struct gw_worker_res res = {.progress = &s->progress};
+	struct gw_worker_res res = {.progress = &s->progress, .state_path = s->state_path};
 	char *state_error = NULL;
 	if (!gw_state_open(s->state_path, &res.state, &state_error)) {
 		char *text = gw_xasprintf("cannot open state %s: %s", s->state_path,
@@ -376,7 +269,7 @@ static bool wait_for_workers(struct gw_sched *s, size_t started)
 	int seen_level = 0;
 	pthread_mutex_lock(&done_lock);
 	while (workers_done < started) {
-		struct timespec until = deadline_in(250);
+		struct timespec until = gw_deadline_in_ms(250);
 		pthread_cond_timedwait(&done_cond, &done_lock, &until);
 		int level = gw_cancel_level();
 		int64_t now = monotonic_ms();

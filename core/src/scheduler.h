@@ -5,6 +5,8 @@
  * `mailboxes_in_parallel` workers. A worker holds one source and one sink
  * connection from the budgets while an attempt runs and gives them back
  * before it sleeps for a retry, so the limits hold during reconnects too.
+ * The attempt's extra lanes (migrate.h) take further slots only if they are
+ * free and no worker waits for one, and give them back as each lane ends.
  * Source budgets are shared by every pipeline that reaches the same host
  * with the same plugin. */
 #ifndef GW_SCHEDULER_H
@@ -15,23 +17,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "budget.h"
 #include "migrate.h"
 #include "report.h"
 
 /* ---- connection budgets ---- */
-
-struct gw_budget;
-
-/* A counting semaphore of @p limit slots (0 means 1) that remembers its peak use. */
-struct gw_budget *gw_budget_new(const char *key, unsigned limit);
-void gw_budget_free(struct gw_budget *budget);
-/* Wait for a slot. False (no slot taken) if a stop was requested while waiting. */
-bool gw_budget_acquire(struct gw_budget *budget);
-void gw_budget_release(struct gw_budget *budget);
-/* Lower the limit (two pipelines sharing a host: the smaller limit holds). */
-void gw_budget_limit_min(struct gw_budget *budget, unsigned limit);
-void gw_budget_describe(const struct gw_budget *budget, struct gw_budget_report *out);
-const char *gw_budget_key(const struct gw_budget *budget);
 
 /* "source <plugin> <host>" from the source plugin's option named "host" (a
  * string option, read through the option table), or "source <plugin>". Caller frees. */

@@ -9,6 +9,8 @@
  *   pages (SQLite's minimum, so 250 KiB with these pages) before it spills
  *   sorted runs to temporary files. Measured: no slower than 4 KiB pages and a
  *   512 KiB cache on 20,000 messages, and memory flat from 5,000 messages up.
+ * - FULLMUTEX: the lanes of a copy walk their cursors from their own threads
+ *   on this one connection (a private temporary database has no other).
  * - synchronous OFF: the file dies with the attempt; nothing needs to survive
  *   a crash. The rollback journal stays, because a failed scan rolls back.
  * - WITHOUT ROWID, keyed (folder, uid): a folder's scan arrives in UID order
@@ -39,28 +41,37 @@ _Static_assert(GW_SEL_TODO == 0 && GW_SEL_DONE == 1 && GW_SEL_FAILED_BEFORE == 2
 	"SELECT folder, uid, 0, state FROM scanned WHERE state IN (0, 1, 2) ORDER "                \
 	"BY " NEWEST_FIRST " LIMIT -1 OFFSET ?1"
 
-enum sel_stmt { SEL_INSERT, SEL_TODO_UIDS, SEL_SET_STATE, SEL_CURSOR, SEL_AHEAD, SEL__COUNT };
+enum sel_stmt { SEL_INSERT, SEL_TODO_UIDS, SEL_SET_STATE, SEL__COUNT };
 
 static const char *const sel_sql[SEL__COUNT] = {
         [SEL_INSERT] = "INSERT OR IGNORE INTO scanned (" ENTRY_COLUMNS
                        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         [SEL_TODO_UIDS] = "SELECT uid FROM scanned WHERE folder = ?1 AND state = 0 ORDER BY uid",
         [SEL_SET_STATE] = "UPDATE scanned SET state = ?3 WHERE folder = ?1 AND uid = ?2",
-        [SEL_CURSOR] =
-                "SELECT " ENTRY_COLUMNS " FROM scanned WHERE state = 0 ORDER BY " NEWEST_FIRST,
-        /* After the cursor's last key (?2 = 0: nothing passed yet), in cursor order;
-         * the folder is fixed, so "folder > last folder" compares ?1 with ?4. */
-        [SEL_AHEAD] = "SELECT " ENTRY_COLUMNS " FROM scanned WHERE folder = ?1 AND state = 0 AND "
-                      "(?2 = 0 OR internal_date < ?3 OR (internal_date = ?3 AND "
-                      "(?1 > ?4 OR (?1 = ?4 AND uid < ?5)))) ORDER BY " NEWEST_FIRST,
 };
+
+/* A lane's walk, newest first. */
+#define CURSOR_SQL                                                                                 \
+	"SELECT " ENTRY_COLUMNS " FROM scanned WHERE state = 0 AND folder IN (SELECT folder "      \
+	"FROM lane_of WHERE lane = ?1) ORDER BY " NEWEST_FIRST
+/* A folder's entries after the cursor's last key (?2 = 0: nothing passed yet), in
+ * cursor order; the folder is fixed, so "folder > last folder" compares ?1 with ?4. */
+#define AHEAD_SQL                                                                                  \
+	"SELECT " ENTRY_COLUMNS " FROM scanned WHERE folder = ?1 AND state = 0 AND (?2 = 0 OR "    \
+	"internal_date < ?3 OR (internal_date = ?3 AND (?1 > ?4 OR (?1 = ?4 AND uid < ?5)))) "     \
+	"ORDER BY " NEWEST_FIRST
 
 struct gw_selection {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[SEL__COUNT];
 	bool in_scan;
-	bool cursor_on_row; /* the cursor statement stands on a row not yet passed */
-	bool cursor_done;   /* stepping again would start the query over */
+};
+
+struct gw_sel_cursor {
+	struct gw_selection *sel;
+	sqlite3_stmt *walk, *ahead;
+	bool on_row; /* the walk stands on a row not yet passed */
+	bool done;   /* stepping again would start the query over */
 	bool passed_any;
 	/* The key of the last entry the cursor passed. */
 	int64_t last_date;
@@ -80,6 +91,14 @@ static bool exec_sql(struct gw_selection *sel, const char *sql, const char *what
 	       sel_fail(sel, error, what);
 }
 
+/* A statement kept for the selection's life. */
+static bool prepare(struct gw_selection *sel, const char *sql, sqlite3_stmt **stmt, char **error)
+{
+	return sqlite3_prepare_v3(sel->db, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt, NULL) ==
+	               SQLITE_OK ||
+	       sel_fail(sel, error, "preparing a statement");
+}
+
 /* The cached statement, reset and unbound. */
 static sqlite3_stmt *stmt_get(struct gw_selection *sel, enum sel_stmt id, char **error)
 {
@@ -89,11 +108,8 @@ static sqlite3_stmt *stmt_get(struct gw_selection *sel, enum sel_stmt id, char *
 		sqlite3_clear_bindings(stmt);
 		return stmt;
 	}
-	if (sqlite3_prepare_v3(sel->db, sel_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL) !=
-	    SQLITE_OK) {
-		sel_fail(sel, error, "preparing a statement");
+	if (!prepare(sel, sel_sql[id], &stmt, error))
 		return NULL;
-	}
 	sel->stmt[id] = stmt;
 	return stmt;
 }
@@ -121,7 +137,7 @@ bool gw_selection_open(struct gw_selection **out, char **error)
 	struct gw_selection *sel = gw_xcalloc(1, sizeof(*sel));
 	*out = NULL;
 	if (sqlite3_open_v2("", &sel->db,
-	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
 	                    NULL) != SQLITE_OK) {
 		if (sel->db != NULL)
 			sel_fail(sel, error, "cannot open a temporary database");
@@ -140,7 +156,8 @@ bool gw_selection_open(struct gw_selection **out, char **error)
 	              "  keywords BLOB,"
 	              "  PRIMARY KEY (folder, uid)) WITHOUT ROWID;"
 	              "CREATE TABLE size_limits (folder INTEGER PRIMARY KEY,"
-	              "  max_size INTEGER NOT NULL);",
+	              "  max_size INTEGER NOT NULL);"
+	              "CREATE TABLE lane_of (folder INTEGER PRIMARY KEY, lane INTEGER NOT NULL);",
 	              "creating the tables", error)) {
 		gw_selection_close(sel);
 		return false;
@@ -328,8 +345,6 @@ bool gw_selection_apply(struct gw_selection *sel, const struct gw_selection_rule
 	return rc == SQLITE_ROW || sel_fail(sel, error, "counting what is left to copy");
 }
 
-/* ---- the cursor ---- */
-
 static void entry_of_row(sqlite3_stmt *stmt, struct gw_sel_entry *e)
 {
 	int kw_bytes = sqlite3_column_bytes(stmt, 7);
@@ -346,51 +361,176 @@ static void entry_of_row(sqlite3_stmt *stmt, struct gw_sel_entry *e)
 	};
 }
 
-bool gw_selection_peek(struct gw_selection *sel, struct gw_sel_entry *entry, char **error)
+/* ---- lanes ---- */
+
+struct lane_group {
+	uint32_t id;
+	uint64_t weight;
+};
+
+static int heavier_first(const void *x, const void *y)
 {
-	sqlite3_stmt *stmt = sel->stmt[SEL_CURSOR];
-	if (stmt == NULL && (stmt = stmt_get(sel, SEL_CURSOR, error)) == NULL)
+	const struct lane_group *a = x, *b = y;
+	if (a->weight != b->weight)
+		return a->weight > b->weight ? -1 : 1;
+	return a->id < b->id ? -1 : a->id > b->id;
+}
+
+/* Each folder's weight (its bytes left to copy, plus one a message so that
+ * empty messages count), summed into its group's. */
+static bool group_weights(struct gw_selection *sel, const uint32_t *group_of, size_t folder_count,
+                          uint64_t *weights, char **error)
+{
+	sqlite3_stmt *stmt = stmt_once(
+	        sel,
+	        "SELECT folder, sum(size) + count(*) FROM scanned WHERE state = 0 GROUP BY folder",
+	        error);
+	if (stmt == NULL)
 		return false;
-	if (sel->cursor_done)
-		return false;
-	if (!sel->cursor_on_row) {
-		int rc = sqlite3_step(stmt);
-		if (rc == SQLITE_DONE) {
-			sel->cursor_done = true;
+	int rc;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		uint64_t folder = (uint64_t)sqlite3_column_int64(stmt, 0);
+		if (folder >= folder_count || group_of[folder] >= folder_count) {
+			sqlite3_finalize(stmt);
+			*error = gw_xasprintf("selection: folder %llu has no lane group",
+			                      (unsigned long long)folder);
 			return false;
 		}
-		if (rc != SQLITE_ROW)
-			return sel_fail(sel, error, "reading the selection");
-		sel->cursor_on_row = true;
+		weights[group_of[folder]] += (uint64_t)sqlite3_column_int64(stmt, 1);
 	}
-	entry_of_row(stmt, entry);
+	sqlite3_finalize(stmt);
+	return rc == SQLITE_DONE || sel_fail(sel, error, "weighing the folders");
+}
+
+static bool write_lanes(struct gw_selection *sel, const uint32_t *group_of, size_t folder_count,
+                        const uint64_t *weights, const uint32_t *lane_of_group, char **error)
+{
+	sqlite3_stmt *stmt = NULL;
+	if (!exec_sql(sel, "BEGIN; DELETE FROM lane_of", "planning the lanes", error))
+		return false;
+	bool ok = (stmt = stmt_once(sel, "INSERT INTO lane_of VALUES (?1, ?2)", error)) != NULL;
+	for (size_t i = 0; i < folder_count && ok; i++) {
+		if (weights[group_of[i]] == 0)
+			continue;
+		sqlite3_bind_int64(stmt, 1, (sqlite3_int64)i);
+		sqlite3_bind_int64(stmt, 2, lane_of_group[group_of[i]]);
+		ok = step_done(sel, stmt, "planning the lanes", error);
+	}
+	sqlite3_finalize(stmt);
+	if (!ok) {
+		sqlite3_exec(sel->db, "ROLLBACK", NULL, NULL, NULL);
+		return false;
+	}
+	return exec_sql(sel, "COMMIT", "planning the lanes", error);
+}
+
+bool gw_selection_plan_lanes(struct gw_selection *sel, const uint32_t *group_of,
+                             size_t folder_count, unsigned lanes, unsigned *used, uint32_t *lane_of,
+                             char **error)
+{
+	*used = 0;
+	uint64_t *weights = gw_xcalloc(folder_count + 1, sizeof(*weights));
+	struct lane_group *groups = gw_xcalloc(folder_count + 1, sizeof(*groups));
+	uint32_t *lane_of_group = gw_xcalloc(folder_count + 1, sizeof(*lane_of_group));
+	uint64_t *load = gw_xcalloc(lanes > 0 ? lanes : 1, sizeof(*load));
+	bool ok = group_weights(sel, group_of, folder_count, weights, error);
+	size_t group_count = 0;
+	for (size_t i = 0; ok && i < folder_count; i++) {
+		if (weights[i] > 0)
+			groups[group_count++] =
+			        (struct lane_group){.id = (uint32_t)i, .weight = weights[i]};
+	}
+	/* Largest first, each to the lightest lane so far (ties: the lower lane). */
+	qsort(groups, group_count, sizeof(*groups), heavier_first);
+	for (size_t g = 0; g < group_count && lanes > 0; g++) {
+		unsigned lightest = 0;
+		for (unsigned l = 1; l < lanes; l++) {
+			if (load[l] < load[lightest])
+				lightest = l;
+		}
+		load[lightest] += groups[g].weight;
+		lane_of_group[groups[g].id] = (uint32_t)lightest;
+	}
+	if (ok)
+		ok = write_lanes(sel, group_of, folder_count, weights, lane_of_group, error);
+	if (ok)
+		*used = group_count < lanes ? (unsigned)group_count : lanes;
+	for (size_t i = 0; ok && lane_of != NULL && i < folder_count; i++)
+		lane_of[i] = weights[group_of[i]] > 0 ? lane_of_group[group_of[i]] : GW_SEL_NO_LANE;
+	free(weights);
+	free(groups);
+	free(lane_of_group);
+	free(load);
+	return ok;
+}
+
+/* ---- the cursors ---- */
+
+bool gw_sel_cursor_open(struct gw_selection *sel, unsigned lane, struct gw_sel_cursor **out,
+                        char **error)
+{
+	struct gw_sel_cursor *cur = gw_xcalloc(1, sizeof(*cur));
+	cur->sel = sel;
+	*out = NULL;
+	if (!prepare(sel, CURSOR_SQL, &cur->walk, error) ||
+	    !prepare(sel, AHEAD_SQL, &cur->ahead, error)) {
+		gw_sel_cursor_close(cur);
+		return false;
+	}
+	sqlite3_bind_int64(cur->walk, 1, lane);
+	*out = cur;
 	return true;
 }
 
-void gw_selection_advance(struct gw_selection *sel)
+void gw_sel_cursor_close(struct gw_sel_cursor *cur)
 {
-	sqlite3_stmt *stmt = sel->stmt[SEL_CURSOR];
-	if (stmt == NULL || !sel->cursor_on_row)
+	if (cur == NULL)
 		return;
-	sel->last_folder = (uint32_t)sqlite3_column_int64(stmt, 0);
-	sel->last_uid = (uint32_t)sqlite3_column_int64(stmt, 1);
-	sel->last_date = sqlite3_column_int64(stmt, 2);
-	sel->passed_any = true;
-	sel->cursor_on_row = false;
+	sqlite3_finalize(cur->walk);
+	sqlite3_finalize(cur->ahead);
+	free(cur);
 }
 
-bool gw_selection_each_ahead(struct gw_selection *sel, uint32_t folder,
-                             void (*cb)(void *arg, const struct gw_sel_entry *entry), void *arg,
-                             char **error)
+bool gw_sel_cursor_peek(struct gw_sel_cursor *cur, struct gw_sel_entry *entry, char **error)
 {
-	sqlite3_stmt *stmt = stmt_get(sel, SEL_AHEAD, error);
-	if (stmt == NULL)
+	if (cur->done)
 		return false;
+	if (!cur->on_row) {
+		int rc = sqlite3_step(cur->walk);
+		if (rc == SQLITE_DONE) {
+			cur->done = true;
+			return false;
+		}
+		if (rc != SQLITE_ROW)
+			return sel_fail(cur->sel, error, "reading the selection");
+		cur->on_row = true;
+	}
+	entry_of_row(cur->walk, entry);
+	return true;
+}
+
+void gw_sel_cursor_advance(struct gw_sel_cursor *cur)
+{
+	if (!cur->on_row)
+		return;
+	cur->last_folder = (uint32_t)sqlite3_column_int64(cur->walk, 0);
+	cur->last_uid = (uint32_t)sqlite3_column_int64(cur->walk, 1);
+	cur->last_date = sqlite3_column_int64(cur->walk, 2);
+	cur->passed_any = true;
+	cur->on_row = false;
+}
+
+bool gw_sel_cursor_each_ahead(struct gw_sel_cursor *cur, uint32_t folder,
+                              void (*cb)(void *arg, const struct gw_sel_entry *entry), void *arg,
+                              char **error)
+{
+	sqlite3_stmt *stmt = cur->ahead;
+	sqlite3_reset(stmt);
 	sqlite3_bind_int64(stmt, 1, folder);
-	sqlite3_bind_int(stmt, 2, sel->passed_any);
-	sqlite3_bind_int64(stmt, 3, sel->last_date);
-	sqlite3_bind_int64(stmt, 4, sel->last_folder);
-	sqlite3_bind_int64(stmt, 5, sel->last_uid);
+	sqlite3_bind_int(stmt, 2, cur->passed_any);
+	sqlite3_bind_int64(stmt, 3, cur->last_date);
+	sqlite3_bind_int64(stmt, 4, cur->last_folder);
+	sqlite3_bind_int64(stmt, 5, cur->last_uid);
 	int rc;
 	struct gw_sel_entry e;
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -398,5 +538,5 @@ bool gw_selection_each_ahead(struct gw_selection *sel, uint32_t folder,
 		cb(arg, &e);
 	}
 	sqlite3_reset(stmt);
-	return rc == SQLITE_DONE || sel_fail(sel, error, "listing a folder's messages");
+	return rc == SQLITE_DONE || sel_fail(cur->sel, error, "listing a folder's messages");
 }

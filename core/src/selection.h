@@ -3,10 +3,11 @@
  * costs the process no more memory than one of 5,000 (SQLite's page cache and
  * sorter are bounded; beyond them it writes temporary files). The caps
  * (size, date, count) and the newest-first order are applied in SQL, and the
- * copy walks the selection with one cursor.
+ * copy walks the selection with one cursor per lane.
  *
- * One selection per attempt, used by one thread. Functions returning bool put
- * one line in *error on failure (caller frees). */
+ * One selection per attempt. The scan and the rules run on one thread; then
+ * each lane's cursor may be walked from its own thread. Functions returning
+ * bool put one line in *error on failure (caller frees). */
 #ifndef GW_SELECTION_H
 #define GW_SELECTION_H
 
@@ -77,17 +78,40 @@ struct gw_selection_rules {
 bool gw_selection_apply(struct gw_selection *sel, const struct gw_selection_rules *rules,
                         uint64_t *todo, char **error);
 
-/* The copy's cursor over GW_SEL_TODO entries, newest first; ties by folder,
- * then by UID descending (later arrivals first). peek returns the entry under
- * the cursor (false at the end, *error NULL), valid until the next call on
- * the selection; advance moves past it. No state changes while it runs. */
-bool gw_selection_peek(struct gw_selection *sel, struct gw_sel_entry *entry, char **error);
-void gw_selection_advance(struct gw_selection *sel);
+/* ---- lanes: the copy on several connections ---- */
+
+/* Split the folders with entries left to copy into at most @p lanes lanes,
+ * balanced by their bytes: the heaviest group first, each to the lightest
+ * lane so far. Folders with the same @p group_of[folder] (a folder index:
+ * those landing in one sink folder) share a lane, so each sink folder is
+ * written by one session. *used: lanes that got folders (0 if nothing is left
+ * to copy); they are numbered from 0. @p lane_of (optional, @p folder_count
+ * entries): each folder's lane, GW_SEL_NO_LANE for one with nothing to copy.
+ * Called again, it plans anew. */
+#define GW_SEL_NO_LANE UINT32_MAX
+bool gw_selection_plan_lanes(struct gw_selection *sel, const uint32_t *group_of,
+                             size_t folder_count, unsigned lanes, unsigned *used, uint32_t *lane_of,
+                             char **error);
+
+/* A lane's cursor over its GW_SEL_TODO entries, newest first; ties by
+ * folder, then by UID descending (later arrivals first). The lanes must be
+ * planned first. Each cursor is used by one thread at a time; cursors of
+ * different lanes may be walked at the same time. Close every cursor before
+ * the selection. */
+struct gw_sel_cursor;
+bool gw_sel_cursor_open(struct gw_selection *sel, unsigned lane, struct gw_sel_cursor **out,
+                        char **error);
+void gw_sel_cursor_close(struct gw_sel_cursor *cursor);
+
+/* The entry under the cursor (false at the end, *error NULL), valid until the
+ * cursor moves; advance moves past it. No state changes while cursors run. */
+bool gw_sel_cursor_peek(struct gw_sel_cursor *cursor, struct gw_sel_entry *entry, char **error);
+void gw_sel_cursor_advance(struct gw_sel_cursor *cursor);
 
 /* The folder's GW_SEL_TODO entries the cursor has not passed yet, in cursor
  * order (a folder that fails during the copy records each one). */
-bool gw_selection_each_ahead(struct gw_selection *sel, uint32_t folder,
-                             void (*cb)(void *arg, const struct gw_sel_entry *entry), void *arg,
-                             char **error);
+bool gw_sel_cursor_each_ahead(struct gw_sel_cursor *cursor, uint32_t folder,
+                              void (*cb)(void *arg, const struct gw_sel_entry *entry), void *arg,
+                              char **error);
 
 #endif

@@ -8,11 +8,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <godwit/host.h>
 
 /* Microseconds of CLOCK_MONOTONIC: for deadlines and durations. */
 int64_t gw_monotonic_us(void);
+/* CLOCK_REALTIME @p ms from now: the deadline pthread_cond_timedwait takes. */
+struct timespec gw_deadline_in_ms(unsigned ms);
 
 void *gw_xmalloc(size_t size);
 void *gw_xcalloc(size_t count, size_t size);

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +68,6 @@ struct md_session {
 	int root_fd;
 	struct md_folder **folders;
 	size_t folder_count;
-	unsigned long counter;     /* makes tmp/ names unique within the process */
 	struct md_list dirty_dirs; /* directories whose entries changed since the last flush */
 	struct md_list written;    /* other files written since the last flush (keyword overflow) */
 	struct md_delivery *deliveries; /* written to tmp/, renamed into cur/ by flush */
@@ -670,6 +670,14 @@ static gw_status build_flags(struct md_session *s, struct md_folder *f,
 
 /* ---- append ---------------------------------------------------------------------------- */
 
+/* Makes tmp/ names unique within the process, across its sessions (several
+ * may write one mailbox at once: GW_CAP_PARALLEL_SESSIONS). */
+static unsigned long next_unique(void)
+{
+	static atomic_ulong counter;
+	return atomic_fetch_add(&counter, 1) + 1;
+}
+
 /* Write the bytes into tmp/ under a name unique to this process. */
 static gw_status write_tmp(struct md_session *s, struct md_folder *f, const struct gw_message *m,
                            char **tmp_path)
@@ -679,7 +687,7 @@ static gw_status write_tmp(struct md_session *s, struct md_folder *f, const stru
 	int src_fd = GW_MESSAGE_HAS(m, file_fd) && m->in_file ? m->file_fd : -1;
 	for (int attempt = 0; attempt < 8; attempt++) {
 		char *path = md_xasprintf("%s/tmp/%lld.P%ldQ%lu.%s", f->dir, (long long)time(NULL),
-		                          (long)getpid(), ++s->counter, s->plugin->hostname);
+		                          (long)getpid(), next_unique(), s->plugin->hostname);
 		free(error);
 		error = NULL;
 		if (md_write_new_file(path, m->data, m->size, src_fd, m->meta->internal_date, true,
@@ -717,7 +725,7 @@ static char *base_name(struct md_session *s, const struct gw_sink_item *item)
 	if (item->origin_key)
 		return md_xasprintf("%lld.G%s.%s,S=%zu", date, item->origin_key,
 		                    s->plugin->hostname, m->size);
-	return md_xasprintf("%lld.P%ldQ%luT%lld.%s,S=%zu", date, (long)getpid(), ++s->counter,
+	return md_xasprintf("%lld.P%ldQ%luT%lld.%s,S=%zu", date, (long)getpid(), next_unique(),
 	                    (long long)time(NULL), s->plugin->hostname, m->size);
 }
 
@@ -942,7 +950,8 @@ static const struct gw_plugin md_plugin_descriptor = {
         .version = "1.0.0",
         .description = "Writes mailboxes into Maildir++ or fs-layout Maildir trees, byte for byte",
         .license = "MIT",
-        .capabilities = GW_CAP_KEYWORDS | GW_CAP_INTERNALDATE | GW_CAP_LOOKUP,
+        .capabilities =
+                GW_CAP_KEYWORDS | GW_CAP_INTERNALDATE | GW_CAP_LOOKUP | GW_CAP_PARALLEL_SESSIONS,
         .options = md_options,
         .config_size = sizeof(struct md_config),
         .sink = &md_sink_ops,

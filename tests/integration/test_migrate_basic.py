@@ -53,6 +53,7 @@ class BasicMigration(MigrationCase):
         box = mailbox_of(report, ALICE)
         self.assertEqual("completed", box["status"])
         self.assertIsNone(box["error"])
+        self.assertEqual(2, box["connections"], "copied on two lanes (the default)")
         self.assertEqual(total, box["migrated"])
         self.assertEqual(total, box["found"])
         self.assertEqual(0, box["already_present"] + box["failed"] + box["skipped_over_cap"])
@@ -93,12 +94,16 @@ class BasicMigration(MigrationCase):
         self.assertEqual(total + 10, sink.count())
         self.assertEqual(0, self.work.pending_count())
 
-    def test_newest_first_across_folders(self):
-        self.profile()
-        self.assertRun(self.work.run(), 0)
-        rows = self.work.done_rows(ALICE)
-        self.assertGreaterEqual(len(rows), self.seeded.manifest.count())
-        self.assertGreater(len(rows), BATCH, "the mailbox must span several date slices")
+    def run_on_connections(self, connections):
+        """Migrate on @connections lanes; the done rows in arrival order."""
+        self.profile(limits={"connections_per_mailbox": connections})
+        proc = self.work.run()
+        self.assertRun(proc, 0)
+        box = mailbox_of(self.work.report_of(proc.stdout), ALICE)
+        self.assertEqual(connections, box["connections"])
+        return self.work.done_rows(ALICE)
+
+    def assertNewestFirstInSlices(self, rows, what):
         # Copying goes in date slices of at most BATCH messages (one batch, fetched
         # folder by folder): whatever arrives BATCH or more places later is never newer.
         dates = [r[2] for r in rows]
@@ -107,7 +112,15 @@ class BasicMigration(MigrationCase):
             later_max[i] = max(dates[i], later_max[i + 1])
         out_of_order = [(rows[i], later_max[i + BATCH]) for i in range(len(rows) - BATCH)
                         if later_max[i + BATCH] > dates[i]]
-        self.assertEqual([], out_of_order[:5])
+        self.assertEqual([], out_of_order[:5], what)
+
+    def test_newest_first_across_folders(self):
+        # One connection: newest first over the whole mailbox.
+        rows = self.run_on_connections(1)
+        self.assertGreaterEqual(len(rows), self.seeded.manifest.count())
+        self.assertGreater(len(rows), BATCH, "the mailbox must span several date slices")
+        self.assertNewestFirstInSlices(rows, "the mailbox")
+        dates = [r[2] for r in rows]
         # ...and the slices are real: the first slice holds the BATCH newest messages,
         self.assertEqual(sorted(dates, reverse=True)[:BATCH],
                          sorted(dates[:BATCH], reverse=True))
@@ -117,6 +130,17 @@ class BasicMigration(MigrationCase):
         # The state records the hash of exactly what the sink holds.
         sink = read_sink(self.work.maildir(ALICE))
         self.assertEqual(sorted(sink.hashes().elements()), sorted(r[3] for r in rows))
+
+    def test_lanes_go_newest_first_each(self):
+        # Two connections (the default): each folder belongs to one lane, and each
+        # lane goes newest first, so every folder does; both lanes commit as they go.
+        rows = self.run_on_connections(2)
+        by_folder = {}
+        for row in rows:
+            by_folder.setdefault(row[0], []).append(row)
+        for folder, folder_rows in by_folder.items():
+            self.assertNewestFirstInSlices(folder_rows, folder)
+        self.assertSinkEqualsSource(self.dv, "alice", ALICE)
 
     def test_dry_run_is_separate_from_the_real_run(self):
         self.profile()

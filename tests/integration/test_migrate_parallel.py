@@ -1,6 +1,8 @@
 """End to end: several mailboxes in parallel within the connection budgets,
-and a connection dropped by the server in the middle of a mailbox (the
-scheduler reconnects and continues where the state says)."""
+a mailbox copied on two connections (lanes) within the budgets and the
+server's per-user limit, and a connection dropped by the server in the
+middle of a mailbox (the scheduler reconnects and continues where the state
+says)."""
 
 import os
 import shutil
@@ -87,6 +89,62 @@ class Parallel(MigrationCase):
         self.assertEqual(self.counts["alice"], box["migrated"])
         self.assertSinkEqualsSource(self.dv, "alice", "alice@example.org")
         self.assertEqual(0, self.work.pending_count())
+
+
+class Lanes(MigrationCase):
+    """One mailbox, several connections: as many as the profile, the budgets and the
+    server allow, and exact whichever it is."""
+
+    @classmethod
+    def setUpClass(cls):
+        # The server allows one connection per user and IP, as a strict admin might.
+        cls.strict = dovecot.Dovecot(users={"alice": "Alice-pw-7"}, max_user_connections=1)
+        cls.strict.start()
+        cls.dv = dovecot.Dovecot(users={"alice": "Alice-pw-7"})
+        cls.dv.start()
+        for dv in (cls.strict, cls.dv):
+            seeded = seed.seed_user(dv, "alice", generated=400, corpus=False, seed="lanes")
+            if seeded.problems:
+                raise AssertionError("seeding: %s" % seeded.problems)
+        cls.count = seeded.manifest.count()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.strict.stop()
+        cls.dv.stop()
+
+    def migrate(self, dv, limits):
+        self.work.write_profile(dv, [("alice@example.org", "alice", dv.users["alice"])],
+                                limits=limits)
+        proc = self.work.run()
+        self.assertRun(proc, 0)
+        report = self.work.report_of(proc.stdout)
+        box = mailbox_of(report, "alice@example.org")
+        self.assertEqual(("completed", self.count), (box["status"], box["migrated"]))
+        self.assertSinkEqualsSource(dv, "alice", "alice@example.org")
+        self.assertEqual(0, self.work.pending_count())
+        budgets = {b["budget"]: b for b in report["connections"]}
+        return proc, box, budgets["source imap %s" % dv.host]
+
+    def test_four_lanes_within_the_budget(self):
+        proc, box, source = self.migrate(self.dv, {"connections_per_mailbox": 4,
+                                                   "source_connections": 3})
+        self.assertEqual(3, box["connections"])
+        self.assertEqual((3, 3), (source["limit"], source["peak"]))
+
+    def test_one_connection_when_the_budget_has_no_more(self):
+        proc, box, source = self.migrate(self.dv, {"source_connections": 1})
+        self.assertEqual(1, box["connections"])
+        self.assertEqual(1, source["peak"])
+        self.assertNotIn("connection 2", proc.stderr)
+
+    def test_server_refusing_a_second_connection(self):
+        proc, box, source = self.migrate(self.strict, {"connections_per_mailbox": 2})
+        # The second lane's login was refused: its folders went over the first.
+        self.assertEqual(1, box["connections"])
+        self.assertEqual(2, source["peak"], "the slot was taken, and given back")
+        self.assertRegex(proc.stderr, r"connection 2 of the mailbox: .*Maximum number of "
+                         r"connections.*; its folders are copied on the first connection")
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ def mapped_name(name, src_delim, dst_delim, prefix):
 class Run:
     """A profile migrating one source user into one destination user."""
 
-    def __init__(self, src, src_user, dst, dst_user, pipeline_depth=16):
+    def __init__(self, src, src_user, dst, dst_user, pipeline_depth=16, connections=None):
         self.dir = tempfile.mkdtemp(prefix="godwit-sink-imap-")
         self.state = os.path.join(self.dir, "state.db")
         self.profile = os.path.join(self.dir, "profile.yaml")
@@ -85,6 +85,8 @@ class Run:
         lines += ["    sink:", "      plugin: imap"] + side(dst)
         lines += ["      pipeline_depth: %d" % pipeline_depth,
                   "    mailboxes:", "      csv: %s" % json.dumps(csv)]
+        if connections is not None:
+            lines += ["    limits:", "      connections_per_mailbox: %d" % connections]
         with open(self.profile, "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
 
@@ -438,7 +440,8 @@ class CrashResolution(SinkCase):
         return manifest(self.dv, user).get(folder, [])
 
     def test_identical_copies_killed_before_commit(self):
-        # Two byte-identical messages and 900 others, all in one batch. The run is
+        # Two byte-identical messages and 900 others, all in one batch (one lane:
+        # with two, the twins' folder would be a batch of its own). The run is
         # killed after the destination got both twins but before the batch was
         # committed: the test holds the state's write lock from the moment the
         # batch is marked pending (the whole batch's fetch and APPENDs away from
@@ -447,7 +450,7 @@ class CrashResolution(SinkCase):
         self.seed("dave", "Twins", [mailgen.GenMessage("twin/%d" % i, twin, 1_700_000_000)
                                     for i in range(2)])
         self.seed("dave", "INBOX", mailgen.generate(900, seed=42, attachment_every=0))
-        run = self.new_run(self.dv, "dave", self.dv, "erin")
+        run = self.new_run(self.dv, "dave", self.dv, "erin", connections=1)
         twins_dir = os.path.join(self.dv.maildir_of("erin"), ".Twins")
 
         def twins_arrived():

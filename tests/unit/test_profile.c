@@ -247,7 +247,7 @@ static const struct bad_case bad_cases[] = {
         {"limits_unknown_key", BASE "    limits: {mailboxes_parallel: 2}\n",
          "7:14: error: pipelines[0].limits: unknown key 'mailboxes_parallel' (did you mean "
          "'mailboxes_in_parallel'?); valid keys: mailboxes_in_parallel, source_connections, "
-         "sink_connections, retries, batch_messages, batch_bytes\n"},
+         "sink_connections, connections_per_mailbox, retries, batch_messages, batch_bytes\n"},
         {"limits_batch_messages_zero", BASE "    limits: {batch_messages: 0}\n",
          "7:30: error: pipelines[0].limits.batch_messages: expected an integer from 1 to 65536, "
          "got '0'\n"},
@@ -443,6 +443,7 @@ static void test_full_profile(void **state)
 	assert_int_equal(pl->mailboxes_in_parallel, 8);
 	assert_int_equal(pl->source_connections, 20);
 	assert_int_equal(pl->sink_connections, 16);
+	assert_int_equal(pl->connections_per_mailbox, 3);
 	assert_int_equal(pl->retries, 3);
 	assert_int_equal(pl->batch_messages, 2000);
 	assert_int_equal(pl->batch_bytes, 64000000);
@@ -484,6 +485,7 @@ static void test_defaults(void **state)
 	assert_int_equal(pl->mailboxes_in_parallel, 4);
 	assert_int_equal(pl->source_connections, 8);
 	assert_int_equal(pl->sink_connections, 8);
+	assert_int_equal(pl->connections_per_mailbox, 2);
 	assert_int_equal(pl->retries, 5);
 	assert_int_equal(pl->batch_messages, 4096);
 	assert_int_equal(pl->batch_bytes, 134217728); /* 128 MiB */

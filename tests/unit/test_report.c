@@ -94,6 +94,7 @@ static void sample_mailbox(struct gw_mailbox_report *m)
 	m->started = 1700000000000;
 	m->finished = 1700000002500;
 	m->attempts = 2;
+	m->connections = 2;
 	m->max_size = 100000;
 	struct gw_folder_report *inbox = gw_mailbox_report_folder(m, "INBOX");
 	inbox->sink_folder = strdup("INBOX");
@@ -120,6 +121,7 @@ static const char sample_json[] =
         "{\"pipeline\":\"p1\",\"mailbox\":\"ann@example.org\",\"status\":\"partial\","
         "\"error\":\"source imap: connection lost\",\"started\":\"2023-11-14T22:13:20.000Z\","
         "\"finished\":\"2023-11-14T22:13:22.500Z\",\"duration_ms\":2500,\"attempts\":2,"
+        "\"connections\":2,"
         "\"found\":10,\"migrated\":5,\"already_present\":1,\"skipped_too_large\":1,"
         "\"skipped_over_cap\":1,\"skipped_filtered\":1,\"failed\":2,\"bytes\":12345,"
         "\"folders\":[{\"source\":\"INBOX\",\"sink_folder\":\"INBOX\",\"error\":null,"

@@ -1,5 +1,5 @@
 /* Scheduler pieces that need no server: backoff, connection budgets (with
- * real threads), the final status of a mailbox, and origin keys. */
+ * real threads, and the extra slots lanes take), the final status of a mailbox, and origin keys. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -105,6 +105,42 @@ static void test_budget_wait_ends_on_stop(void **state)
 	gw_budget_free(b);
 }
 
+static void *wait_for_slot(void *arg)
+{
+	assert_true(gw_budget_acquire(arg));
+	return NULL;
+}
+
+/* Lanes take extra connections only from what nobody waits for. */
+static void test_budget_try_acquire_yields_to_waiters(void **state)
+{
+	(void)state;
+	struct gw_budget *source = gw_budget_new("source", 2), *sink = gw_budget_new("sink", 1);
+	assert_true(gw_budget_acquire(source));
+	assert_true(gw_budget_try_acquire(source));
+	assert_false(gw_budget_try_acquire(source)); /* full */
+	/* Both or neither: the sink has a slot, the source none. */
+	assert_false(gw_budget_acquire_pair(source, sink, false));
+	assert_true(gw_budget_try_acquire(sink));
+	gw_budget_release(sink);
+	/* A worker waits; the slot freed next is its, never a lane's. */
+	pthread_t waiter;
+	assert_int_equal(pthread_create(&waiter, NULL, wait_for_slot, source), 0);
+	struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
+	nanosleep(&ts, NULL);
+	gw_budget_release(source);
+	assert_false(gw_budget_try_acquire(source));
+	pthread_join(waiter, NULL);
+	gw_budget_release(source); /* the waiter's */
+	gw_budget_release(source); /* the first */
+	assert_true(gw_budget_acquire_pair(source, sink, false));
+	struct gw_budget_report r;
+	gw_budget_describe(source, &r);
+	assert_int_equal(r.peak, 2);
+	gw_budget_free(source);
+	gw_budget_free(sink);
+}
+
 static void test_final_status(void **state)
 {
 	(void)state;
@@ -142,6 +178,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_backoff),
 	        cmocka_unit_test(test_budget_never_exceeded),
+	        cmocka_unit_test(test_budget_try_acquire_yields_to_waiters),
 	        cmocka_unit_test(test_final_status),
 	        cmocka_unit_test(test_origin_key),
 	        /* Last: it raises the process-wide stop level. */

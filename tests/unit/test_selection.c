@@ -1,7 +1,8 @@
 /* The selection (selection.h): scans kept or rolled back, repeated UIDs,
  * keywords, the rules (size per folder, date, the count cap over the
- * newest-first order), the cursor, what is ahead of it, and that its memory
- * does not grow with the number of messages. */
+ * newest-first order), lanes (balanced, groups kept together, walked from two
+ * threads), the cursor, what is ahead of it, and that its memory does not
+ * grow with the number of messages. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include "selection.h"
@@ -47,22 +49,62 @@ static void scan(struct gw_selection *sel, const struct gw_sel_entry *entries, s
 	assert_true(gw_selection_scan_end(sel, true, &err));
 }
 
-/* The whole cursor as "folder:uid" words. */
-static char *walk(struct gw_selection *sel)
+enum { MAX_FOLDERS = 64 };
+
+/* Each folder's lane in the last plan. */
+static uint32_t lane_of[MAX_FOLDERS];
+
+/* Plan @p lanes lanes; every folder is a group of its own unless @p joined
+ * (folder, group) pairs say otherwise. Returns the lanes used. */
+static unsigned plan(struct gw_selection *sel, unsigned lanes, const uint32_t (*joined)[2],
+                     size_t joined_count)
+{
+	uint32_t group_of[MAX_FOLDERS];
+	for (uint32_t i = 0; i < MAX_FOLDERS; i++)
+		group_of[i] = i;
+	for (size_t i = 0; i < joined_count; i++)
+		group_of[joined[i][0]] = joined[i][1];
+	unsigned used = 99;
+	char *err = NULL;
+	assert_true(
+	        gw_selection_plan_lanes(sel, group_of, MAX_FOLDERS, lanes, &used, lane_of, &err));
+	assert_null(err);
+	return used;
+}
+
+static struct gw_sel_cursor *cursor(struct gw_selection *sel, unsigned lane)
+{
+	struct gw_sel_cursor *cur = NULL;
+	char *err = NULL;
+	assert_true(gw_sel_cursor_open(sel, lane, &cur, &err));
+	assert_null(err);
+	return cur;
+}
+
+/* Everything in one lane, and its cursor. */
+static struct gw_sel_cursor *one_lane(struct gw_selection *sel)
+{
+	plan(sel, 1, NULL, 0);
+	return cursor(sel, 0);
+}
+
+/* The whole cursor as "folder:uid" words; the cursor is closed. */
+static char *walk(struct gw_sel_cursor *cur)
 {
 	static char out[1024];
 	out[0] = '\0';
 	struct gw_sel_entry e;
 	char *err = NULL;
-	while (gw_selection_peek(sel, &e, &err)) {
+	while (gw_sel_cursor_peek(cur, &e, &err)) {
 		snprintf(out + strlen(out), sizeof(out) - strlen(out), "%s%u:%u", out[0] ? " " : "",
 		         e.folder, e.uid);
-		gw_selection_advance(sel);
+		gw_sel_cursor_advance(cur);
 	}
 	assert_null(err);
 	/* The end stays the end: stepping again would start the query over. */
-	assert_false(gw_selection_peek(sel, &e, &err));
+	assert_false(gw_sel_cursor_peek(cur, &e, &err));
 	assert_null(err);
+	gw_sel_cursor_close(cur);
 	return out;
 }
 
@@ -86,7 +128,7 @@ static void test_newest_first_ties_by_folder_then_uid_descending(void **unused)
 	scan(sel, (struct gw_sel_entry[]){entry(0, 2, 200, 1), entry(0, 1, 400, 1)}, 2);
 	struct gw_selection_rules none = {0};
 	assert_int_equal(apply(sel, &none), 6);
-	assert_string_equal(walk(sel), "0:1 1:6 0:2 1:8 1:7 1:5");
+	assert_string_equal(walk(one_lane(sel)), "0:1 1:6 0:2 1:8 1:7 1:5");
 	gw_selection_close(sel);
 }
 
@@ -110,10 +152,12 @@ static void test_failed_scan_adds_nothing_and_repeats_are_ignored(void **unused)
 
 	struct gw_selection_rules none = {0};
 	assert_int_equal(apply(sel, &none), 1);
+	struct gw_sel_cursor *cur = one_lane(sel);
 	struct gw_sel_entry e;
-	assert_true(gw_selection_peek(sel, &e, &err));
+	assert_true(gw_sel_cursor_peek(cur, &e, &err));
 	assert_int_equal(e.internal_date, 10);
 	assert_int_equal(e.size, 1);
+	gw_sel_cursor_close(cur);
 	gw_selection_close(sel);
 }
 
@@ -136,7 +180,8 @@ static void test_entry_fields_and_keywords_round_trip(void **unused)
 	assert_int_equal(apply(sel, &none), 2);
 	struct gw_sel_entry out;
 	char *err = NULL;
-	assert_true(gw_selection_peek(sel, &out, &err));
+	struct gw_sel_cursor *cur = one_lane(sel);
+	assert_true(gw_sel_cursor_peek(cur, &out, &err));
 	assert_int_equal(out.folder, 3);
 	assert_int_equal(out.uid, 4000000000u);
 	assert_int_equal(out.internal_date, -86400);
@@ -147,12 +192,13 @@ static void test_entry_fields_and_keywords_round_trip(void **unused)
 	assert_int_equal(out.keyword_count, 3);
 	assert_memory_equal(out.keywords, kw, sizeof(kw));
 	/* Peeking again does not move. */
-	assert_true(gw_selection_peek(sel, &out, &err));
+	assert_true(gw_sel_cursor_peek(cur, &out, &err));
 	assert_int_equal(out.uid, 4000000000u);
-	gw_selection_advance(sel);
-	assert_true(gw_selection_peek(sel, &out, &err));
+	gw_sel_cursor_advance(cur);
+	assert_true(gw_sel_cursor_peek(cur, &out, &err));
 	assert_int_equal(out.folder, 4);
 	assert_int_equal(out.keyword_count, 0);
+	gw_sel_cursor_close(cur);
 	gw_selection_close(sel);
 }
 
@@ -193,7 +239,7 @@ static void test_rules_size_per_folder_date_then_cap(void **unused)
 	 * 0:5 failed (700) | 1:2 (650), 0:6 (600) beyond the cap of 4. */
 	assert_int_equal(apply(sel, &rules), 2);
 	assert_string_equal(skips.text, "large 0:2=500, old 0:4=100, cap 1:2=0, cap 0:6=0");
-	assert_string_equal(walk(sel), "0:1 1:1");
+	assert_string_equal(walk(one_lane(sel)), "0:1 1:1");
 	gw_selection_close(sel);
 }
 
@@ -215,7 +261,7 @@ static void test_rematch_candidates_and_state(void **unused)
 	assert_true(gw_selection_set_state(sel, 2, 9, GW_SEL_DONE, &err));
 	struct gw_selection_rules none = {0};
 	assert_int_equal(apply(sel, &none), 1);
-	assert_string_equal(walk(sel), "2:3");
+	assert_string_equal(walk(one_lane(sel)), "2:3");
 	gw_selection_close(sel);
 }
 
@@ -238,30 +284,144 @@ static void test_each_ahead_lists_what_the_cursor_has_not_passed(void **unused)
 	scan(sel, (struct gw_sel_entry[]){entry(1, 1, 40, 1), entry(1, 2, 30, 1)}, 2);
 	struct gw_selection_rules none = {0};
 	apply(sel, &none);
+	struct gw_sel_cursor *cur = one_lane(sel);
 	char out[256] = "";
 	char *err = NULL;
-	assert_true(gw_selection_each_ahead(sel, 0, collect, out, &err));
+	assert_true(gw_sel_cursor_each_ahead(cur, 0, collect, out, &err));
 	assert_string_equal(out, "0:1 0:3 0:2 0:4"); /* nothing passed yet: all of it */
 	/* Order: 0:1 0:3 0:2 1:1 0:4 1:2. Pass 0:1 and 0:3, and stand on 0:2. */
 	struct gw_sel_entry e;
 	for (int i = 0; i < 2; i++) {
-		assert_true(gw_selection_peek(sel, &e, &err));
-		gw_selection_advance(sel);
+		assert_true(gw_sel_cursor_peek(cur, &e, &err));
+		gw_sel_cursor_advance(cur);
 	}
-	assert_true(gw_selection_peek(sel, &e, &err));
+	assert_true(gw_sel_cursor_peek(cur, &e, &err));
 	assert_int_equal(e.uid, 2);
 	out[0] = '\0';
-	assert_true(gw_selection_each_ahead(sel, 0, collect, out, &err));
+	assert_true(gw_sel_cursor_each_ahead(cur, 0, collect, out, &err));
 	assert_string_equal(out, "0:2 0:4"); /* the entry under the cursor is not passed */
-	gw_selection_advance(sel);
-	assert_true(gw_selection_peek(sel, &e, &err));
-	gw_selection_advance(sel); /* 1:1 passed: same date, later folder */
+	gw_sel_cursor_advance(cur);
+	assert_true(gw_sel_cursor_peek(cur, &e, &err));
+	gw_sel_cursor_advance(cur); /* 1:1 passed: same date, later folder */
 	out[0] = '\0';
-	assert_true(gw_selection_each_ahead(sel, 0, collect, out, &err));
+	assert_true(gw_sel_cursor_each_ahead(cur, 0, collect, out, &err));
 	assert_string_equal(out, "0:4");
 	out[0] = '\0';
-	assert_true(gw_selection_each_ahead(sel, 1, collect, out, &err));
+	assert_true(gw_sel_cursor_each_ahead(cur, 1, collect, out, &err));
 	assert_string_equal(out, "1:2");
+	gw_sel_cursor_close(cur);
+	gw_selection_close(sel);
+}
+
+static void test_lanes_balance_bytes_keep_groups_and_walk_apart(void **unused)
+{
+	(void)unused;
+	struct gw_selection *sel = open_selection();
+	scan(sel,
+	     (struct gw_sel_entry[]){entry(0, 1, 10, 1000), entry(0, 2, 60, 1000),
+	                             entry(0, 3, 30, 1000)},
+	     3);
+	scan(sel, (struct gw_sel_entry[]){entry(1, 1, 50, 2500)}, 1);
+	scan(sel, (struct gw_sel_entry[]){entry(2, 1, 40, 400), entry(2, 2, 20, 400)}, 2);
+	scan(sel, (struct gw_sel_entry[]){entry(3, 7, 35, 300)}, 1);
+	struct gw_sel_entry done = entry(4, 1, 99, 5000);
+	done.state = GW_SEL_DONE; /* nothing left to copy: in no lane */
+	scan(sel, &done, 1);
+	struct gw_selection_rules none = {0};
+	assert_int_equal(apply(sel, &none), 7);
+	/* Folder 3 lands where folder 2 does. Groups by weight (bytes + messages):
+	 * {0} 3003, {1} 2501, {2,3} 1103: lane 0 takes {0}, lane 1 {1} then {2,3}. */
+	const uint32_t joined[][2] = {{3, 2}};
+	assert_int_equal(plan(sel, 2, joined, 1), 2);
+	const uint32_t expected_lanes[] = {0, 1, 1, 1, GW_SEL_NO_LANE};
+	assert_memory_equal(lane_of, expected_lanes, sizeof(expected_lanes));
+	struct gw_sel_cursor *lane0 = cursor(sel, 0), *lane1 = cursor(sel, 1);
+	/* The two cursors move independently: alternate between them. */
+	struct gw_sel_entry a, b;
+	char *err = NULL;
+	assert_true(gw_sel_cursor_peek(lane0, &a, &err));
+	assert_true(gw_sel_cursor_peek(lane1, &b, &err));
+	assert_int_equal(a.folder * 100 + a.uid, 2);   /* 0:2, date 60 */
+	assert_int_equal(b.folder * 100 + b.uid, 101); /* 1:1, date 50 */
+	gw_sel_cursor_advance(lane1);
+	assert_string_equal(walk(lane0), "0:2 0:3 0:1");
+	assert_string_equal(walk(lane1), "2:1 3:7 2:2");
+	/* More lanes than groups: only as many are used. Planning again replaces the plan. */
+	assert_int_equal(plan(sel, 4, joined, 1), 3);
+	assert_string_equal(walk(cursor(sel, 2)), "2:1 3:7 2:2");
+	assert_string_equal(walk(cursor(sel, 3)), "");
+	gw_selection_close(sel);
+
+	/* Nothing to copy: no lane at all. */
+	sel = open_selection();
+	scan(sel, &done, 1);
+	apply(sel, &none);
+	assert_int_equal(plan(sel, 2, NULL, 0), 0);
+	gw_selection_close(sel);
+}
+
+struct lane_walk {
+	struct gw_sel_cursor *cur;
+	uint32_t odd_folders; /* lane 1 has the odd folders */
+	size_t count;
+	bool ordered, own_folders;
+};
+
+static void *walk_lane(void *arg)
+{
+	struct lane_walk *w = arg;
+	struct gw_sel_entry e;
+	char *err = NULL;
+	int64_t last = INT64_MAX;
+	w->ordered = w->own_folders = true;
+	while (gw_sel_cursor_peek(w->cur, &e, &err)) {
+		w->ordered &= e.internal_date <= last;
+		w->own_folders &= e.folder % 2 == w->odd_folders;
+		last = e.internal_date;
+		gw_sel_cursor_advance(w->cur);
+		w->count++;
+	}
+	w->ordered &= err == NULL;
+	return NULL;
+}
+
+/* Two lanes walked at the same time from two threads on the one connection. */
+static void test_two_threads_walk_their_lanes(void **unused)
+{
+	(void)unused;
+	enum { FOLDERS = 8, PER_FOLDER = 5000 };
+	struct gw_selection *sel = open_selection();
+	char *err = NULL;
+	for (uint32_t f = 0; f < FOLDERS; f++) {
+		assert_true(gw_selection_scan_begin(sel, &err));
+		for (uint32_t uid = 1; uid <= PER_FOLDER; uid++)
+			add(sel, entry(f, uid, (int64_t)((uid * 2654435761u) % 1000000u), 100));
+		assert_true(gw_selection_scan_end(sel, true, &err));
+	}
+	struct gw_selection_rules none = {0};
+	apply(sel, &none);
+	/* Even folders into group 0, odd ones into group 1: equal weights, one lane each. */
+	uint32_t joined[FOLDERS][2];
+	for (uint32_t f = 0; f < FOLDERS; f++) {
+		joined[f][0] = f;
+		joined[f][1] = f % 2;
+	}
+	assert_int_equal(plan(sel, 2, (const uint32_t(*)[2])joined, FOLDERS), 2);
+	struct lane_walk w[2] = {{.cur = cursor(sel, 0)}, {.cur = cursor(sel, 1)}};
+	struct gw_sel_entry first;
+	assert_true(gw_sel_cursor_peek(w[1].cur, &first, &err));
+	w[1].odd_folders = first.folder % 2;
+	w[0].odd_folders = !w[1].odd_folders;
+	pthread_t threads[2];
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&threads[i], NULL, walk_lane, &w[i]), 0);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(threads[i], NULL);
+		assert_true(w[i].ordered);
+		assert_true(w[i].own_folders);
+		assert_int_equal(w[i].count, FOLDERS / 2 * PER_FOLDER);
+		gw_sel_cursor_close(w[i].cur);
+	}
 	gw_selection_close(sel);
 }
 
@@ -290,16 +450,18 @@ static void test_memory_does_not_grow_with_the_mailbox(void **unused)
 	}
 	struct gw_selection_rules none = {0};
 	assert_int_equal(apply(sel, &none), MESSAGES);
+	struct gw_sel_cursor *cur = one_lane(sel);
 	struct gw_sel_entry e;
 	size_t n = 0;
 	int64_t last = INT64_MAX;
-	while (gw_selection_peek(sel, &e, &err)) {
+	while (gw_sel_cursor_peek(cur, &e, &err)) {
 		assert_true(e.internal_date <= last);
 		last = e.internal_date;
-		gw_selection_advance(sel);
+		gw_sel_cursor_advance(cur);
 		n++;
 	}
 	assert_null(err);
+	gw_sel_cursor_close(cur);
 	assert_int_equal(n, MESSAGES);
 	sqlite3_int64 peak = sqlite3_memory_highwater(0) - base;
 	printf("selection of %d messages: SQLite peak %.1f MiB above the empty selection\n",
@@ -317,6 +479,8 @@ int main(void)
 	        cmocka_unit_test(test_rules_size_per_folder_date_then_cap),
 	        cmocka_unit_test(test_rematch_candidates_and_state),
 	        cmocka_unit_test(test_each_ahead_lists_what_the_cursor_has_not_passed),
+	        cmocka_unit_test(test_lanes_balance_bytes_keep_groups_and_walk_apart),
+	        cmocka_unit_test(test_two_threads_walk_their_lanes),
 	        cmocka_unit_test(test_memory_does_not_grow_with_the_mailbox),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -43,6 +43,11 @@ enum gw_plugin_caps {
 	GW_CAP_KEYWORDS = 1u << 1,     /**< Source reports / sink keeps keywords. */
 	GW_CAP_INTERNALDATE = 1u << 2, /**< Source reports / sink keeps the internal date. */
 	GW_CAP_LOOKUP = 1u << 3,       /**< Sink implements lookup (exactly-once after a crash). */
+	/** Several sessions of one mailbox may be open at once, each on its own
+	 * thread and its own folders (see source.h and sink.h). The core copies a
+	 * mailbox on several connections only if its source and its sink both
+	 * declare this. */
+	GW_CAP_PARALLEL_SESSIONS = 1u << 4,
 };
 
 /** The plugin descriptor. */

@@ -7,6 +7,14 @@
  * uncommitted, then append any number of times with flush after each batch,
  * then close. The core commits its state only after flush returned GW_OK, so
  * a sink must not report a batch durable before it is.
+ *
+ * With GW_CAP_PARALLEL_SESSIONS (plugin.h) on both plugins, a mailbox may have
+ * further sessions open at the same time, each on a thread of its own. Each
+ * calls ensure_folder only for folders the first session has ensured already,
+ * then append and flush; lookup stays with the first session. No folder is
+ * written by two sessions at once, so per-folder files (a keyword table, say)
+ * need no locking, but anything a sink keeps per mailbox must allow two
+ * sessions.
  */
 #ifndef GODWIT_SINK_H
 #define GODWIT_SINK_H

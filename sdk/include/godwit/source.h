@@ -6,6 +6,14 @@
  * never calls one session from two threads at once, and calls them in this
  * order: open, list_folders, then per folder select_folder, scan and fetch
  * (any number of times), then close.
+ *
+ * With GW_CAP_PARALLEL_SESSIONS (plugin.h) on both plugins, a mailbox may have
+ * further sessions open at the same time, each on a thread of its own: they
+ * are opened after the first session's scan, call list_folders too (its
+ * folders are not used), then only select_folder and fetch the folders the
+ * core gives them, without scan. A source
+ * whose server refuses one more connection just fails that open: the core
+ * copies those folders on the first session.
  */
 #ifndef GODWIT_SOURCE_H
 #define GODWIT_SOURCE_H
