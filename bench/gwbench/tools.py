@@ -335,9 +335,10 @@ class GodwitCase(Case):
         lines += ["    mailboxes:", "      list:", "        - email: %s" % _yaml(self.email),
                   "          username: %s" % _yaml(self.user),
                   "          password: %s" % _yaml(self.password)]
-        if self.connections == 1:
-            lines += ["    limits:", "      mailboxes_in_parallel: 1", "      source_connections: 1",
-                      "      connections_per_mailbox: 1"]
+        if self.connections is not None:
+            lines += ["    limits:", "      mailboxes_in_parallel: 1",
+                      "      source_connections: %d" % self.connections,
+                      "      connections_per_mailbox: %d" % self.connections]
         profile = os.path.join(self.workdir, "profile.yaml")
         with open(profile, "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
