@@ -55,8 +55,10 @@ def _fresh_dir(path):
             aside += "x"
         os.rename(path, aside)
         _MOVED_ASIDE.append(aside)
-        if shutil.disk_usage(os.path.dirname(aside)).free < _KEEP_FREE_BYTES:
-            purge_moved_aside(wait=True)
+    # Also before a case's first run: the RSS rows' large corpora come late, and an
+    # 80,000-message run found the disk full of earlier rows' destinations.
+    if _MOVED_ASIDE and shutil.disk_usage(os.path.dirname(path)).free < _KEEP_FREE_BYTES:
+        purge_moved_aside(wait=True)
     os.makedirs(path)
     return path
 

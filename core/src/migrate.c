@@ -194,7 +194,11 @@ struct attempt {
 	uint32_t lane;                  /* 0: the attempt itself; see "lanes" below */
 	size_t found;                   /* messages the scan found in the mailbox */
 	struct keyword_table kw;
-	/* Batch buffers, cfg->batch_messages each, allocated once per attempt. */
+	/* A batch's bounds: the profile's batch_messages and batch_bytes are per
+	 * mailbox, shared out between its lanes. */
+	size_t batch_max;
+	uint64_t batch_bytes_max;
+	/* Batch buffers, batch_max each, allocated once per attempt. */
 	struct batch_item *batch;
 	size_t batch_count;
 	uint16_t *batch_kw; /* the batch's keyword indexes */
@@ -1723,7 +1727,7 @@ static gw_status migrate_selected(struct attempt *a)
 		uint64_t bytes = 0;
 		struct gw_sel_entry e;
 		char *error = NULL;
-		while (a->batch_count < a->cfg->batch_messages) {
+		while (a->batch_count < a->batch_max) {
 			if (!gw_sel_cursor_peek(a->cursor, &e, &error)) {
 				if (error != NULL)
 					return stop_selection(a, error);
@@ -1734,7 +1738,7 @@ static gw_status migrate_selected(struct attempt *a)
 				gw_sel_cursor_advance(a->cursor);
 				continue;
 			}
-			if (a->batch_count > 0 && bytes + e.size > a->cfg->batch_bytes)
+			if (a->batch_count > 0 && bytes + e.size > a->batch_bytes_max)
 				break;
 			take_into_batch(a, &e);
 			gw_sel_cursor_advance(a->cursor);
@@ -1761,13 +1765,15 @@ static void set_contexts(struct attempt *a)
 	                          .plugin = a->rt->sink_label};
 }
 
-static void batch_alloc(struct attempt *a)
+/* Buffers for batches of up to @p max messages. */
+static void batch_alloc(struct attempt *a, size_t max)
 {
-	a->batch = gw_xcalloc(a->cfg->batch_messages, sizeof(*a->batch));
-	a->records = gw_xcalloc(a->cfg->batch_messages, sizeof(*a->records));
-	a->outcomes = gw_xcalloc(a->cfg->batch_messages, sizeof(*a->outcomes));
-	a->uids = gw_xcalloc(a->cfg->batch_messages, sizeof(*a->uids));
-	a->group_keys = gw_xcalloc(a->cfg->batch_messages, sizeof(*a->group_keys));
+	a->batch_max = max;
+	a->batch = gw_xcalloc(max, sizeof(*a->batch));
+	a->records = gw_xcalloc(max, sizeof(*a->records));
+	a->outcomes = gw_xcalloc(max, sizeof(*a->outcomes));
+	a->uids = gw_xcalloc(max, sizeof(*a->uids));
+	a->group_keys = gw_xcalloc(max, sizeof(*a->group_keys));
 	a->batch_kw = NULL;
 	a->batch_kw_len = a->batch_kw_cap = a->batch_count = 0;
 }
@@ -1890,7 +1896,7 @@ static struct lane *lane_new(const struct attempt *first, uint32_t index)
 	l->cursor = NULL;
 	l->error = NULL;
 	set_contexts(l);
-	batch_alloc(l);
+	batch_alloc(l, first->batch_max);
 	l->folders = gw_xcalloc(first->folder_count + 1, sizeof(*l->folders));
 	for (size_t i = 0; i < first->folder_count; i++) {
 		struct run_folder *rf = &l->folders[i];
@@ -2058,6 +2064,11 @@ static gw_status copy_in_lanes(struct attempt *a)
 		gw_budget_release_pair(job->source_budget, job->sink_budget);
 	if (st != GW_OK)
 		return st;
+	/* The lanes share the batch bounds out: a mailbox has as many messages in
+	 * flight, and needs as much memory, on one lane as on several. (The first
+	 * lane's buffers stay larger, untouched beyond the bound.) */
+	a->batch_max = a->cfg->batch_messages / lanes > 0 ? a->cfg->batch_messages / lanes : 1;
+	a->batch_bytes_max = a->cfg->batch_bytes / lanes > 0 ? a->cfg->batch_bytes / lanes : 1;
 	char *error = NULL;
 	unsigned opened = 1;
 	struct lane **others = gw_xcalloc(lanes, sizeof(*others));
@@ -2147,7 +2158,8 @@ gw_status gw_migrate_attempt(struct gw_mailbox_job *job, struct gw_worker_res *r
 	        .current = -1,
 	};
 	set_contexts(&a);
-	batch_alloc(&a);
+	batch_alloc(&a, a.cfg->batch_messages);
+	a.batch_bytes_max = a.cfg->batch_bytes;
 	job->report.attempts++;
 	gw_status st = run_attempt(&a);
 	close_sessions(&a);
