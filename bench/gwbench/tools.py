@@ -57,7 +57,10 @@ def _fresh_dir(path):
         _MOVED_ASIDE.append(aside)
     # Also before a case's first run: the RSS rows' large corpora come late, and an
     # 80,000-message run found the disk full of earlier rows' destinations.
-    if _MOVED_ASIDE and shutil.disk_usage(os.path.dirname(path)).free < _KEEP_FREE_BYTES:
+    parent = os.path.dirname(path)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if _MOVED_ASIDE and shutil.disk_usage(parent).free < _KEEP_FREE_BYTES:
         purge_moved_aside(wait=True)
     os.makedirs(path)
     return path
