@@ -2064,11 +2064,11 @@ static gw_status copy_in_lanes(struct attempt *a)
 		gw_budget_release_pair(job->source_budget, job->sink_budget);
 	if (st != GW_OK)
 		return st;
-	/* The lanes share the batch bounds out: a mailbox has as many messages in
-	 * flight, and needs as much memory, on one lane as on several. (The first
-	 * lane's buffers stay larger, untouched beyond the bound.) */
+	/* The lanes share batch_messages out: a mailbox's batch buffers take as much
+	 * memory on one lane as on several (the first lane's stay larger, untouched
+	 * beyond the bound). batch_bytes stays per lane: each lane's flush is a
+	 * syncfs, and halving it doubled them (bench/PROFILE.md, sixth pass). */
 	a->batch_max = a->cfg->batch_messages / lanes > 0 ? a->cfg->batch_messages / lanes : 1;
-	a->batch_bytes_max = a->cfg->batch_bytes / lanes > 0 ? a->cfg->batch_bytes / lanes : 1;
 	char *error = NULL;
 	unsigned opened = 1;
 	struct lane **others = gw_xcalloc(lanes, sizeof(*others));
