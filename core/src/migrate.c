@@ -1981,8 +1981,9 @@ static void *lane_main(void *arg)
 	return NULL;
 }
 
-/* Start lane @p index: false if it cannot run (its connections are given back). */
-static bool lane_start(struct attempt *a, struct lane *lane)
+/* Start the lane's thread. If it cannot run, its connections are given back
+ * and lane->status says why. */
+static void lane_start(struct attempt *a, struct lane *lane)
 {
 	char *error = NULL;
 	struct attempt *l = &lane->a;
@@ -1997,7 +1998,6 @@ static bool lane_start(struct attempt *a, struct lane *lane)
 	}
 	if (!lane->running)
 		gw_budget_release_pair(a->job->source_budget, a->job->sink_budget);
-	return lane->running;
 }
 
 /* A lane that could not open its sessions (the server refused one more
@@ -2020,24 +2020,26 @@ static uint32_t max_u32(uint32_t x, uint32_t y)
 	return x > y ? x : y;
 }
 
-/* Fold a finished lane into the attempt: the first failure decides how the
- * attempt ends, and the longest pause a server asked for holds. */
+/* Fold a finished lane into the attempt, which ended with @p st so far: the
+ * first failure decides how it ends, and the longest pause a server asked for
+ * holds. A lane that never opened is adopted here. */
 static gw_status join_lane(struct attempt *a, struct lane *lane, gw_status st)
 {
 	if (lane->running)
 		pthread_join(lane->thread, NULL);
-	if (!lane->opened && lane->a.cursor != NULL && st == GW_OK && gw_cancel_level() == 0)
-		lane->status = adopt_lane(a, lane);
-	if (st == GW_OK && lane->status != GW_OK) {
-		st = lane->status;
+	a->sctx.retry_after_ms =
+	        max_u32(a->sctx.retry_after_ms,
+	                max_u32(lane->a.sctx.retry_after_ms, lane->a.kctx.retry_after_ms));
+	if (st != GW_OK)
+		return st;
+	if (!lane->opened && lane->a.cursor != NULL && gw_cancel_level() == 0)
+		return adopt_lane(a, lane); /* how it ends is the first lane's now */
+	if (lane->status != GW_OK) {
 		free(a->error);
 		a->error = lane->a.error;
 		lane->a.error = NULL;
 	}
-	a->sctx.retry_after_ms =
-	        max_u32(a->sctx.retry_after_ms,
-	                max_u32(lane->a.sctx.retry_after_ms, lane->a.kctx.retry_after_ms));
-	return st;
+	return lane->status;
 }
 
 /* How many lanes: what the profile allows if both plugins allow it, with a
