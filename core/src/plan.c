@@ -223,9 +223,9 @@ static void print_pipeline(FILE *out, const struct gw_pipeline *pl, bool dry_run
 	fputc('\n', out);
 	fprintf(out,
 	        "  limits: mailboxes_in_parallel %u, source_connections %u, sink_connections "
-	        "%u, retries %u, batches of %u messages / ",
-	        c->mailboxes_in_parallel, c->source_connections, c->sink_connections, c->retries,
-	        c->batch_messages);
+	        "%u, connections_per_mailbox %u, retries %u, batches of %u messages / ",
+	        c->mailboxes_in_parallel, c->source_connections, c->sink_connections,
+	        c->connections_per_mailbox, c->retries, c->batch_messages);
 	print_size(out, c->batch_bytes);
 	fputc('\n', out);
 }

@@ -69,6 +69,12 @@ class Check(unittest.TestCase):
                 for secret in EXAMPLE_ENV.values():
                     self.assertNotIn(secret, r.stdout + r.stderr)
 
+    def test_limits_are_printed(self):
+        r = godwit("check", os.path.join(EXAMPLES, "imap-to-maildir.yaml"), env=EXAMPLE_ENV)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"limits: mailboxes_in_parallel 4, source_connections 8, "
+                                   r"sink_connections 8, connections_per_mailbox 2, ")
+
     def test_master_password_is_masked(self):
         r = godwit(
             "check", os.path.join(EXAMPLES, "dovecot-master-to-maildir.yaml"), env=EXAMPLE_ENV
