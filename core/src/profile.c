@@ -21,8 +21,9 @@
 #define DEFAULT_MAX_SIZE    (35ull * 1024 * 1024)
 #define DEFAULT_PARALLEL    4
 #define DEFAULT_CONNECTIONS 8
-/* Two lanes: measured 1.75 x one on the bench (PROFILE.md, sixth pass), and well
- * under the per-user limits of Dovecot (10 per user and IP) and Gmail (15). */
+/* Two lanes: 1.3-1.6 x one lane in the bench, where three or four gained nothing
+ * on two cores (bench/PROFILE.md, sixth pass); well under the per-user limits of
+ * Dovecot (10 per user and IP) and Gmail (15). */
 #define DEFAULT_CONNECTIONS_PER_MAILBOX 2
 #define DEFAULT_RETRIES                 5
 /* A batch is the unit of commit and a date slice of newest-first order, fetched
