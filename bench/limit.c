@@ -14,7 +14,11 @@
  * With --store DIR it also writes every message the cheapest way a Maildir
  * can be written (DIR/tmp/<n>, then renamed into DIR/cur/; no fsync, no
  * flags, no folders): the floor of storing mail on this machine's disk,
- * which a reader that discards bytes does not pay.
+ * which a reader that discards bytes does not pay. --sync also makes it
+ * durable the cheapest way measured here: a thread syncs the file system
+ * after every 32 MiB stored, so the write-back overlaps the reading, and one
+ * last syncfs follows the last message, inside the timed run. The floor of a
+ * copy that survives a power cut.
  *
  * With --append USER each connection also logs in to the same server as USER
  * and APPENDs every message it reads into a folder of the same name, the
@@ -29,7 +33,7 @@
  * copy on this machine.
  *
  * usage: limit --host H --port P --user U [--tls] [--ca FILE] [--connections N]
- *        [--store DIR | --append USER]
+ *        [--store DIR [--sync] | --append USER]
  *        passwords come from the environment: LIMIT_PASSWORD (and, with
  *        --append, LIMIT_APPEND_PASSWORD)
  * prints: messages=M bytes=B folders=F connections=N seconds=S
@@ -66,6 +70,7 @@ struct options {
 	const char *append_user; /* NULL: no APPEND */
 	const char *append_password;
 	bool tls;
+	bool sync; /* --store: make it durable */
 	int connections;
 };
 
@@ -290,6 +295,91 @@ static bool conn_skip(struct conn *c, unsigned long long n, int fd)
 	return true;
 }
 
+/* ---- --sync ----------------------------------------------------------------------------- */
+
+/* Early write-back, as godwit's maildir sink does it: without it the last
+ * syncfs writes everything back after the reading is over. 10,000 messages /
+ * 537 MB on two connections, medians of 3: TLS 2.47 s with one syncfs at the
+ * end, 2.37 s with this; plain 1.24 s against 0.91 s. Starting each file's
+ * write-back (sync_file_range) instead did not help: 2.66 s against 2.51 s. */
+#define SYNC_EVERY (32ull * 1024 * 1024)
+
+struct syncer {
+	int fd; /* DIR, for syncfs */
+	unsigned long long unsynced;
+	bool quit;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	pthread_t thread;
+};
+
+static struct syncer *syncer; /* NULL without --sync */
+
+static void *syncer_main(void *arg)
+{
+	struct syncer *y = arg;
+	pthread_mutex_lock(&y->lock);
+	while (!y->quit) {
+		if (y->unsynced < SYNC_EVERY) {
+			pthread_cond_wait(&y->wake, &y->lock);
+			continue;
+		}
+		y->unsynced = 0;
+		pthread_mutex_unlock(&y->lock);
+		(void)syncfs(y->fd); /* the last one, in syncer_finish, reports errors */
+		pthread_mutex_lock(&y->lock);
+	}
+	pthread_mutex_unlock(&y->lock);
+	return NULL;
+}
+
+static bool syncer_start(const char *dir)
+{
+	struct syncer *y = xmalloc(sizeof(*y));
+	*y = (struct syncer){.fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+	if (y->fd < 0) {
+		fprintf(stderr, "limit: cannot open %s: %s\n", dir, strerror(errno));
+		free(y);
+		return false;
+	}
+	pthread_mutex_init(&y->lock, NULL);
+	pthread_cond_init(&y->wake, NULL);
+	pthread_create(&y->thread, NULL, syncer_main, y);
+	syncer = y;
+	return true;
+}
+
+static void syncer_note(unsigned long long bytes)
+{
+	if (!syncer)
+		return;
+	pthread_mutex_lock(&syncer->lock);
+	syncer->unsynced += bytes;
+	if (syncer->unsynced >= SYNC_EVERY)
+		pthread_cond_signal(&syncer->wake);
+	pthread_mutex_unlock(&syncer->lock);
+}
+
+/* Stops the thread, then the last syncfs: everything stored is on the disk. */
+static bool syncer_finish(const char *dir)
+{
+	struct syncer *y = syncer;
+	pthread_mutex_lock(&y->lock);
+	y->quit = true;
+	pthread_cond_signal(&y->wake);
+	pthread_mutex_unlock(&y->lock);
+	pthread_join(y->thread, NULL);
+	bool ok = syncfs(y->fd) == 0;
+	if (!ok)
+		fprintf(stderr, "limit: cannot sync %s: %s\n", dir, strerror(errno));
+	close(y->fd);
+	pthread_cond_destroy(&y->wake);
+	pthread_mutex_destroy(&y->lock);
+	free(y);
+	syncer = NULL;
+	return ok;
+}
+
 /* --store: one message into DIR/tmp/, then renamed into DIR/cur/. */
 static bool conn_store(struct conn *c, const char *dir, unsigned long long n)
 {
@@ -303,6 +393,7 @@ static bool conn_store(struct conn *c, const char *dir, unsigned long long n)
 	}
 	bool ok = conn_skip(c, n, fd);
 	close(fd);
+	syncer_note(n);
 	if (ok && rename(tmp, cur) != 0) {
 		fail(c, "cannot rename %s: %s", tmp, strerror(errno));
 		return false;
@@ -724,6 +815,10 @@ static bool parse_options(int argc, char **argv, struct options *opt)
 			opt->tls = true;
 			continue;
 		}
+		if (strcmp(a, "--sync") == 0) {
+			opt->sync = true;
+			continue;
+		}
 		if (!v)
 			return false;
 		if (strcmp(a, "--host") == 0)
@@ -748,6 +843,8 @@ static bool parse_options(int argc, char **argv, struct options *opt)
 	opt->append_password = getenv("LIMIT_APPEND_PASSWORD");
 	if (opt->append_user && (opt->store || !opt->append_password))
 		return false;
+	if (opt->sync && !opt->store)
+		return false;
 	return opt->host && opt->port && opt->user && opt->password && opt->connections >= 1 &&
 	       opt->connections <= 256;
 }
@@ -764,7 +861,7 @@ int main(int argc, char **argv)
 	struct options opt;
 	if (!parse_options(argc, argv, &opt)) {
 		fputs("usage: limit --host H --port P --user U [--tls] [--ca FILE] [--connections "
-		      "N] [--store DIR | --append USER]\n"
+		      "N] [--store DIR [--sync] | --append USER]\n"
 		      "       (passwords in LIMIT_PASSWORD, LIMIT_APPEND_PASSWORD)\n",
 		      stderr);
 		return 2;
@@ -784,6 +881,8 @@ int main(int argc, char **argv)
 		}
 	}
 	double began = now_seconds();
+	if (opt.sync && !syncer_start(opt.store))
+		return 1;
 	struct work w = {.opt = &opt};
 	pthread_mutex_init(&w.lock, NULL);
 	if (opt.tls && !(w.ctx = make_tls_context(&opt))) {
@@ -826,6 +925,8 @@ int main(int argc, char **argv)
 		if (workers[i].have_dest)
 			conn_close(&workers[i].dest);
 	}
+	if (opt.sync && !syncer_finish(opt.store))
+		sum.failed = true;
 	printf("messages=%llu bytes=%llu folders=%zu connections=%d seconds=%.3f\n", sum.messages,
 	       sum.bytes, w.folder_count, opt.connections, now_seconds() - began);
 	for (size_t i = 0; i < w.folder_count; i++)

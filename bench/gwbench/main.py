@@ -196,6 +196,11 @@ def make_cases(bench, args):
                   tools.LimitCase(B, "limit 1 conn, TLS", "limit", tls=True),
                   tools.LimitCase(B, "limit+store 1 conn, plain", "limit", store=True),
                   tools.LimitCase(B, "limit+store 1 conn, TLS", "limit", tls=True, store=True),
+                  # ... and durably: the floor for the rows with fsync.
+                  tools.LimitCase(B, "limit+store+sync 1 conn, plain", "limit", store=True,
+                                  sync=True),
+                  tools.LimitCase(B, "limit+store+sync 1 conn, TLS", "limit", tls=True,
+                                  store=True, sync=True),
                   # The same floor for the small mailbox: what fixed overhead the work
                   # itself has, beside godwit's.
                   tools.LimitCase(B, "limit %d msgs, plain" % args.small_messages, "limit",
@@ -248,7 +253,11 @@ def limit_n_cases(bench, args, results):
             tools.LimitCase(bench, "limit+store %d conn, plain" % n, "limit", connections=n,
                             store=True),
             tools.LimitCase(bench, "limit+store %d conn, TLS" % n, "limit", tls=True,
-                            connections=n, store=True)]
+                            connections=n, store=True),
+            tools.LimitCase(bench, "limit+store+sync %d conn, plain" % n, "limit",
+                            connections=n, store=True, sync=True),
+            tools.LimitCase(bench, "limit+store+sync %d conn, TLS" % n, "limit", tls=True,
+                            connections=n, store=True, sync=True)]
 
 
 def run_case(bench, case, reps):

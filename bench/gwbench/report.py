@@ -84,14 +84,16 @@ def _ratio(ref, row):
     return ref.wall / row.wall if row.wall else None
 
 
-def _limit_for(results, row, store=False):
+def _limit_for(results, row, store=False, sync=False):
     return _find(results, lambda r: isinstance(r.case, tools.LimitCase) and r.case.store == store
+                 and r.case.sync == sync
                  and not r.case.append and r.case.tls == row.case.tls
                  and r.case.connections == row.connections and r.case.user == row.case.user)
 
 
 def _store_for(results, row):
-    return _limit_for(results, row, store=True)
+    """The limit that stores as durably as @row does: with sync if it fsyncs."""
+    return _limit_for(results, row, store=True, sync=getattr(row.case, "fsync", False))
 
 
 def _mbsync_for(results, row):
@@ -172,13 +174,17 @@ def targets(results):
             return
         ok = value >= at_least and not row.wrong
         text = "%.2f x (%.2f s vs %.2f s)" % (value, row.wall, ref.wall)
-        # Against the limit, what the minimal reader-writer reaches in the same run:
-        # godwit does all of its work and more, on cores the server shares.
-        store = _store_for(results, row) if ref_of is _limit_for else None
-        if store:
-            store_ratio = _ratio(ref, store)
-            text += "; limit+store: %s" % ("%.2f x" % store_ratio if store_ratio is not None
-                                           else "not measured")
+        # Against the limit, what the minimal reader-writer reaches in the same run (and,
+        # for a row with fsync, the minimal durable one): godwit does all of its work and
+        # more, on cores the server shares.
+        if ref_of is _limit_for:
+            floors = [("limit+store", False)] + ([("limit+store+sync", True)]
+                                                 if row.case.fsync else [])
+            for name, sync in floors:
+                store = _limit_for(results, row, store=True, sync=sync)
+                store_ratio = _ratio(ref, store) if store else None
+                text += "; %s: %s" % (name, "%.2f x" % store_ratio if store_ratio is not None
+                                      else "not measured")
         out.append((what, text, "PASS" if ok else "FAIL"))
 
     for tls in ("plain", "TLS"):
@@ -239,10 +245,12 @@ def targets(results):
         text = "%.2f s vs share %.2f s (%.2f x; by bytes %.2f x)" % (
             small.wall, share, small.wall / share, small.wall / by_bytes)
         store_small = _find(results, lambda r: isinstance(r.case, tools.LimitCase)
-                            and r.case.store and not r.case.tls and r.case.user == "small"
+                            and r.case.store and not r.case.sync and not r.case.tls
+                            and r.case.user == "small"
                             and r.case.connections == 1 and not r.wrong)
         store_big = _find(results, lambda r: isinstance(r.case, tools.LimitCase)
-                          and r.case.store and not r.case.tls and r.case.user == "alice"
+                          and r.case.store and not r.case.sync and not r.case.tls
+                          and r.case.user == "alice"
                           and r.case.connections == 1 and not r.wrong)
         if store_small and store_big:
             floor = store_small.wall / (store_big.wall * small.messages / store_big.messages)
@@ -263,7 +271,8 @@ def render(header, results):
     lines += _table(results)
     lines += ["", "Ratios are speed ratios on the same work: other wall / this wall (2.00 = twice "
               "as fast). vs limit: the limit row with the same TLS and connection count; vs store: "
-              "the limit+store row likewise (limit that also writes every message as a file). "
+              "the limit+store row likewise (limit that also writes every message as a file), "
+              "for a row with fsync the limit+store+sync row (and makes them durable). "
               "vs mbsync: mbsync with FSync no and the same TLS. vs imapsync: the imap sink and "
               "limit+append rows against imapsync (all IMAP -> IMAP). conns: IMAP logins counted "
               "in Dovecot's log (limit: its setting). A WRONG row gets no rates and no ratios of its own.", "", "Targets (issue 5):"]

@@ -108,7 +108,8 @@ class BenchQuick(unittest.TestCase):
         for label in ("limit 1 conn, plain", "limit 1 conn, TLS", "limit 100 msgs, plain"):
             self.assertEqual("read all (count, bytes)", rows[label]["verdict"], label)
         for label in ("limit+store 1 conn, plain", "limit+store 1 conn, TLS",
-                      "limit+store 100 msgs, plain"):
+                      "limit+store 100 msgs, plain", "limit+store+sync 1 conn, plain",
+                      "limit+store+sync 1 conn, TLS"):
             self.assertEqual("stored all (hashes)", rows[label]["verdict"], label)
         self.assertEqual(100, rows["limit+store 100 msgs, plain"]["messages"])
 
