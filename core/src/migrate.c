@@ -94,13 +94,11 @@ void gw_mailbox_job_init(struct gw_mailbox_job *job, struct gw_pipeline_rt *rt,
 	job->report.pipeline = rt->name;
 	job->report.email = mailbox->email;
 	job->report.max_size = rt->pipeline->cfg->max_size;
-	pthread_mutex_init(&job->report_lock, NULL);
 }
 
 void gw_mailbox_job_free(struct gw_mailbox_job *job)
 {
 	gw_mailbox_report_free(&job->report);
-	pthread_mutex_destroy(&job->report_lock);
 }
 
 void gw_origin_key(const char *pipeline, const char *mailbox, const char *folder,
@@ -154,7 +152,7 @@ struct run_folder {
 	uint32_t *done_uids; /* state's done UIDs for the current uidvalidity, sorted */
 	size_t done_count;
 	uint64_t done_at_scan;
-	uint32_t lanes; /* the lanes that copy it, bit N for lane N (0: nothing to copy) */
+	uint32_t lane; /* the lane that copies it (GW_SEL_NO_LANE: nothing to copy) */
 };
 
 enum item_outcome {
@@ -354,10 +352,8 @@ static gw_status on_folder(void *arg, const struct gw_folder_info *info)
 static void fail_folder(struct attempt *a, struct run_folder *rf, const char *reason)
 {
 	rf->failed = true;
-	pthread_mutex_lock(&a->job->report_lock);
 	free(rf->rep->error);
 	rf->rep->error = gw_xstrdup(reason);
-	pthread_mutex_unlock(&a->job->report_lock);
 	gw_log(&a->sctx, GW_LOG_WARN, "folder %s failed: %s", rf->mapped->source_name, reason);
 }
 
@@ -1159,9 +1155,7 @@ static void fail_item(struct attempt *a, struct batch_item *item, const char *re
 	item->outcome = ITEM_FAILED;
 	free(item->message_id);
 	item->message_id = NULL;
-	pthread_mutex_lock(&a->job->report_lock);
 	gw_folder_report_fail(a->folders[e->folder].rep, e->uid, reason);
-	pthread_mutex_unlock(&a->job->report_lock);
 	atomic_fetch_add(&a->res->progress->failed, 1);
 	settle_one(a);
 	/* The text names the folder: a refusal read late (a pipelined APPEND) would
@@ -1364,9 +1358,7 @@ struct give_up {
 static void give_up_entry(void *arg, const struct gw_sel_entry *e)
 {
 	struct give_up *g = arg;
-	pthread_mutex_lock(&g->a->job->report_lock);
 	gw_folder_report_fail(g->rf->rep, e->uid, g->text);
-	pthread_mutex_unlock(&g->a->job->report_lock);
 	atomic_fetch_add(&g->a->res->progress->failed, 1);
 	settle_one(g->a);
 }
@@ -1492,10 +1484,8 @@ static gw_status flush_sink(struct attempt *a)
 static void count_migrated(struct attempt *a, struct batch_item *item)
 {
 	struct run_folder *rf = item_folder(a, item);
-	pthread_mutex_lock(&a->job->report_lock);
 	rf->rep->migrated++;
 	rf->rep->bytes += item->size;
-	pthread_mutex_unlock(&a->job->report_lock);
 	atomic_fetch_add(&a->res->progress->done, 1);
 	atomic_fetch_add(&a->res->progress->bytes, item->size);
 	settle_one(a);
@@ -1667,17 +1657,14 @@ static gw_status run_batch(struct attempt *a)
 			st = fetch_group(a, first, end, &stopped_uid);
 			if (st == GW_ERR_FOLDER) {
 				char fallback[160];
-				/* A copy: the report's text may be replaced by another lane
-				 * failing its part of the same folder. */
-				char *reason = gw_xstrdup(ctx_error(&a->sctx, "fetch", st, fallback,
-				                                    sizeof(fallback)));
-				st = give_up_folder(a, rf, reason);
+				st = give_up_folder(a, rf,
+				                    ctx_error(&a->sctx, "fetch", st, fallback,
+				                              sizeof(fallback)));
 				for (size_t i = first; i < end; i++) {
 					enum item_outcome o = a->batch[i].outcome;
 					if (o == ITEM_MARKED || o == ITEM_NONE)
-						fail_item(a, &a->batch[i], reason);
+						fail_item(a, &a->batch[i], rf->rep->error);
 				}
-				free(reason);
 			} else if (st == GW_ERR_CANCELLED) {
 				st = stop(a, st, "interrupted");
 			} else if (st != GW_OK) {
@@ -1831,18 +1818,16 @@ static void close_sessions(struct attempt *a)
 
 /* ---- lanes ---- */
 
-/* After the scan, the copy runs in lanes: each lane walks its own
- * newest-first cursor on a source and a sink session of its own (PROFILE.md:
- * one connection leaves the server idle while godwit works, and the reverse).
- * Lane 0 is the attempt itself, on the scheduler's sessions and thread. Every
- * other lane is a copy of it on a thread of its own, with its own state
- * handle, spool, batch and error; it shares what the scan produced (mapped
- * folders, keywords, selection, reports), which does not change while lanes
- * run, except the folders' reports, written under job->report_lock. A sink
- * folder that several source folders land in belongs to one lane, so no sink
- * folder is written by two sessions at once, unless both plugins declare
- * GW_CAP_SHARED_FOLDERS: then a folder too large for one lane is split by UID
- * ranges, each lane copying its own range. */
+/* After the scan, the copy runs in lanes: each folder belongs to one lane, and
+ * each lane walks its own newest-first cursor on a source and a sink session
+ * of its own (PROFILE.md: one connection leaves the server idle while godwit
+ * works, and the reverse). Lane 0 is the attempt itself, on the scheduler's
+ * sessions and thread. Every other lane is a copy of it on a thread of its
+ * own, with its own state handle, spool, batch and error; it shares what the
+ * scan produced (mapped folders, keywords, selection, reports), which does not
+ * change while lanes run, except each folder's report, written by its own
+ * lane only. A sink folder that several source folders land in belongs to one
+ * lane, so no sink folder is ever written by two sessions at once. */
 struct lane {
 	struct attempt a;
 	struct gw_worker_res res;
@@ -1864,46 +1849,35 @@ static int cmp_sink_id(const void *x, const void *y)
 	return c != 0 ? c : (a->folder > b->folder) - (a->folder < b->folder);
 }
 
-/* Folders landing in one sink folder form one group, named by its first folder. */
-static uint32_t *sink_folder_groups(const struct attempt *a)
+/* Split the folders into at most @p wanted lanes; *lanes: how many got work. */
+static gw_status plan_lanes(struct attempt *a, unsigned wanted, unsigned *lanes)
 {
 	size_t n = a->folder_count;
 	struct by_sink_id *order = gw_xcalloc(n + 1, sizeof(*order));
 	uint32_t *group_of = gw_xcalloc(n + 1, sizeof(*group_of));
+	uint32_t *lane_of = gw_xcalloc(n + 1, sizeof(*lane_of));
 	size_t ensured = 0;
 	for (size_t i = 0; i < n; i++) {
 		group_of[i] = (uint32_t)i;
 		if (a->folders[i].ensured)
 			order[ensured++] = (struct by_sink_id){a->folders[i].sink_id, (uint32_t)i};
 	}
+	/* Folders landing in one sink folder form one group, named by its first folder. */
 	qsort(order, ensured, sizeof(*order), cmp_sink_id);
 	for (size_t k = 1; k < ensured; k++) {
 		if (strcmp(order[k - 1].sink_id, order[k].sink_id) == 0)
 			group_of[order[k].folder] = group_of[order[k - 1].folder];
 	}
-	free(order);
-	return group_of;
-}
-
-/* Split the folders into at most @p wanted lanes; *lanes: how many got work.
- * A sink folder stays on one lane, unless both plugins take two sessions on
- * one folder: then a folder too large for one lane is split by UID ranges. */
-static gw_status plan_lanes(struct attempt *a, unsigned wanted, unsigned *lanes)
-{
-	const struct gw_pipeline *p = a->rt->pipeline;
-	bool shared =
-	        p->source->desc.capabilities & p->sink->desc.capabilities & GW_CAP_SHARED_FOLDERS;
-	uint32_t *group_of = shared ? NULL : sink_folder_groups(a);
-	uint32_t *lanes_of = gw_xcalloc(a->folder_count + 1, sizeof(*lanes_of));
 	char *error = NULL;
 	unsigned used = 0;
-	bool ok = gw_selection_plan_lanes(a->selection, group_of, a->folder_count, wanted, &used,
-	                                  lanes_of, &error);
-	for (size_t i = 0; ok && i < a->folder_count; i++)
-		a->folders[i].lanes = lanes_of[i];
+	bool ok =
+	        gw_selection_plan_lanes(a->selection, group_of, n, wanted, &used, lane_of, &error);
+	for (size_t i = 0; ok && i < n; i++)
+		a->folders[i].lane = lane_of[i];
 	*lanes = used > 0 ? used : 1;
+	free(order);
 	free(group_of);
-	free(lanes_of);
+	free(lane_of);
 	return ok ? GW_OK : stop_selection(a, error);
 }
 
@@ -1968,7 +1942,7 @@ static gw_status open_lane(struct attempt *l)
 	}
 	for (size_t i = 0; st == GW_OK && i < l->folder_count; i++) {
 		struct run_folder *rf = &l->folders[i];
-		if (!(rf->lanes & (1u << l->lane)) || !rf->ensured || rf->failed)
+		if (rf->lane != l->lane || !rf->ensured || rf->failed)
 			continue;
 		char sink_id[GW_SINK_ID_MAX] = "";
 		l->kctx.folder = rf->mapped->source_name;
@@ -2070,7 +2044,7 @@ static gw_status join_lane(struct attempt *a, struct lane *lane, gw_status st)
 
 /* How many lanes: what the profile allows if both plugins allow it, with a
  * source and a sink connection each from the budgets (taken only if free
- * now), and no more than there are pieces to copy (plan_lanes). */
+ * now), and no more than there are sink folders with something to copy. */
 static gw_status copy_in_lanes(struct attempt *a)
 {
 	struct gw_mailbox_job *job = a->job;

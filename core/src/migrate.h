@@ -7,7 +7,6 @@
 #ifndef GW_MIGRATE_H
 #define GW_MIGRATE_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -60,9 +59,6 @@ struct gw_mailbox_job {
 	struct gw_pipeline_rt *rt;
 	const struct gw_mailbox *mailbox;
 	struct gw_mailbox_report report;
-	/* Held while a lane writes a folder's report during the copy: a folder
-	 * split between lanes is counted by several threads. */
-	pthread_mutex_t report_lock;
 	_Atomic uint64_t outstanding; /* this job's share of gw_progress::planned still to do */
 	/* Where lanes take their extra connections from; NULL: no lanes. */
 	struct gw_budget *source_budget, *sink_budget;

@@ -50,23 +50,16 @@ static const char *const sel_sql[SEL__COUNT] = {
         [SEL_SET_STATE] = "UPDATE scanned SET state = ?3 WHERE folder = ?1 AND uid = ?2",
 };
 
-/* The entry is in lane ?6: the UID range of its folder (lane_of) that holds it
- * is. A folder's ranges cover all UIDs, so the one holding a UID is the last
- * one starting at or below it: one seek in lane_of's key. */
-#define IN_LANE                                                                                    \
-	"(SELECT l.lane FROM lane_of l WHERE l.folder = scanned.folder AND l.lo <= scanned.uid "   \
-	"ORDER BY l.lo DESC LIMIT 1) = ?6"
 /* A lane's walk, newest first. */
 #define CURSOR_SQL                                                                                 \
-	"SELECT " ENTRY_COLUMNS " FROM scanned WHERE state = 0 AND " IN_LANE                       \
-	" ORDER BY " NEWEST_FIRST
-/* A folder's entries in the lane after the cursor's last key (?2 = 0: nothing passed
- * yet), in cursor order; the folder is fixed, so "folder > last folder" compares ?1
- * with ?4. */
+	"SELECT " ENTRY_COLUMNS " FROM scanned WHERE state = 0 AND folder IN (SELECT folder "      \
+	"FROM lane_of WHERE lane = ?1) ORDER BY " NEWEST_FIRST
+/* A folder's entries after the cursor's last key (?2 = 0: nothing passed yet), in
+ * cursor order; the folder is fixed, so "folder > last folder" compares ?1 with ?4. */
 #define AHEAD_SQL                                                                                  \
 	"SELECT " ENTRY_COLUMNS " FROM scanned WHERE folder = ?1 AND state = 0 AND (?2 = 0 OR "    \
 	"internal_date < ?3 OR (internal_date = ?3 AND (?1 > ?4 OR (?1 = ?4 AND uid < ?5)))) "     \
-	"AND " IN_LANE " ORDER BY " NEWEST_FIRST
+	"ORDER BY " NEWEST_FIRST
 
 struct gw_selection {
 	sqlite3 *db;
@@ -77,7 +70,6 @@ struct gw_selection {
 struct gw_sel_cursor {
 	struct gw_selection *sel;
 	sqlite3_stmt *walk, *ahead;
-	unsigned lane;
 	bool on_row; /* the walk stands on a row not yet passed */
 	bool done;   /* stepping again would start the query over */
 	bool passed_any;
@@ -165,8 +157,7 @@ bool gw_selection_open(struct gw_selection **out, char **error)
 	              "  PRIMARY KEY (folder, uid)) WITHOUT ROWID;"
 	              "CREATE TABLE size_limits (folder INTEGER PRIMARY KEY,"
 	              "  max_size INTEGER NOT NULL);"
-	              "CREATE TABLE lane_of (folder INTEGER NOT NULL, lo INTEGER NOT NULL,"
-	              "  hi INTEGER NOT NULL, lane INTEGER NOT NULL, PRIMARY KEY (folder, lo));",
+	              "CREATE TABLE lane_of (folder INTEGER PRIMARY KEY, lane INTEGER NOT NULL);",
 	              "creating the tables", error)) {
 		gw_selection_close(sel);
 		return false;
@@ -372,67 +363,23 @@ static void entry_of_row(sqlite3_stmt *stmt, struct gw_sel_entry *e)
 
 /* ---- lanes ---- */
 
-/* A split folder is cut into pieces of at most a lane's share / this, so
- * every lane gets pieces from the top of the folder to its bottom, and the
- * lanes go down it newest first together rather than one taking the newer
- * half and another the older one at the same time. */
-#define PIECES_PER_SHARE 8
-
-/* A UID range of a group's folders (all of it unless the folder is split),
- * and the lane it goes to. */
-struct piece {
-	uint32_t group;
-	uint32_t lo, hi;
+struct lane_group {
+	uint32_t id;
 	uint64_t weight;
-	uint32_t lane;
 };
 
-/* The plan: the pieces, then each folder's share of the lanes. */
-struct plan {
-	const uint32_t *group_of; /* NULL: every folder its own group */
-	size_t folder_count;
-	struct piece *pieces;
-	size_t count, cap;
-	size_t *first; /* per group, its first piece once sorted by group */
-};
-
-static void add_piece(struct plan *plan, struct piece piece)
-{
-	if (plan->count == plan->cap) {
-		plan->cap = plan->cap ? plan->cap * 2 : 64;
-		plan->pieces = gw_xrealloc(plan->pieces, plan->cap * sizeof(*plan->pieces));
-	}
-	plan->pieces[plan->count++] = piece;
-}
-
-static uint32_t group_of_folder(const struct plan *plan, size_t folder)
-{
-	return plan->group_of ? plan->group_of[folder] : (uint32_t)folder;
-}
-
-/* Heaviest first; equal ones by group, then from the top of the folder. */
 static int heavier_first(const void *x, const void *y)
 {
-	const struct piece *a = x, *b = y;
+	const struct lane_group *a = x, *b = y;
 	if (a->weight != b->weight)
 		return a->weight > b->weight ? -1 : 1;
-	if (a->group != b->group)
-		return a->group < b->group ? -1 : 1;
-	return (a->hi < b->hi) - (a->hi > b->hi);
-}
-
-static int by_group(const void *x, const void *y)
-{
-	const struct piece *a = x, *b = y;
-	if (a->group != b->group)
-		return a->group < b->group ? -1 : 1;
-	return (a->hi < b->hi) - (a->hi > b->hi);
+	return a->id < b->id ? -1 : a->id > b->id;
 }
 
 /* Each folder's weight (its bytes left to copy, plus one a message so that
  * empty messages count), summed into its group's. */
-static bool group_weights(struct gw_selection *sel, const struct plan *plan, uint64_t *weights,
-                          char **error)
+static bool group_weights(struct gw_selection *sel, const uint32_t *group_of, size_t folder_count,
+                          uint64_t *weights, char **error)
 {
 	sqlite3_stmt *stmt = stmt_once(
 	        sel,
@@ -443,69 +390,31 @@ static bool group_weights(struct gw_selection *sel, const struct plan *plan, uin
 	int rc;
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		uint64_t folder = (uint64_t)sqlite3_column_int64(stmt, 0);
-		uint64_t group =
-		        folder < plan->folder_count ? group_of_folder(plan, folder) : folder;
-		if (group >= plan->folder_count) {
+		if (folder >= folder_count || group_of[folder] >= folder_count) {
 			sqlite3_finalize(stmt);
 			*error = gw_xasprintf("selection: folder %llu has no lane group",
 			                      (unsigned long long)folder);
 			return false;
 		}
-		weights[group] += (uint64_t)sqlite3_column_int64(stmt, 1);
+		weights[group_of[folder]] += (uint64_t)sqlite3_column_int64(stmt, 1);
 	}
 	sqlite3_finalize(stmt);
 	return rc == SQLITE_DONE || sel_fail(sel, error, "weighing the folders");
 }
 
-/* Cut @p folder into UID ranges from the top, each closed once it weighs
- * @p piece_weight; the last one (down to UID 0) takes the rest. The ranges
- * cover every UID, so each entry has exactly one. */
-static bool cut_folder(struct gw_selection *sel, uint32_t folder, uint64_t piece_weight,
-                       struct plan *plan, char **error)
-{
-	sqlite3_stmt *stmt = stmt_once(sel,
-	                               "SELECT uid, size + 1 FROM scanned WHERE folder = ?1 AND "
-	                               "state = 0 ORDER BY uid DESC",
-	                               error);
-	if (stmt == NULL)
-		return false;
-	sqlite3_bind_int64(stmt, 1, folder);
-	struct piece cur = {.group = folder, .hi = UINT32_MAX};
-	int rc;
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		uint32_t uid = (uint32_t)sqlite3_column_int64(stmt, 0);
-		cur.weight += (uint64_t)sqlite3_column_int64(stmt, 1);
-		if (cur.weight >= piece_weight) {
-			cur.lo = uid;
-			add_piece(plan, cur);
-			cur = (struct piece){.group = folder, .hi = uid - 1};
-		}
-	}
-	sqlite3_finalize(stmt);
-	if (cur.weight > 0 || plan->count == 0 || plan->pieces[plan->count - 1].group != folder)
-		add_piece(plan, cur);
-	else
-		plan->pieces[plan->count - 1].lo = 0; /* nothing below: the last range reaches 0 */
-	return rc == SQLITE_DONE || sel_fail(sel, error, "splitting a folder");
-}
-
-static bool write_lanes(struct gw_selection *sel, const struct plan *plan, char **error)
+static bool write_lanes(struct gw_selection *sel, const uint32_t *group_of, size_t folder_count,
+                        const uint64_t *weights, const uint32_t *lane_of_group, char **error)
 {
 	sqlite3_stmt *stmt = NULL;
 	if (!exec_sql(sel, "BEGIN; DELETE FROM lane_of", "planning the lanes", error))
 		return false;
-	bool ok = (stmt = stmt_once(sel, "INSERT INTO lane_of VALUES (?1, ?2, ?3, ?4)", error)) !=
-	          NULL;
-	for (size_t i = 0; i < plan->folder_count && ok; i++) {
-		uint32_t group = group_of_folder(plan, i);
-		for (size_t p = plan->first[group];
-		     ok && p < plan->count && plan->pieces[p].group == group; p++) {
-			sqlite3_bind_int64(stmt, 1, (sqlite3_int64)i);
-			sqlite3_bind_int64(stmt, 2, plan->pieces[p].lo);
-			sqlite3_bind_int64(stmt, 3, plan->pieces[p].hi);
-			sqlite3_bind_int64(stmt, 4, plan->pieces[p].lane);
-			ok = step_done(sel, stmt, "planning the lanes", error);
-		}
+	bool ok = (stmt = stmt_once(sel, "INSERT INTO lane_of VALUES (?1, ?2)", error)) != NULL;
+	for (size_t i = 0; i < folder_count && ok; i++) {
+		if (weights[group_of[i]] == 0)
+			continue;
+		sqlite3_bind_int64(stmt, 1, (sqlite3_int64)i);
+		sqlite3_bind_int64(stmt, 2, lane_of_group[group_of[i]]);
+		ok = step_done(sel, stmt, "planning the lanes", error);
 	}
 	sqlite3_finalize(stmt);
 	if (!ok) {
@@ -515,84 +424,43 @@ static bool write_lanes(struct gw_selection *sel, const struct plan *plan, char 
 	return exec_sql(sel, "COMMIT", "planning the lanes", error);
 }
 
-/* The pieces: one a group, or for a folder heavier than a lane's share
- * (without groups) its UID ranges. */
-static bool make_pieces(struct gw_selection *sel, struct plan *plan, const uint64_t *weights,
-                        unsigned lanes, char **error)
+bool gw_selection_plan_lanes(struct gw_selection *sel, const uint32_t *group_of,
+                             size_t folder_count, unsigned lanes, unsigned *used, uint32_t *lane_of,
+                             char **error)
 {
-	uint64_t total = 0;
-	for (size_t g = 0; g < plan->folder_count; g++)
-		total += weights[g];
-	uint64_t share = (total + lanes - 1) / lanes;
-	for (size_t g = 0; g < plan->folder_count; g++) {
-		if (weights[g] == 0)
-			continue;
-		if (plan->group_of == NULL && lanes > 1 && weights[g] > share) {
-			if (!cut_folder(sel, (uint32_t)g, share / PIECES_PER_SHARE + 1, plan,
-			                error))
-				return false;
-		} else {
-			add_piece(plan, (struct piece){.group = (uint32_t)g,
-			                               .hi = UINT32_MAX,
-			                               .weight = weights[g]});
-		}
+	*used = 0;
+	uint64_t *weights = gw_xcalloc(folder_count + 1, sizeof(*weights));
+	struct lane_group *groups = gw_xcalloc(folder_count + 1, sizeof(*groups));
+	uint32_t *lane_of_group = gw_xcalloc(folder_count + 1, sizeof(*lane_of_group));
+	uint64_t *load = gw_xcalloc(lanes > 0 ? lanes : 1, sizeof(*load));
+	bool ok = group_weights(sel, group_of, folder_count, weights, error);
+	size_t group_count = 0;
+	for (size_t i = 0; ok && i < folder_count; i++) {
+		if (weights[i] > 0)
+			groups[group_count++] =
+			        (struct lane_group){.id = (uint32_t)i, .weight = weights[i]};
 	}
-	return true;
-}
-
-/* Largest first, each to the lightest lane so far (ties: the lower lane). */
-static void assign_lanes(struct plan *plan, unsigned lanes)
-{
-	uint64_t *load = gw_xcalloc(lanes, sizeof(*load));
-	qsort(plan->pieces, plan->count, sizeof(*plan->pieces), heavier_first);
-	for (size_t p = 0; p < plan->count; p++) {
+	/* Largest first, each to the lightest lane so far (ties: the lower lane). */
+	qsort(groups, group_count, sizeof(*groups), heavier_first);
+	for (size_t g = 0; g < group_count && lanes > 0; g++) {
 		unsigned lightest = 0;
 		for (unsigned l = 1; l < lanes; l++) {
 			if (load[l] < load[lightest])
 				lightest = l;
 		}
-		load[lightest] += plan->pieces[p].weight;
-		plan->pieces[p].lane = lightest;
-	}
-	free(load);
-	qsort(plan->pieces, plan->count, sizeof(*plan->pieces), by_group);
-	for (size_t g = 0; g < plan->folder_count; g++)
-		plan->first[g] = plan->count;
-	for (size_t p = plan->count; p-- > 0;)
-		plan->first[plan->pieces[p].group] = p;
-}
-
-bool gw_selection_plan_lanes(struct gw_selection *sel, const uint32_t *group_of,
-                             size_t folder_count, unsigned lanes, unsigned *used,
-                             uint32_t *lanes_of, char **error)
-{
-	*used = 0;
-	if (lanes > GW_SEL_MAX_LANES)
-		lanes = GW_SEL_MAX_LANES;
-	if (lanes == 0)
-		lanes = 1;
-	struct plan plan = {.group_of = group_of,
-	                    .folder_count = folder_count,
-	                    .first = gw_xcalloc(folder_count + 1, sizeof(size_t))};
-	uint64_t *weights = gw_xcalloc(folder_count + 1, sizeof(*weights));
-	bool ok = group_weights(sel, &plan, weights, error) &&
-	          make_pieces(sel, &plan, weights, lanes, error);
-	if (ok) {
-		assign_lanes(&plan, lanes);
-		ok = write_lanes(sel, &plan, error);
+		load[lightest] += groups[g].weight;
+		lane_of_group[groups[g].id] = (uint32_t)lightest;
 	}
 	if (ok)
-		*used = plan.count < lanes ? (unsigned)plan.count : lanes;
-	for (size_t i = 0; ok && lanes_of != NULL && i < folder_count; i++) {
-		uint32_t group = group_of_folder(&plan, i);
-		lanes_of[i] = 0;
-		for (size_t p = plan.first[group]; p < plan.count && plan.pieces[p].group == group;
-		     p++)
-			lanes_of[i] |= 1u << plan.pieces[p].lane;
-	}
-	free(plan.pieces);
-	free(plan.first);
+		ok = write_lanes(sel, group_of, folder_count, weights, lane_of_group, error);
+	if (ok)
+		*used = group_count < lanes ? (unsigned)group_count : lanes;
+	for (size_t i = 0; ok && lane_of != NULL && i < folder_count; i++)
+		lane_of[i] = weights[group_of[i]] > 0 ? lane_of_group[group_of[i]] : GW_SEL_NO_LANE;
 	free(weights);
+	free(groups);
+	free(lane_of_group);
+	free(load);
 	return ok;
 }
 
@@ -609,8 +477,7 @@ bool gw_sel_cursor_open(struct gw_selection *sel, unsigned lane, struct gw_sel_c
 		gw_sel_cursor_close(cur);
 		return false;
 	}
-	cur->lane = lane;
-	sqlite3_bind_int64(cur->walk, 6, lane);
+	sqlite3_bind_int64(cur->walk, 1, lane);
 	*out = cur;
 	return true;
 }
@@ -664,7 +531,6 @@ bool gw_sel_cursor_each_ahead(struct gw_sel_cursor *cur, uint32_t folder,
 	sqlite3_bind_int64(stmt, 3, cur->last_date);
 	sqlite3_bind_int64(stmt, 4, cur->last_folder);
 	sqlite3_bind_int64(stmt, 5, cur->last_uid);
-	sqlite3_bind_int64(stmt, 6, cur->lane);
 	int rc;
 	struct gw_sel_entry e;
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {

@@ -80,22 +80,18 @@ bool gw_selection_apply(struct gw_selection *sel, const struct gw_selection_rule
 
 /* ---- lanes: the copy on several connections ---- */
 
-/* Split what is left to copy into at most @p lanes lanes (GW_SEL_MAX_LANES at
- * most), balanced by bytes: the heaviest piece first, each to the lightest
- * lane so far. With @p group_of, a piece is a group: folders with the same
- * @p group_of[folder] (a folder index: those landing in one sink folder, when
- * a sink folder takes one session at a time) share a lane. Without (NULL),
- * every folder is a piece of its own, and one heavier than a lane's share is
- * cut into UID ranges of an eighth of a share from the top, so one large
- * folder is copied on several connections, which go down it together.
- * *used: lanes that got work (0 if nothing is left to copy); they are
- * numbered from 0. @p lanes_of (optional, @p folder_count entries): each
- * folder's lanes, bit N for lane N, 0 for a folder with nothing to copy.
+/* Split the folders with entries left to copy into at most @p lanes lanes,
+ * balanced by their bytes: the heaviest group first, each to the lightest
+ * lane so far. Folders with the same @p group_of[folder] (a folder index:
+ * those landing in one sink folder) share a lane, so each sink folder is
+ * written by one session. *used: lanes that got folders (0 if nothing is left
+ * to copy); they are numbered from 0. @p lane_of (optional, @p folder_count
+ * entries): each folder's lane, GW_SEL_NO_LANE for one with nothing to copy.
  * Called again, it plans anew. */
-#define GW_SEL_MAX_LANES 32
+#define GW_SEL_NO_LANE UINT32_MAX
 bool gw_selection_plan_lanes(struct gw_selection *sel, const uint32_t *group_of,
-                             size_t folder_count, unsigned lanes, unsigned *used,
-                             uint32_t *lanes_of, char **error);
+                             size_t folder_count, unsigned lanes, unsigned *used, uint32_t *lane_of,
+                             char **error);
 
 /* A lane's cursor over its GW_SEL_TODO entries, newest first; ties by
  * folder, then by UID descending (later arrivals first). The lanes must be
@@ -112,9 +108,8 @@ void gw_sel_cursor_close(struct gw_sel_cursor *cursor);
 bool gw_sel_cursor_peek(struct gw_sel_cursor *cursor, struct gw_sel_entry *entry, char **error);
 void gw_sel_cursor_advance(struct gw_sel_cursor *cursor);
 
-/* The folder's GW_SEL_TODO entries in the cursor's lane that it has not
- * passed yet, in cursor order (a folder that fails during the copy records
- * each one). */
+/* The folder's GW_SEL_TODO entries the cursor has not passed yet, in cursor
+ * order (a folder that fails during the copy records each one). */
 bool gw_sel_cursor_each_ahead(struct gw_sel_cursor *cursor, uint32_t folder,
                               void (*cb)(void *arg, const struct gw_sel_entry *entry), void *arg,
                               char **error);

@@ -154,8 +154,8 @@ static const struct gw_plugin plugin = {
         .description = "Any IMAP server: pipelined APPEND with flags and dates, folders "
                        "created under the destination's namespace, APPENDUID as sink id",
         .license = "MIT",
-        .capabilities = GW_CAP_KEYWORDS | GW_CAP_INTERNALDATE | GW_CAP_LOOKUP |
-                        GW_CAP_PARALLEL_SESSIONS | GW_CAP_SHARED_FOLDERS,
+        .capabilities =
+                GW_CAP_KEYWORDS | GW_CAP_INTERNALDATE | GW_CAP_LOOKUP | GW_CAP_PARALLEL_SESSIONS,
         .options = options,
         .config_size = sizeof(struct imap_sink_config),
         .sink = &ops,

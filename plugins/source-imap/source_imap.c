@@ -265,8 +265,7 @@ static const struct gw_plugin plugin = {
         .description = "Any IMAP server (RFC 3501): LOGIN, PLAIN with an admin identity, "
                        "XOAUTH2",
         .license = "MIT",
-        .capabilities = GW_CAP_KEYWORDS | GW_CAP_INTERNALDATE | GW_CAP_PARALLEL_SESSIONS |
-                        GW_CAP_SHARED_FOLDERS,
+        .capabilities = GW_CAP_KEYWORDS | GW_CAP_INTERNALDATE | GW_CAP_PARALLEL_SESSIONS,
         .options = options,
         .config_size = sizeof(struct imap_config),
         .source = &ops,

@@ -100,18 +100,13 @@ class Lanes(MigrationCase):
         # The server allows one connection per user and IP, as a strict admin might.
         cls.strict = dovecot.Dovecot(users={"alice": "Alice-pw-7"}, max_user_connections=1)
         cls.strict.start()
-        cls.dv = dovecot.Dovecot(users={"alice": "Alice-pw-7", "solo": "Solo-pw-8"})
+        cls.dv = dovecot.Dovecot(users={"alice": "Alice-pw-7"})
         cls.dv.start()
         for dv in (cls.strict, cls.dv):
             seeded = seed.seed_user(dv, "alice", generated=400, corpus=False, seed="lanes")
             if seeded.problems:
                 raise AssertionError("seeding: %s" % seeded.problems)
         cls.count = seeded.manifest.count()
-        # All of solo's mail in INBOX (Dovecot adds its special-use folders, empty).
-        solo = seed.seed_user(cls.dv, "solo", tree=(seed.FolderSpec(("INBOX",)),),
-                              generated=200, corpus=False, seed="solo")
-        if solo.problems or len(solo.manifest["INBOX"]) != solo.manifest.count():
-            raise AssertionError("seeding solo: %s" % solo.problems)
 
     @classmethod
     def tearDownClass(cls):
@@ -142,17 +137,6 @@ class Lanes(MigrationCase):
         self.assertEqual(1, box["connections"])
         self.assertEqual(1, source["peak"])
         self.assertNotIn("connection 2", proc.stderr)
-
-    def test_one_folder_stays_on_one_connection_into_maildir(self):
-        # The maildir sink keeps a keyword table per folder, so it does not take two
-        # sessions on one folder (no GW_CAP_SHARED_FOLDERS): INBOX is not split.
-        self.work.write_profile(self.dv, [("solo@example.org", "solo", "Solo-pw-8")],
-                                limits={"connections_per_mailbox": 2})
-        proc = self.work.run()
-        self.assertRun(proc, 0)
-        box = mailbox_of(self.work.report_of(proc.stdout), "solo@example.org")
-        self.assertEqual(("completed", 1), (box["status"], box["connections"]))
-        self.assertSinkEqualsSource(self.dv, "solo", "solo@example.org")
 
     def test_server_refusing_a_second_connection(self):
         proc, box, source = self.migrate(self.strict, {"connections_per_mailbox": 2})

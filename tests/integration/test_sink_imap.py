@@ -8,9 +8,7 @@ under the documented mapping (plugins/sink-imap/README.md), APPENDUIDs
 recorded in the state and pointing at exactly those bytes; a re-run copies
 nothing; SIGKILL during a run then a re-run: no loss, no duplicate; a
 destination APPENDLIMIT below some messages: exactly those are reported and
-never sent; a folder name holding the destination delimiter survives; a
-mailbox that is one large folder is split between two connections on both
-sides and still arrives exact, each message once.
+never sent; a folder name holding the destination delimiter survives.
 
 Both instances store with mail_save_crlf = no, Dovecot's default: Dovecot
 serves every line with CRLF whatever it stored, so the source serves CRLF
@@ -191,13 +189,6 @@ class SinkCase(unittest.TestCase):
         self.assertEqual(source.count(), dest.count())
         return source, dest
 
-    def assertRerunCopiesNothing(self, run, dst_dv, dst_user, total):
-        again = run.run()
-        self.assertRun(again, 0)
-        box = mailbox_of(run.report(again.stdout), ALICE)
-        self.assertEqual((0, total), (box["migrated"], box["already_present"]))
-        self.assertEqual(total, manifest(dst_dv, dst_user).count())
-
     def assertAppendUidsRecorded(self, run, dst_dv, dst_user, expected_count):
         rows = run.rows()
         self.assertEqual(expected_count, len(rows))
@@ -255,7 +246,11 @@ class SameInstance(SinkCase):
         self.assertIn("Dotted.Name", manifest(self.dv, "bob"))
         self.assertAppendUidsRecorded(run, self.dv, "bob", self.total)
 
-        self.assertRerunCopiesNothing(run, self.dv, "bob", self.total)
+        again = run.run()
+        self.assertRun(again, 0)
+        box = mailbox_of(run.report(again.stdout), ALICE)
+        self.assertEqual((0, self.total), (box["migrated"], box["already_present"]))
+        self.assertEqual(self.total, manifest(self.dv, "bob").count())
 
     def test_sigkill_then_rerun_no_loss_no_duplicate(self):
         run = self.new_run(self.dv, "alice", self.dv, "carol")
@@ -294,48 +289,6 @@ class SameInstance(SinkCase):
         self.assertEqual([], run.rows("pending"))
         self.assertSameMail(self.dv, self.dv, "carol", lambda name: name)  # duplicates too
         self.assertAppendUidsRecorded(run, self.dv, "carol", self.total)
-
-
-class OneLargeFolder(SinkCase):
-    """A mailbox with everything in INBOX, on two connections: both plugins take two
-    sessions on one folder (GW_CAP_SHARED_FOLDERS), so the folder is split by UID
-    ranges between them."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.dv = dovecot.Dovecot(users={"alice": "Alice-pw-1", "bob": "Bob-pw-2"})
-        cls.dv.start()
-        seeded = seed.seed_user(cls.dv, "alice", tree=(seed.FolderSpec(("INBOX",)),),
-                                generated=400, corpus=False, seed="one-folder")
-        if seeded.problems:
-            raise AssertionError("seeding: %s" % seeded.problems)
-        cls.total = seeded.manifest.count()
-        # Dovecot creates its special-use folders empty: all the mail is in INBOX.
-        assert len(seeded.manifest["INBOX"]) == cls.total, seeded.manifest.keys()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.dv.stop()
-
-    def test_split_between_two_connections_exact_and_once(self):
-        log_start = len(self.dv.log_text())
-        run = self.new_run(self.dv, "alice", self.dv, "bob", connections=2)
-        first = run.run()
-        self.assertRun(first, 0)
-        box = mailbox_of(run.report(first.stdout), ALICE)
-        self.assertEqual(("completed", self.total, 0, 2),
-                         (box["status"], box["migrated"], box["failed"], box["connections"]))
-        # Both of alice's sessions fetched bodies: the folder was read on two connections.
-        pattern = re.compile(r"imap\(alice\)<[^>]*><[^>]*>: Info: Disconnected: Logged out "
-                             r".* body_count=(\d+)")
-        counts = wait_until(lambda: [int(n) for n in pattern.findall(
-            self.dv.log_text()[log_start:])], 10, 0.05)
-        self.assertEqual(2, len([n for n in counts if n > 0]), counts)
-        self.assertEqual(self.total, sum(counts))
-        self.assertSameMail(self.dv, self.dv, "bob", lambda name: name)
-        self.assertAppendUidsRecorded(run, self.dv, "bob", self.total)
-
-        self.assertRerunCopiesNothing(run, self.dv, "bob", self.total)
 
 
 class ToCourierStyle(SinkCase):

@@ -1,8 +1,8 @@
 /* The selection (selection.h): scans kept or rolled back, repeated UIDs,
  * keywords, the rules (size per folder, date, the count cap over the
- * newest-first order), lanes (balanced, groups kept together, a large folder
- * split by UID ranges, walked from two threads), the cursor, what is ahead of it, and that its
- * memory does not grow with the number of messages. */
+ * newest-first order), lanes (balanced, groups kept together, walked from two
+ * threads), the cursor, what is ahead of it, and that its memory does not
+ * grow with the number of messages. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -51,18 +51,8 @@ static void scan(struct gw_selection *sel, const struct gw_sel_entry *entries, s
 
 enum { MAX_FOLDERS = 64 };
 
-/* Each folder's lanes (bit N: lane N) in the last plan. */
-static uint32_t lanes_of[MAX_FOLDERS];
-
-static unsigned plan_with(struct gw_selection *sel, unsigned lanes, const uint32_t *group_of)
-{
-	unsigned used = 99;
-	char *err = NULL;
-	assert_true(
-	        gw_selection_plan_lanes(sel, group_of, MAX_FOLDERS, lanes, &used, lanes_of, &err));
-	assert_null(err);
-	return used;
-}
+/* Each folder's lane in the last plan. */
+static uint32_t lane_of[MAX_FOLDERS];
 
 /* Plan @p lanes lanes; every folder is a group of its own unless @p joined
  * (folder, group) pairs say otherwise. Returns the lanes used. */
@@ -74,7 +64,12 @@ static unsigned plan(struct gw_selection *sel, unsigned lanes, const uint32_t (*
 		group_of[i] = i;
 	for (size_t i = 0; i < joined_count; i++)
 		group_of[joined[i][0]] = joined[i][1];
-	return plan_with(sel, lanes, group_of);
+	unsigned used = 99;
+	char *err = NULL;
+	assert_true(
+	        gw_selection_plan_lanes(sel, group_of, MAX_FOLDERS, lanes, &used, lane_of, &err));
+	assert_null(err);
+	return used;
 }
 
 static struct gw_sel_cursor *cursor(struct gw_selection *sel, unsigned lane)
@@ -338,8 +333,8 @@ static void test_lanes_balance_bytes_keep_groups_and_walk_apart(void **unused)
 	 * {0} 3003, {1} 2501, {2,3} 1103: lane 0 takes {0}, lane 1 {1} then {2,3}. */
 	const uint32_t joined[][2] = {{3, 2}};
 	assert_int_equal(plan(sel, 2, joined, 1), 2);
-	const uint32_t expected_lanes[] = {1u << 0, 1u << 1, 1u << 1, 1u << 1, 0};
-	assert_memory_equal(lanes_of, expected_lanes, sizeof(expected_lanes));
+	const uint32_t expected_lanes[] = {0, 1, 1, 1, GW_SEL_NO_LANE};
+	assert_memory_equal(lane_of, expected_lanes, sizeof(expected_lanes));
 	struct gw_sel_cursor *lane0 = cursor(sel, 0), *lane1 = cursor(sel, 1);
 	/* The two cursors move independently: alternate between them. */
 	struct gw_sel_entry a, b;
@@ -362,57 +357,6 @@ static void test_lanes_balance_bytes_keep_groups_and_walk_apart(void **unused)
 	scan(sel, &done, 1);
 	apply(sel, &none);
 	assert_int_equal(plan(sel, 2, NULL, 0), 0);
-	gw_selection_close(sel);
-}
-
-/* Without groups, a folder heavier than a lane's share is cut into UID ranges
- * of an eighth of a share, which go to the lanes in turn from the top: the
- * lanes go down the folder newest first together. Each lane walks (and lists
- * as ahead) only its own ranges. */
-static void test_large_folder_split_by_uid_ranges(void **unused)
-{
-	(void)unused;
-	struct gw_selection *sel = open_selection();
-	struct gw_sel_entry big[16];
-	for (uint32_t uid = 1; uid <= 16; uid++)
-		big[uid - 1] = entry(0, uid, uid * 10, 99); /* weight 100 each */
-	scan(sel, big, 16);
-	scan(sel, (struct gw_sel_entry[]){entry(1, 1, 75, 199)}, 1);
-	struct gw_selection_rules none = {0};
-	apply(sel, &none);
-	/* Share 1800 / 2 = 900, ranges of 113 or more: two messages each. Eight
-	 * ranges of 200 and folder 1 (200), in turn: lanes 0, 1, 0, 1, ... 0. */
-	assert_int_equal(plan_with(sel, 2, NULL), 2);
-	assert_int_equal(lanes_of[0], 3);
-	assert_int_equal(lanes_of[1], 1);
-	struct gw_sel_cursor *lane1 = cursor(sel, 1);
-	char out[256] = "";
-	char *err = NULL;
-	assert_true(gw_sel_cursor_each_ahead(lane1, 0, collect, out, &err));
-	assert_string_equal(out, "0:14 0:13 0:10 0:9 0:6 0:5 0:2 0:1");
-	assert_string_equal(walk(cursor(sel, 0)), "0:16 0:15 0:12 0:11 0:8 1:1 0:7 0:4 0:3");
-	assert_string_equal(walk(lane1), "0:14 0:13 0:10 0:9 0:6 0:5 0:2 0:1");
-	/* With groups (a sink folder takes one session at a time) it stays whole. */
-	assert_int_equal(plan(sel, 2, NULL, 0), 2);
-	assert_int_equal(lanes_of[0], 1);
-	assert_int_equal(lanes_of[1], 2);
-	assert_string_equal(walk(cursor(sel, 1)), "1:1");
-	/* Three lanes: folder 0 on all of them. */
-	assert_int_equal(plan_with(sel, 3, NULL), 3);
-	assert_int_equal(lanes_of[0], 7);
-	gw_selection_close(sel);
-
-	/* One message can outweigh every share: its range still reaches UID 0,
-	 * and no empty range is made. */
-	sel = open_selection();
-	scan(sel, (struct gw_sel_entry[]){entry(0, 1, 10, 1000)}, 1);
-	scan(sel, (struct gw_sel_entry[]){entry(1, 1, 20, 10)}, 1);
-	apply(sel, &none);
-	assert_int_equal(plan_with(sel, 3, NULL), 2);
-	assert_int_equal(lanes_of[0], 1);
-	assert_int_equal(lanes_of[1], 2);
-	assert_string_equal(walk(cursor(sel, 0)), "0:1");
-	assert_string_equal(walk(cursor(sel, 2)), "");
 	gw_selection_close(sel);
 }
 
@@ -536,7 +480,6 @@ int main(void)
 	        cmocka_unit_test(test_rematch_candidates_and_state),
 	        cmocka_unit_test(test_each_ahead_lists_what_the_cursor_has_not_passed),
 	        cmocka_unit_test(test_lanes_balance_bytes_keep_groups_and_walk_apart),
-	        cmocka_unit_test(test_large_folder_split_by_uid_ranges),
 	        cmocka_unit_test(test_two_threads_walk_their_lanes),
 	        cmocka_unit_test(test_memory_does_not_grow_with_the_mailbox),
 	};

@@ -48,12 +48,6 @@ enum gw_plugin_caps {
 	 * mailbox on several connections only if its source and its sink both
 	 * declare this. */
 	GW_CAP_PARALLEL_SESSIONS = 1u << 4,
-	/** With GW_CAP_PARALLEL_SESSIONS: two sessions of one mailbox may work on
-	 * the same folder at once, a source reading disjoint UID ranges of it, a
-	 * sink appending into it (see source.h and sink.h). If both plugins
-	 * declare this, the core splits a folder too large for one connection by
-	 * UID ranges between its connections; otherwise a folder stays on one. */
-	GW_CAP_SHARED_FOLDERS = 1u << 5,
 };
 
 /** The plugin descriptor. */

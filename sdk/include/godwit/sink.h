@@ -11,12 +11,10 @@
  * With GW_CAP_PARALLEL_SESSIONS (plugin.h) on both plugins, a mailbox may have
  * further sessions open at the same time, each on a thread of its own. Each
  * calls ensure_folder only for folders the first session has ensured already,
- * then append and flush; lookup stays with the first session. Unless both
- * plugins declare GW_CAP_SHARED_FOLDERS, no folder is written by two sessions
- * at once, so per-folder files (a keyword table, say) need no locking, but
- * anything a sink keeps per mailbox must allow two sessions. A sink that
- * declares GW_CAP_SHARED_FOLDERS accepts appends into one folder from two
- * sessions at once (different messages; each flushes its own).
+ * then append and flush; lookup stays with the first session. No folder is
+ * written by two sessions at once, so per-folder files (a keyword table, say)
+ * need no locking, but anything a sink keeps per mailbox must allow two
+ * sessions.
  */
 #ifndef GODWIT_SINK_H
 #define GODWIT_SINK_H

@@ -13,9 +13,7 @@
  * folders are not used), then only select_folder and fetch the folders the
  * core gives them, without scan. A source
  * whose server refuses one more connection just fails that open: the core
- * copies those folders on the first session. A source that also declares
- * GW_CAP_SHARED_FOLDERS may have two sessions select and fetch the same folder
- * at once, each fetching its own UIDs (disjoint ranges).
+ * copies those folders on the first session.
  */
 #ifndef GODWIT_SOURCE_H
 #define GODWIT_SOURCE_H
