@@ -286,6 +286,10 @@ def run_case(bench, case, reps):
     except Exception as exc:  # a broken case is reported in its row, the others still run
         result.error = ("%s: %s" % (type(exc).__name__, exc)).strip()
         log("%s: failed: %s" % (case.label, result.error))
+    if not bench.args.keep:
+        # Its last destination too, or the rows' gigabytes add up: the 80,000-message
+        # row once found the file system full of earlier rows' last runs.
+        tools.retire_dir(os.path.join(case.workdir, "out"))
     return result
 
 

@@ -48,13 +48,18 @@ def purge_moved_aside(wait=False):
         time.sleep(PURGE_WAIT_S)
 
 
-def _fresh_dir(path):
+def retire_dir(path):
+    """Move @path aside, to be deleted when space runs low or at the end."""
     if os.path.exists(path):
         aside = "%s.old%d" % (path.rstrip("/"), len(_MOVED_ASIDE) + 1)
         while os.path.exists(aside):
             aside += "x"
         os.rename(path, aside)
         _MOVED_ASIDE.append(aside)
+
+
+def _fresh_dir(path):
+    retire_dir(path)
     # Also before a case's first run: the RSS rows' large corpora come late, and an
     # 80,000-message run found the disk full of earlier rows' destinations.
     parent = os.path.dirname(path)
