@@ -11,8 +11,8 @@ discard, so deleted destinations give their space back to the host.
 
 The loop device does direct I/O (losetup --direct-io=on) where the host file
 system allows it: a buffered loop device keeps every block twice in the page
-cache, and writes it back twice, so what the rows with fsync measured was
-the host's memory pressure as much as the disk (PROFILE.md, seventh pass).
+cache and writes it back twice, which the rows with fsync paid for (a durable
+copy of 20,000 messages: 4.56 s against 1.89 s; PROFILE.md, seventh pass).
 
 Needs root and a loop device; without them (or with --no-scratch-fs or
 --workdir) the bench writes into a temporary directory and says so.
@@ -40,11 +40,11 @@ class ScratchFs:
 
     def _attach(self):
         """A loop device for the image, with direct I/O if the host allows it."""
-        for direct in (True, False):
+        for direct in (True, False):  # buffered if the host refuses direct I/O
             argv = ["losetup", "--find", "--show"] + (["--direct-io=on"] if direct else [])
             result = subprocess.run(argv + [self.image], capture_output=True, text=True)
             if result.returncode == 0:
-                self.device, self.direct_io = result.stdout.strip(), direct
+                self.device = result.stdout.strip()
                 # losetup may attach and then fail to switch direct I/O on: ask.
                 info = subprocess.run(["losetup", "--noheadings", "--output", "DIO",
                                        self.device], capture_output=True, text=True)
