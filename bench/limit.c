@@ -344,7 +344,13 @@ static bool syncer_start(const char *dir)
 	}
 	pthread_mutex_init(&y->lock, NULL);
 	pthread_cond_init(&y->wake, NULL);
-	pthread_create(&y->thread, NULL, syncer_main, y);
+	int rc = pthread_create(&y->thread, NULL, syncer_main, y);
+	if (rc != 0) {
+		fprintf(stderr, "limit: cannot start the sync thread: %s\n", strerror(rc));
+		close(y->fd);
+		free(y);
+		return false;
+	}
 	syncer = y;
 	return true;
 }

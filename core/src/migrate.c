@@ -194,10 +194,9 @@ struct attempt {
 	uint32_t lane;                  /* 0: the attempt itself; see "lanes" below */
 	size_t found;                   /* messages the scan found in the mailbox */
 	struct keyword_table kw;
-	/* A batch's bounds: the profile's batch_messages and batch_bytes are per
-	 * mailbox, shared out between its lanes. */
+	/* A batch's message bound: the profile's batch_messages is per mailbox,
+	 * shared out between its lanes (batch_bytes is per lane: copy_in_lanes). */
 	size_t batch_max;
-	uint64_t batch_bytes_max;
 	/* Batch buffers, batch_max each, allocated once per attempt. */
 	struct batch_item *batch;
 	size_t batch_count;
@@ -1738,7 +1737,7 @@ static gw_status migrate_selected(struct attempt *a)
 				gw_sel_cursor_advance(a->cursor);
 				continue;
 			}
-			if (a->batch_count > 0 && bytes + e.size > a->batch_bytes_max)
+			if (a->batch_count > 0 && bytes + e.size > a->cfg->batch_bytes)
 				break;
 			take_into_batch(a, &e);
 			gw_sel_cursor_advance(a->cursor);
@@ -2161,7 +2160,6 @@ gw_status gw_migrate_attempt(struct gw_mailbox_job *job, struct gw_worker_res *r
 	};
 	set_contexts(&a);
 	batch_alloc(&a, a.cfg->batch_messages);
-	a.batch_bytes_max = a.cfg->batch_bytes;
 	job->report.attempts++;
 	gw_status st = run_attempt(&a);
 	close_sessions(&a);
