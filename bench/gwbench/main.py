@@ -6,12 +6,13 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 
-from . import BENCH_DIR, REPO, check, corpus, measure, report, scratch, tools
+from . import BENCH_DIR, REPO, check, corpus, hostmem, measure, report, scratch, tools
 
 from harness import dovecot, verify  # noqa: E402
 
@@ -59,6 +60,8 @@ def parse_args(argv):
                    "file system, see --no-scratch-fs)")
     p.add_argument("--no-scratch-fs", action="store_true", help="write the destinations into a "
                    "temporary directory instead of a loop-mounted journaled ext4 (scratch.py)")
+    p.add_argument("--no-hold-reclaim", action="store_true", help="leave the VM's memory "
+                   "reclaim for its host on (DAMON, free page reporting; see hostmem.py)")
     p.add_argument("--keep", action="store_true", help="keep the work directory and Dovecot root")
     p.add_argument("--json", default=None, help="also write the results as JSON to this file")
     args = p.parse_args(argv)
@@ -321,11 +324,23 @@ def tool_versions(args):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    started = datetime.datetime.now(datetime.timezone.utc)
     ensure_packages(args.no_install)
     if not os.access(measure.GNU_TIME, os.X_OK):
         log("GNU time (%s) is required: apt-get install time" % measure.GNU_TIME)
         return 2
+    # A kill must still restore what the bench changed and unmount its file system.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    if args.no_hold_reclaim:
+        return run(args, hostmem.left_alone())
+    hold = hostmem.ReclaimHold().hold()
+    try:
+        return run(args, hold.describe())
+    finally:
+        hold.restore()
+
+
+def run(args, reclaim):
+    started = datetime.datetime.now(datetime.timezone.utc)
     scratch_fs, destinations = None, "--workdir"
     workdir = args.workdir
     if not workdir and not args.no_scratch_fs:
@@ -389,6 +404,7 @@ def main(argv=None):
             "repetitions": "%d (OfflineIMAP, imapsync %d); medians" % (args.reps, args.slow_reps),
             "godwit": bench.godwit_bin or bench.godwit_missing,
             "destinations": destinations,
+            "host memory reclaim": reclaim,
         }
         text = report.render(header, results)
         sys.stdout.write(text)

@@ -231,8 +231,12 @@ def targets(results):
                     "PASS" if growth <= 1 else "FAIL"))
     rerun = _godwit(results, "godwit re-run, no change")
     if rerun:
-        out.append(("no-change re-run <= 2 s (no CONDSTORE)", "%.2f s for %d msgs" % (
-            rerun.wall, rerun.messages), "PASS" if rerun.wall <= 2 and not rerun.wrong else "FAIL"))
+        # Dovecot offers CONDSTORE, so the stricter bound applies; the imap source does not
+        # skip folders by MODSEQ (that is the dovecot source's, ROADMAP.md), so it is met
+        # without.
+        out.append(("no-change re-run <= 0.5 s (CONDSTORE offered)",
+                    "%.2f s for %d msgs, without using MODSEQ" % (rerun.wall, rerun.messages),
+                    "PASS" if rerun.wall <= 0.5 and not rerun.wrong else "FAIL"))
     small = _find(results, lambda r: r.case.tool == "godwit" and r.case.user == "small"
                   and not r.wrong)
     big = _godwit(results, "godwit default, plain, fsync")

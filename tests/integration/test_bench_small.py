@@ -10,10 +10,13 @@ only that:
   - the limit reader read every message and byte;
   - mbsync and OfflineIMAP ran (their verdicts, e.g. "altered", are results,
     not failures); when they are not installed the test says they were skipped.
+  - the bench puts back the VM's memory reclaim settings it held off.
 A second test feeds the verification wrong trees, so it is known to catch a
-missing, altered or flag-changed message.
+missing, altered or flag-changed message; a third holds and restores reclaim
+settings on a sysfs tree of its own.
 """
 
+import glob
 import hashlib
 import json
 import os
@@ -29,7 +32,7 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 sys.path.insert(0, os.path.join(REPO, "bench"))
 
 from harness import testcase, verify  # noqa: E402
-from gwbench import check  # noqa: E402
+from gwbench import check, hostmem  # noqa: E402
 
 GODWIT_ROWS = [
     "godwit %s, %s, %s" % (conns, tls, fsync)
@@ -51,7 +54,9 @@ class BenchQuick(unittest.TestCase):
                 "--godwit-bin", env["bin"], "--plugin-dir", env["plugin_dir"],
                 "--build-dir", env["build_dir"], "--workdir", os.path.join(cls.tmp, "work"),
                 "--json", out]
+        cls.reclaim_before = reclaim_settings()
         cls.proc = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+        cls.reclaim_after = reclaim_settings()
         cls.output = cls.proc.stdout + cls.proc.stderr
         cls.results = None
         if os.path.exists(out):
@@ -71,6 +76,11 @@ class BenchQuick(unittest.TestCase):
         rows = self.rows()
         self.assertEqual(300, rows["limit 1 conn, plain"]["messages"])
         self.assertEqual(100, rows["godwit 100 msgs, default"]["messages"])
+
+    def test_reclaim_settings_restored(self):
+        self.assertEqual(self.reclaim_before, self.reclaim_after)
+        self.rows()
+        self.assertIn("host memory reclaim", self.results["header"])
 
     def test_godwit_rows_verified_exact(self):
         rows = self.rows()
@@ -136,6 +146,84 @@ class BenchQuick(unittest.TestCase):
                     if tool == "mbsync":
                         self.assertIn("300 altered (X-TUID added, line ends CRLF->LF)",
                                       row["verdict"])
+
+
+def reclaim_settings():
+    """The knobs hostmem may change, as this machine has them now."""
+    paths = glob.glob(hostmem._KDAMONDS) + glob.glob(os.path.join(hostmem._REPORTING, "*"))
+    out = {}
+    for path in paths:
+        if os.path.basename(path) in ("state", "min_free_ms", "max_waiting_mib"):
+            with open(path, encoding="ascii") as f:
+                out[path] = f.read().strip()
+    return out
+
+
+class ReclaimHoldOnOwnTree(unittest.TestCase):
+    """hostmem on a sysfs-like tree: what it changes, what it says, what it restores."""
+
+    def setUp(self):
+        root = tempfile.mkdtemp(prefix="godwit-bench-sysfs-")
+        self.addCleanup(shutil.rmtree, root, True)
+        self.files = {}
+        for rel, value in (("kdamonds/0/state", "on"), ("kdamonds/1/state", "off"),
+                           ("page_reporting/min_free_ms", "0"),
+                           ("page_reporting/max_waiting_mib", "1024"),
+                           ("page_reporting/page_reporting_order", "9")):
+            path = os.path.join(root, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w", encoding="ascii") as f:
+                f.write(value + "\n")
+            self.files[rel] = path
+        patches = {"_KDAMONDS": os.path.join(root, "kdamonds", "*", "state"),
+                   "_REPORTING": os.path.join(root, "page_reporting")}
+        for name, value in patches.items():
+            self.addCleanup(setattr, hostmem, name, getattr(hostmem, name))
+            setattr(hostmem, name, value)
+        # Like the kernel, refuse a wait above its cap (300 s on the bench VM).
+        real_write = hostmem._write
+
+        def capped_write(path, value):
+            if path.endswith("min_free_ms") and int(value) > 300_000:
+                raise OSError(22, "Invalid argument")
+            real_write(path, value)
+        self.addCleanup(setattr, hostmem, "_write", real_write)
+        hostmem._write = capped_write
+
+    def values(self):
+        out = {}
+        for rel, path in self.files.items():
+            with open(path, encoding="ascii") as f:
+                out[rel] = f.read().strip()
+        return out
+
+    def test_hold_then_restore(self):
+        self.assertEqual("left on (--no-hold-reclaim): kdamond 0, free page reporting; the same "
+                         "run may take twice the time (PROFILE.md)", hostmem.left_alone())
+        before = self.values()
+        hold = hostmem.ReclaimHold().hold()
+        held = dict(before, **{"kdamonds/0/state": "off", "page_reporting/min_free_ms": "300000",
+                               "page_reporting/max_waiting_mib": "1048576"})
+        self.assertEqual(held, self.values())
+        text = ("held off for the run, restored at exit: kdamond 0 on -> off, min_free_ms 0 -> "
+                "300000, max_waiting_mib 1024 -> 1048576")
+        self.assertEqual(text, hold.describe())
+        hold.restore()
+        hold.restore()  # twice is harmless
+        self.assertEqual(before, self.values())
+        self.assertEqual(text, hold.describe())
+
+    def test_nothing_to_hold(self):
+        for rel in ("page_reporting/min_free_ms", "page_reporting/max_waiting_mib",
+                    "page_reporting/page_reporting_order"):
+            os.unlink(self.files[rel])
+        with open(self.files["kdamonds/0/state"], "w", encoding="ascii") as f:
+            f.write("off\n")
+        hold = hostmem.ReclaimHold().hold()
+        self.assertEqual([], hold.changes)
+        self.assertEqual("nothing to hold off (no kdamond on, no free page reporting knobs)",
+                         hold.describe())
+        self.assertEqual("none found", hostmem.left_alone())
 
 
 class VerificationCatchesWrongRuns(unittest.TestCase):
