@@ -222,7 +222,7 @@ def targets(results):
         growth = high.rss_mib - low.rss_mib
         per_message = growth * 1024 * 1024 / (high.messages - low.messages)
         text = ", ".join("%d msgs %.1f MiB" % (r.messages, r.rss_mib) for r in sized)
-        text += "; +%.1f MiB, %.0f bytes a message" % (growth, per_message)
+        text += "; %+.1f MiB, %.0f bytes a message" % (growth, per_message)
         if len(sized) >= 3:  # the largest two: past what the largest messages add
             a, b = sized[-2], sized[-1]
             text += " (%.0f from %d)" % ((b.rss_mib - a.rss_mib) * 1024 * 1024 /
