@@ -12,7 +12,7 @@ Measured on the bench VM (PROFILE.md, eighth pass):
   reported pages against 0.25 s on pages the guest had kept.
 - The same godwit run took 1.2 or 2.4 CPU-seconds, in streaks of whole rows;
   in the slow ones `copy_folio_from_iter_atomic` (write() copying into the page
-  cache) had 17-39 % of the samples against 2-5 %.
+  cache) had 17-39 % of the samples against 2-12 %.
 
 So the bench switches the kdamonds off and makes freed pages wait for their
 report as long as the kernel allows, for its run only: `restore` puts back
@@ -91,7 +91,8 @@ class ReclaimHold:
         if not self.changes and not self.problems:
             return "nothing to hold off (no kdamond on, no free page reporting knobs)"
         parts = ["%s %s -> %s" % (_short(path), old, new) for path, old, new in self.changes]
-        text = "held off for the run, restored at exit: " + (", ".join(parts) or "nothing")
+        text = ("held off for the run, restored at exit: " + ", ".join(parts) if parts
+                else "not held off")
         if self.problems:
             text += "; not changed: " + "; ".join(self.problems)
         return text
