@@ -333,6 +333,7 @@ def main(argv=None):
     if args.no_hold_reclaim:
         return run(args, hostmem.left_alone())
     hold = hostmem.ReclaimHold().hold()
+    log("host memory reclaim: " + hold.describe())  # also what to undo after a kill -9
     try:
         return run(args, hold.describe())
     finally:
