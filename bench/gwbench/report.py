@@ -248,14 +248,11 @@ def targets(results):
         by_bytes = big.wall * small.bytes / big.bytes
         text = "%.2f s vs share %.2f s (%.2f x; by bytes %.2f x)" % (
             small.wall, share, small.wall / share, small.wall / by_bytes)
-        store_small = _find(results, lambda r: isinstance(r.case, tools.LimitCase)
-                            and r.case.store and not r.case.sync and not r.case.tls
-                            and r.case.user == "small"
-                            and r.case.connections == 1 and not r.wrong)
-        store_big = _find(results, lambda r: isinstance(r.case, tools.LimitCase)
-                          and r.case.store and not r.case.sync and not r.case.tls
-                          and r.case.user == "alice"
-                          and r.case.connections == 1 and not r.wrong)
+        def plain_store(user):  # limit+store, 1 plain connection, no sync
+            return _find(results, lambda r: isinstance(r.case, tools.LimitCase)
+                         and r.case.store and not r.case.sync and not r.case.tls
+                         and r.case.user == user and r.case.connections == 1 and not r.wrong)
+        store_small, store_big = plain_store("small"), plain_store("alice")
         if store_small and store_big:
             floor = store_small.wall / (store_big.wall * small.messages / store_big.messages)
             text += "; limit+store on the same: %.2f x" % floor
