@@ -1693,9 +1693,9 @@ static gw_status run_batch(struct attempt *a)
 	/* Where a batch's time goes, for tuning against a given server and disk. */
 	a->sctx.folder = NULL; /* the batch spans folders */
 	gw_log(&a->sctx, GW_LOG_DEBUG,
-	       "batch of %zu message(s), %.1f MB, %zu folder(s): pending %.1f ms, fetch %.1f "
-	       "ms, flush and commit %.1f ms",
-	       a->batch_count, (double)bytes / 1e6, groups, (double)(t1 - t0) / 1e3,
+	       "connection %u: batch of %zu message(s), %.1f MB, %zu folder(s): pending %.1f ms, "
+	       "fetch %.1f ms, flush and commit %.1f ms",
+	       a->lane + 1, a->batch_count, (double)bytes / 1e6, groups, (double)(t1 - t0) / 1e3,
 	       (double)(t2 - t1) / 1e3, (double)(gw_monotonic_us() - t2) / 1e3);
 	return st != GW_OK ? st : commit;
 }
