@@ -18,7 +18,10 @@
  * durable the cheapest way measured here: a thread syncs the file system
  * after every 32 MiB stored, so the write-back overlaps the reading, and one
  * last syncfs follows the last message, inside the timed run. The floor of a
- * copy that survives a power cut.
+ * copy that survives a power cut. --sha256 also takes the SHA-256 of every
+ * message stored, on the reading thread as it is written (OpenSSL's EVP, as
+ * godwit does for the fingerprint its state keeps): the floor of a copy that
+ * can tell later what it copied.
  *
  * With --append USER each connection also logs in to the same server as USER
  * and APPENDs every message it reads into a folder of the same name, the
@@ -33,7 +36,7 @@
  * copy on this machine.
  *
  * usage: limit --host H --port P --user U [--tls] [--ca FILE] [--connections N]
- *        [--store DIR [--sync] | --append USER]
+ *        [--store DIR [--sync] [--sha256] | --append USER]
  *        passwords come from the environment: LIMIT_PASSWORD (and, with
  *        --append, LIMIT_APPEND_PASSWORD)
  * prints: messages=M bytes=B folders=F connections=N seconds=S
@@ -42,6 +45,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -70,7 +74,8 @@ struct options {
 	const char *append_user; /* NULL: no APPEND */
 	const char *append_password;
 	bool tls;
-	bool sync; /* --store: make it durable */
+	bool sync;   /* --store: make it durable */
+	bool sha256; /* --store: hash every message */
 	int connections;
 };
 
@@ -86,6 +91,7 @@ struct conn {
 	unsigned tag;
 	unsigned stored; /* --store: messages written by this connection */
 	int id;          /* --store: the connection's number, in file names */
+	EVP_MD_CTX *md;  /* --sha256: the stored message's digest, or NULL */
 	char error[512];
 	/* --append, on the destination connection: the open MULTIAPPEND command. */
 	bool group_open;
@@ -166,6 +172,8 @@ static bool conn_open(struct conn *c, const struct options *opt, SSL_CTX *ctx)
 	c->buf = xmalloc(READ_BUFFER_SIZE);
 	c->line_cap = 4096;
 	c->line = xmalloc(c->line_cap);
+	if (opt->sha256 && !(c->md = EVP_MD_CTX_new()))
+		abort();
 	c->fd = tcp_connect(opt, c->error, sizeof(c->error));
 	if (c->fd < 0)
 		return false;
@@ -194,6 +202,7 @@ static void conn_close(struct conn *c)
 		close(c->fd);
 	free(c->buf);
 	free(c->line);
+	EVP_MD_CTX_free(c->md);
 }
 
 static bool conn_fill(struct conn *c)
@@ -289,6 +298,8 @@ static bool conn_skip(struct conn *c, unsigned long long n, int fd)
 			fail(c, "write failed: %s", strerror(errno));
 			return false;
 		}
+		if (fd >= 0 && c->md && !EVP_DigestUpdate(c->md, c->buf + c->pos, take))
+			abort();
 		c->pos += take;
 		n -= take;
 	}
@@ -397,7 +408,12 @@ static bool conn_store(struct conn *c, const char *dir, unsigned long long n)
 		fail(c, "cannot create %s: %s", tmp, strerror(errno));
 		return false;
 	}
+	if (c->md && !EVP_DigestInit_ex(c->md, EVP_sha256(), NULL))
+		abort();
 	bool ok = conn_skip(c, n, fd);
+	unsigned char digest[EVP_MAX_MD_SIZE];
+	if (ok && c->md && !EVP_DigestFinal_ex(c->md, digest, NULL))
+		abort();
 	close(fd);
 	syncer_note(n);
 	if (ok && rename(tmp, cur) != 0) {
@@ -825,6 +841,10 @@ static bool parse_options(int argc, char **argv, struct options *opt)
 			opt->sync = true;
 			continue;
 		}
+		if (strcmp(a, "--sha256") == 0) {
+			opt->sha256 = true;
+			continue;
+		}
 		if (!v)
 			return false;
 		if (strcmp(a, "--host") == 0)
@@ -849,7 +869,7 @@ static bool parse_options(int argc, char **argv, struct options *opt)
 	opt->append_password = getenv("LIMIT_APPEND_PASSWORD");
 	if (opt->append_user && (opt->store || !opt->append_password))
 		return false;
-	if (opt->sync && !opt->store)
+	if ((opt->sync || opt->sha256) && !opt->store)
 		return false;
 	return opt->host && opt->port && opt->user && opt->password && opt->connections >= 1 &&
 	       opt->connections <= 256;
@@ -867,7 +887,7 @@ int main(int argc, char **argv)
 	struct options opt;
 	if (!parse_options(argc, argv, &opt)) {
 		fputs("usage: limit --host H --port P --user U [--tls] [--ca FILE] [--connections "
-		      "N] [--store DIR [--sync] | --append USER]\n"
+		      "N] [--store DIR [--sync] [--sha256] | --append USER]\n"
 		      "       (passwords in LIMIT_PASSWORD, LIMIT_APPEND_PASSWORD)\n",
 		      stderr);
 		return 2;

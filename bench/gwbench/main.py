@@ -204,6 +204,11 @@ def make_cases(bench, args):
                                   sync=True),
                   tools.LimitCase(B, "limit+store+sync 1 conn, TLS", "limit", tls=True,
                                   store=True, sync=True),
+                  # ... and fingerprinted as godwit's state requires.
+                  tools.LimitCase(B, "limit+store+sync+sha256 1 conn, plain", "limit",
+                                  store=True, sync=True, sha256=True),
+                  tools.LimitCase(B, "limit+store+sync+sha256 1 conn, TLS", "limit", tls=True,
+                                  store=True, sync=True, sha256=True),
                   # The same floor for the small mailbox: what fixed overhead the work
                   # itself has, beside godwit's.
                   tools.LimitCase(B, "limit %d msgs, plain" % args.small_messages, "limit",
@@ -260,7 +265,11 @@ def limit_n_cases(bench, args, results):
             tools.LimitCase(bench, "limit+store+sync %d conn, plain" % n, "limit",
                             connections=n, store=True, sync=True),
             tools.LimitCase(bench, "limit+store+sync %d conn, TLS" % n, "limit", tls=True,
-                            connections=n, store=True, sync=True)]
+                            connections=n, store=True, sync=True),
+            tools.LimitCase(bench, "limit+store+sync+sha256 %d conn, plain" % n, "limit",
+                            connections=n, store=True, sync=True, sha256=True),
+            tools.LimitCase(bench, "limit+store+sync+sha256 %d conn, TLS" % n, "limit",
+                            tls=True, connections=n, store=True, sync=True, sha256=True)]
 
 
 def run_case(bench, case, reps):

@@ -36,6 +36,11 @@ class Result:
         return measure.median([s.cpu for s in self.samples])
 
     @property
+    def idle_pct(self):
+        shares = [s.machine_idle for s in self.samples if s.machine_idle is not None]
+        return 100 * measure.median(shares) if shares else None
+
+    @property
     def rss_mib(self):
         return max(s.rss_kib for s in self.samples) / 1024 if self.samples else None
 
@@ -84,9 +89,9 @@ def _ratio(ref, row):
     return ref.wall / row.wall if row.wall else None
 
 
-def _limit_for(results, row, store=False, sync=False):
+def _limit_for(results, row, store=False, sync=False, sha256=False):
     return _find(results, lambda r: isinstance(r.case, tools.LimitCase) and r.case.store == store
-                 and r.case.sync == sync
+                 and r.case.sync == sync and r.case.sha256 == sha256
                  and not r.case.append and r.case.tls == row.case.tls
                  and r.case.connections == row.connections and r.case.user == row.case.user)
 
@@ -120,14 +125,14 @@ def _fmt(value, spec):
 
 COLUMNS = (("case", 34, "<"), ("msgs", 6, ">"), ("MB", 7, ">"), ("wall s", 7, ">"),
            ("msgs/s", 7, ">"), ("MB/s", 6, ">"), ("RSS MiB", 7, ">"), ("CPU s", 6, ">"),
-           ("conns", 5, ">"), ("vs limit", 8, ">"), ("vs store", 8, ">"), ("vs mbsync", 9, ">"),
-           ("vs offlineimap", 14, ">"), ("vs imapsync", 11, ">"), ("runs", 4, ">"),
-           ("verified", 0, "<"))
+           ("idle %", 6, ">"), ("conns", 5, ">"), ("vs limit", 8, ">"), ("vs store", 8, ">"),
+           ("vs mbsync", 9, ">"), ("vs offlineimap", 14, ">"), ("vs imapsync", 11, ">"),
+           ("runs", 4, ">"), ("verified", 0, "<"))
 
 
 def _row_cells(results, r):
     if not r.measured:
-        return [r.case.label] + ["-"] * 14 + [r.verdict_text()]
+        return [r.case.label] + ["-"] * (len(COLUMNS) - 2) + [r.verdict_text()]
     wall = r.wall
     rate = r.moves_data and wall and not r.wrong  # no rate for a run that did not do the work
     is_limit = isinstance(r.case, tools.LimitCase)
@@ -139,19 +144,22 @@ def _row_cells(results, r):
     return [r.case.label, str(r.messages), "%.1f" % (r.bytes / 1e6), "%.2f" % wall,
             _fmt(r.messages / wall if rate else None, ".0f"),
             _fmt(r.bytes / 1e6 / wall if rate else None, ".1f"), "%.1f" % r.rss_mib,
-            "%.2f" % r.cpu, str(r.connections)] + [_fmt(x, ".2f") for x in ratios] + [
-            str(len(r.samples)), r.verdict_text()]
+            "%.2f" % r.cpu, _fmt(r.idle_pct, ".0f"), str(r.connections)] + [
+            _fmt(x, ".2f") for x in ratios] + [str(len(r.samples)), r.verdict_text()]
 
 
 def _table(results):
+    # The case column as wide as its longest label.
+    label_width = max([COLUMNS[0][1]] + [len(r.case.label) for r in results])
+    columns = ((COLUMNS[0][0], label_width, COLUMNS[0][2]),) + COLUMNS[1:]
     lines = []
-    header = "  ".join(format(name, "%s%d" % (align, width)) for name, width, align in COLUMNS)
+    header = "  ".join(format(name, "%s%d" % (align, width)) for name, width, align in columns)
     lines.append(header.rstrip())
     lines.append("-" * len(header))
     for r in results:
         cells = _row_cells(results, r)
         lines.append("  ".join(format(c, "%s%d" % (align, width))
-                               for c, (_n, width, align) in zip(cells, COLUMNS)).rstrip())
+                               for c, (_n, width, align) in zip(cells, columns)).rstrip())
     return lines
 
 
@@ -178,10 +186,11 @@ def targets(results):
         # for a row with fsync, the minimal durable one): godwit does all of its work and
         # more, on cores the server shares.
         if ref_of is _limit_for:
-            floors = [("limit+store", False)] + ([("limit+store+sync", True)]
-                                                 if row.case.fsync else [])
-            for name, sync in floors:
-                store = _limit_for(results, row, store=True, sync=sync)
+            floors = [("limit+store", False, False)] + (
+                [("limit+store+sync", True, False), ("+sha256", True, True)]
+                if row.case.fsync else [])
+            for name, sync, sha256 in floors:
+                store = _limit_for(results, row, store=True, sync=sync, sha256=sha256)
                 store_ratio = _ratio(ref, store) if store else None
                 text += "; %s: %s" % (name, "%.2f x" % store_ratio if store_ratio is not None
                                       else "not measured")
@@ -273,7 +282,9 @@ def render(header, results):
     lines += ["", "Ratios are speed ratios on the same work: other wall / this wall (2.00 = twice "
               "as fast). vs limit: the limit row with the same TLS and connection count; vs store: "
               "the limit+store row likewise (limit that also writes every message as a file), "
-              "for a row with fsync the limit+store+sync row (and makes them durable). "
+              "for a row with fsync the limit+store+sync row (and makes them durable; "
+              "+sha256: and hashes each, as godwit's state needs). idle %: how idle the "
+              "whole machine was during the run (all cores; near 0: the cores were the limit). "
               "vs mbsync: mbsync with FSync no and the same TLS. vs imapsync: the imap sink and "
               "limit+append rows against imapsync (all IMAP -> IMAP). conns: IMAP logins counted "
               "in Dovecot's log (limit: its setting). A WRONG row gets no rates and no ratios of its own.", "", "Targets (issue 5):"]
@@ -291,6 +302,7 @@ def as_json(header, results):
             "messages": r.messages, "bytes": r.bytes,
             "wall": [s.wall for s in r.samples], "cpu": [s.cpu for s in r.samples],
             "rss_kib": [s.rss_kib for s in r.samples],
+            "machine_idle": [s.machine_idle for s in r.samples],
             "exit": [s.returncode for s in r.samples],
             "connections": r.connections if r.samples else None,
             "verdicts": [{"ok": v.ok, "text": v.text, "details": v.details[:20]}

@@ -140,14 +140,17 @@ class LimitCase(Case):
     a file the cheapest way (tmp/ then cur/, no fsync) into the same file system the
     Maildir tools write to: the floor of storing the mail here. With @sync too, make it
     durable the cheapest way (syncfs in the background every 32 MiB, one at the end):
-    the floor of a copy that survives a power cut. With @append, APPEND
+    the floor of a copy that survives a power cut. With @sha256 too, also take each
+    message's SHA-256 as it is written (godwit keeps it in its state, DESIGN.md): the
+    floor of a durable copy that can tell later what it copied. With @append, APPEND
     each message into a fresh user of the same Dovecot the fastest way (MULTIAPPEND,
     every literal non-synchronising, no flags or dates): the floor of IMAP -> IMAP."""
 
-    def __init__(self, *args, store=False, sync=False, append=False, **kwargs):
+    def __init__(self, *args, store=False, sync=False, sha256=False, append=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.store = store
         self.sync = sync
+        self.sha256 = sha256
         self.append = append
 
     def available(self):
@@ -162,6 +165,7 @@ class LimitCase(Case):
         if self.store:
             argv += ["--store", _fresh_dir(os.path.join(self.workdir, "out"))]
             argv += ["--sync"] if self.sync else []
+            argv += ["--sha256"] if self.sha256 else []
         if self.append:
             # created empty when Dovecot started (gwbench/main.py)
             self.target = "append%d_%d" % (self.connections, rep)

@@ -10,7 +10,8 @@ only that:
   - the limit reader read every message and byte;
   - mbsync and OfflineIMAP ran (their verdicts, e.g. "altered", are results,
     not failures); when they are not installed the test says they were skipped.
-  - the bench puts back the VM's memory reclaim settings it held off.
+  - the bench puts back the VM's memory reclaim settings it held off;
+  - every run has the machine's idle share (0..1) beside its times.
 A second test feeds the verification wrong trees, so it is known to catch a
 missing, altered or flag-changed message; a third holds and restores reclaim
 settings on a sysfs tree of its own.
@@ -32,7 +33,7 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 sys.path.insert(0, os.path.join(REPO, "bench"))
 
 from harness import testcase, verify  # noqa: E402
-from gwbench import check, hostmem  # noqa: E402
+from gwbench import check, hostmem, measure  # noqa: E402
 
 GODWIT_ROWS = [
     "godwit %s, %s, %s" % (conns, tls, fsync)
@@ -119,9 +120,19 @@ class BenchQuick(unittest.TestCase):
             self.assertEqual("read all (count, bytes)", rows[label]["verdict"], label)
         for label in ("limit+store 1 conn, plain", "limit+store 1 conn, TLS",
                       "limit+store 100 msgs, plain", "limit+store+sync 1 conn, plain",
-                      "limit+store+sync 1 conn, TLS"):
+                      "limit+store+sync 1 conn, TLS", "limit+store+sync+sha256 1 conn, plain",
+                      "limit+store+sync+sha256 1 conn, TLS"):
             self.assertEqual("stored all (hashes)", rows[label]["verdict"], label)
         self.assertEqual(100, rows["limit+store 100 msgs, plain"]["messages"])
+
+    def test_machine_idle_measured_for_every_run(self):
+        rows = self.rows()
+        self.assertIn("idle %", self.proc.stdout)
+        for label, row in rows.items():
+            with self.subTest(row=label):
+                self.assertEqual(len(row["wall"]), len(row["machine_idle"]))
+                for share in row["machine_idle"]:
+                    self.assertTrue(0.0 <= share <= 1.0, share)
 
     def test_reference_tools_ran_when_installed(self):
         rows = self.rows()
@@ -224,6 +235,23 @@ class ReclaimHoldOnOwnTree(unittest.TestCase):
         self.assertEqual("nothing to hold off (no kdamond on, no free page reporting knobs)",
                          hold.describe())
         self.assertEqual("none found", hostmem.left_alone())
+
+
+class MachineIdleShare(unittest.TestCase):
+    """The idle column: the share of all cores' ticks spent idle between two reads."""
+
+    def test_share(self):
+        self.assertEqual(0.25, measure._idle_share((100, 1000), (150, 1200)))
+
+    def test_unreadable_or_no_time_passed_is_none(self):
+        self.assertIsNone(measure._idle_share(None, (150, 1200)))
+        self.assertIsNone(measure._idle_share((100, 1000), None))
+        self.assertIsNone(measure._idle_share((100, 1000), (100, 1000)))
+
+    def test_reads_this_machine(self):
+        idle, total = measure._cpu_jiffies()
+        self.assertLess(0, idle)
+        self.assertLess(idle, total)
 
 
 class VerificationCatchesWrongRuns(unittest.TestCase):
