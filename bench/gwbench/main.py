@@ -272,37 +272,62 @@ def limit_n_cases(bench, args, results):
                             tls=True, connections=n, store=True, sync=True, sha256=True)]
 
 
-def run_case(bench, case, reps):
-    reason = case.available()
-    if reason:
-        log("%s: %s" % (case.label, reason))
-        return report.Result(case, unavailable=reason)
-    result = report.Result(case)
-    try:
-        case.setup()
-        for rep in range(1, reps + 1):
-            command = case.prepare(rep)
-            case.before_run()
-            sample = measure.run_timed(command.argv, env=command.env, cwd=command.cwd)
-            case.after_run()
-            verdict = case.verify(rep, sample)
-            if not verdict.ok and sample.returncode != 0:
-                verdict.details.insert(0, "exit %d; stderr: %s" % (sample.returncode,
-                                                                sample.stderr[-1500:]))
-            result.add(sample, verdict)
-            log("%s: run %d/%d %.2f s, %d KiB, exit %d, %s" % (
-                case.label, rep, reps, sample.wall, sample.rss_kib, sample.returncode,
-                verdict.text))
-            for line in verdict.details[:15]:
-                log("    " + line)
-    except Exception as exc:  # a broken case is reported in its row, the others still run
-        result.error = ("%s: %s" % (type(exc).__name__, exc)).strip()
-        log("%s: failed: %s" % (case.label, result.error))
-    if not bench.args.keep:
-        # Its last destination too, or the rows' gigabytes add up: the 80,000-message
-        # row once found the file system full of earlier rows' last runs.
-        tools.retire_dir(os.path.join(case.workdir, "out"))
-    return result
+def run_cases(bench, cases, reps_of):
+    """Run every case @reps_of(case) times, the repetitions interleaved: round r runs
+    repetition r of each case in turn. This machine has streaks in which everything
+    takes up to twice its CPU (PROFILE.md, eighth and ninth passes); interleaved, a
+    streak slows one repetition of several rows, which their medians leave out, where
+    consecutive repetitions let it slow every repetition of one row."""
+    results = []
+    for case in cases:
+        reason = case.available()
+        if reason:
+            log("%s: %s" % (case.label, reason))
+            results.append(report.Result(case, unavailable=reason))
+            continue
+        result = report.Result(case)
+        results.append(result)
+        try:
+            case.setup()
+        except Exception as exc:  # a broken case is reported in its row, the others still run
+            _case_failed(result, exc)
+    rounds = max([reps_of(r.case) for r in results] + [0])
+    for rep in range(1, rounds + 1):
+        for result in results:
+            reps = reps_of(result.case)
+            if result.unavailable or result.error or rep > reps:
+                continue
+            try:
+                _run_once(result, rep, reps)
+            except Exception as exc:
+                _case_failed(result, exc)
+            if rep == reps and not bench.args.keep:
+                # Its last destination too, or the rows' gigabytes add up: the
+                # 80,000-message row once found the file system full of earlier rows' runs.
+                tools.retire_dir(os.path.join(result.case.workdir, "out"))
+    return results
+
+
+def _case_failed(result, exc):
+    result.error = ("%s: %s" % (type(exc).__name__, exc)).strip()
+    log("%s: failed: %s" % (result.case.label, result.error))
+
+
+def _run_once(result, rep, reps):
+    case = result.case
+    command = case.prepare(rep)
+    case.before_run()
+    sample = measure.run_timed(command.argv, env=command.env, cwd=command.cwd)
+    case.after_run()
+    verdict = case.verify(rep, sample)
+    if not verdict.ok and sample.returncode != 0:
+        verdict.details.insert(0, "exit %d; stderr: %s" % (sample.returncode,
+                                                        sample.stderr[-1500:]))
+    result.add(sample, verdict)
+    log("%s: run %d/%d %.2f s, %d KiB, exit %d, %s" % (
+        case.label, rep, reps, sample.wall, sample.rss_kib, sample.returncode, verdict.text))
+    for line in verdict.details[:15]:
+        log("    " + line)
 
 
 def machine_line():
@@ -391,19 +416,17 @@ def run(args, reclaim):
             bench.godwit_bin, bench.plugin_dir, bench.godwit_missing = find_godwit(args)
         bench.seed("alice", args.messages, args.seed)
         bench.seed("small", args.small_messages, args.seed + 1)
-        results = []
-        for case in make_cases(bench, args):
-            reps = args.slow_reps if case.tool in ("offlineimap", "imapsync") else args.reps
-            results.append(run_case(bench, case, reps))
+        def reps_of(case):
+            return args.slow_reps if case.tool in ("offlineimap", "imapsync") else args.reps
+        results = run_cases(bench, make_cases(bench, args), reps_of)
         if not args.only or "limit" in args.only:
-            for case in limit_n_cases(bench, args, results):
-                results.append(run_case(bench, case, args.reps))
+            results += run_cases(bench, limit_n_cases(bench, args, results), reps_of)
         for n in args.rss_sizes:
             # The same generator and seed as the main mailbox: only the size differs.
             bench.seed("rss%d" % n, n, args.seed)
             case = tools.GodwitCase(bench, "godwit %d msgs, RSS" % n, "godwit",
                                     user="rss%d" % n, connections=None, ratios=False)
-            results.append(run_case(bench, case, 1))
+            results += run_cases(bench, [case], lambda _case: 1)
         header = {
             "date": started.strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine_line(),

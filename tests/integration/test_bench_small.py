@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import types
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -34,6 +35,7 @@ sys.path.insert(0, os.path.join(REPO, "bench"))
 
 from harness import testcase, verify  # noqa: E402
 from gwbench import check, hostmem, measure  # noqa: E402
+from gwbench import main as gwmain  # noqa: E402
 
 GODWIT_ROWS = [
     "godwit %s, %s, %s" % (conns, tls, fsync)
@@ -235,6 +237,47 @@ class ReclaimHoldOnOwnTree(unittest.TestCase):
         self.assertEqual("nothing to hold off (no kdamond on, no free page reporting knobs)",
                          hold.describe())
         self.assertEqual("none found", hostmem.left_alone())
+
+
+class InterleavedRepetitions(unittest.TestCase):
+    """bench/run runs repetition r of every case before repetition r + 1 of any."""
+
+    class Case:
+        def __init__(self, order, label, fail_setup=False):
+            self.order, self.label, self.fail_setup = order, label, fail_setup
+            self.tool = "fake"
+            self.workdir = os.path.join(tempfile.gettempdir(), "gwbench-fake-" + label)
+
+        def available(self):
+            return None
+
+        def setup(self):
+            if self.fail_setup:
+                raise RuntimeError("no setup")
+
+        def prepare(self, rep):
+            self.order.append((self.label, rep))
+            return types.SimpleNamespace(argv=["true"], env=None, cwd=None)
+
+        def before_run(self):
+            pass
+
+        def after_run(self):
+            pass
+
+        def verify(self, rep, sample):
+            return check.Verdict(True, "ok")
+
+    def test_rounds(self):
+        order = []
+        cases = [self.Case(order, "a"), self.Case(order, "b"), self.Case(order, "once"),
+                 self.Case(order, "broken", fail_setup=True)]
+        bench = types.SimpleNamespace(args=types.SimpleNamespace(keep=True))
+        results = gwmain.run_cases(bench, cases, lambda c: 1 if c.label == "once" else 3)
+        self.assertEqual([("a", 1), ("b", 1), ("once", 1), ("a", 2), ("b", 2), ("a", 3),
+                          ("b", 3)], order)
+        self.assertEqual([3, 3, 1, 0], [len(r.samples) for r in results])
+        self.assertEqual("RuntimeError: no setup", results[3].error)
 
 
 class MachineIdleShare(unittest.TestCase):
