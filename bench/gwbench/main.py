@@ -291,6 +291,7 @@ def run_cases(bench, cases, reps_of):
             case.setup()
         except Exception as exc:  # a broken case is reported in its row, the others still run
             _case_failed(result, exc)
+            _retire(bench, case)
     rounds = max([reps_of(r.case) for r in results] + [0])
     for rep in range(1, rounds + 1):
         for result in results:
@@ -301,11 +302,16 @@ def run_cases(bench, cases, reps_of):
                 _run_once(result, rep, reps)
             except Exception as exc:
                 _case_failed(result, exc)
-            if rep == reps and not bench.args.keep:
-                # Its last destination too, or the rows' gigabytes add up: the
-                # 80,000-message row once found the file system full of earlier rows' runs.
-                tools.retire_dir(os.path.join(result.case.workdir, "out"))
+            if rep == reps or result.error:
+                _retire(bench, result.case)
     return results
+
+
+def _retire(bench, case):
+    """A case's last destination is moved aside too, or the rows' gigabytes add up: the
+    80,000-message row once found the file system full of earlier rows' runs."""
+    if not bench.args.keep:
+        tools.retire_dir(os.path.join(case.workdir, "out"))
 
 
 def _case_failed(result, exc):
