@@ -430,9 +430,9 @@ def run(args, reclaim):
         for n in args.rss_sizes:
             # The same generator and seed as the main mailbox: only the size differs.
             bench.seed("rss%d" % n, n, args.seed)
-            case = tools.GodwitCase(bench, "godwit %d msgs, RSS" % n, "godwit",
-                                    user="rss%d" % n, connections=None, ratios=False)
-            results += run_cases(bench, [case], lambda _case: 1)
+        results += run_cases(bench, [
+            tools.GodwitCase(bench, "godwit %d msgs, RSS" % n, "godwit", user="rss%d" % n,
+                             connections=None, ratios=False) for n in args.rss_sizes], reps_of)
         header = {
             "date": started.strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine_line(),

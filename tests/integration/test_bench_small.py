@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 sys.path.insert(0, os.path.join(REPO, "bench"))
 
 from harness import testcase, verify  # noqa: E402
-from gwbench import check, hostmem, measure  # noqa: E402
+from gwbench import check, hostmem, measure, report  # noqa: E402
 from gwbench import main as gwmain  # noqa: E402
 
 GODWIT_ROWS = [
@@ -278,6 +278,28 @@ class InterleavedRepetitions(unittest.TestCase):
                           ("b", 3)], order)
         self.assertEqual([3, 3, 1, 0], [len(r.samples) for r in results])
         self.assertEqual("RuntimeError: no setup", results[3].error)
+
+
+class RssGrowthTarget(unittest.TestCase):
+    """The memory growth target compares the sizes' median peaks, as every other row does."""
+
+    @staticmethod
+    def row(messages, peaks_kib):
+        source = types.SimpleNamespace(count=lambda: messages, total_bytes=lambda: messages)
+        case = types.SimpleNamespace(label="godwit %d msgs, RSS" % messages, tool="godwit",
+                                     user="rss%d" % messages, source=source)
+        result = report.Result(case)
+        for kib in peaks_kib:
+            result.add(measure.Sample(1.0, 1.0, kib, 0, "", ""), check.Verdict(True, "exact"))
+        return result
+
+    def test_medians(self):
+        results = [self.row(5000, [21000, 20000, 22000]), self.row(80000, [21500, 23500, 21600])]
+        target = [t for t in report.targets(results) if t[0].startswith("peak RSS not growing")]
+        # The largest peaks alone would be 1.5 MiB apart.
+        self.assertEqual([("peak RSS not growing with mailbox size (<= 1 MiB)",
+                           "5000 msgs 20.5 MiB, 80000 msgs 21.1 MiB; +0.6 MiB, 8 bytes a "
+                           "message; medians of 3 run(s) each", "PASS")], target)
 
 
 class MachineIdleShare(unittest.TestCase):
