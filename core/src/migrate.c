@@ -1232,7 +1232,7 @@ static gw_status append_item(struct fetch_ctx *fc, struct batch_item *item,
 	struct run_folder *rf = item_folder(a, item);
 	for (size_t i = 0; i < e->keyword_count; i++)
 		a->kw_scratch[i] = a->kw.names[a->batch_kw[item->kw_offset + i]];
-	item->message_id = gw_message_id_of(data, len);
+	item->message_id = gw_spool_message_id(a->res->spool);
 	struct gw_message_meta meta = {
 	        .struct_size = sizeof(meta),
 	        .uid = e->uid,

@@ -28,6 +28,9 @@
 #define SPOOL_DEFAULT_THRESHOLD (2u * 1024 * 1024)
 /* Bytes gathered before one write() to the temporary file. */
 #define SPOOL_FILE_CHUNK (256u * 1024)
+/* The start of a message in the file kept in memory for its header: 64 KiB
+ * holds the header block of all but pathological messages. */
+#define SPOOL_HEAD_MAX (64u * 1024)
 
 enum spool_phase { SPOOL_IDLE, SPOOL_WRITING, SPOOL_FINISHED };
 
@@ -49,6 +52,10 @@ struct gw_spool {
 	int fd;
 	void *map;
 	size_t map_len;
+
+	/* File path: the message's first bytes (gw_spool_message_id). */
+	unsigned char *head;
+	size_t head_len;
 };
 
 static bool spool_fail(char **error, const char *fmt, ...) GW_PRINTF(2, 3);
@@ -101,6 +108,7 @@ void gw_spool_free(struct gw_spool *spool)
 	spool_release_file(spool);
 	EVP_MD_CTX_free(spool->md);
 	free(spool->buf);
+	free(spool->head);
 	free(spool->tmpdir);
 	free(spool);
 }
@@ -138,6 +146,7 @@ bool gw_spool_begin(struct gw_spool *spool, uint64_t expected_size, char **error
 	spool->expected = expected_size;
 	spool->received = 0;
 	spool->buf_len = 0;
+	spool->head_len = 0;
 	if (expected_size > SIZE_MAX)
 		return spool_fail(error, "spool: message of %llu bytes cannot be addressed",
 		                  (unsigned long long)expected_size);
@@ -151,6 +160,8 @@ bool gw_spool_begin(struct gw_spool *spool, uint64_t expected_size, char **error
 			return spool_fail(error, "spool: cannot create a temporary file in %s: %s",
 			                  spool->tmpdir, strerror(errno));
 		spool_reserve(spool, SPOOL_FILE_CHUNK);
+		if (!spool->head)
+			spool->head = gw_xmalloc(SPOOL_HEAD_MAX);
 	} else {
 		spool_reserve(spool, expected_size ? (size_t)expected_size : 1);
 	}
@@ -186,6 +197,11 @@ static bool spool_drain_chunk(struct gw_spool *spool, char **error)
 static bool spool_write_file(struct gw_spool *spool, const unsigned char *data, size_t len,
                              char **error)
 {
+	size_t head = spool->head_len < SPOOL_HEAD_MAX ? SPOOL_HEAD_MAX - spool->head_len : 0;
+	if (head > len)
+		head = len;
+	memcpy(spool->head + spool->head_len, data, head);
+	spool->head_len += head;
 	while (len > 0) {
 		size_t room = spool->buf_cap - spool->buf_len;
 		size_t take = len < room ? len : room;
@@ -349,4 +365,29 @@ char *gw_message_id_of(const unsigned char *data, size_t len)
 			return value;
 	}
 	return NULL;
+}
+
+/* Whether @p data holds an empty line, i.e. the end of the header block. */
+static bool header_ends_within(const unsigned char *data, size_t len)
+{
+	for (size_t pos = 0; pos < len;) {
+		struct header_line line = next_line(data, len, pos);
+		if (line.next == len && (len == 0 || data[len - 1] != '\n'))
+			return false; /* a line cut off by the end of @p data */
+		if (line.end == line.start)
+			return true;
+		pos = line.next;
+	}
+	return false;
+}
+
+char *gw_spool_message_id(const struct gw_spool *spool)
+{
+	if (spool->phase != SPOOL_FINISHED)
+		return NULL;
+	if (!spool->in_file)
+		return gw_message_id_of(spool->buf, (size_t)spool->received);
+	if (header_ends_within(spool->head, spool->head_len))
+		return gw_message_id_of(spool->head, spool->head_len);
+	return gw_message_id_of(spool->map, spool->map_len);
 }

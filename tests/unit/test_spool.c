@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 
 #include "spool.h"
+#include "util.h"
 
 static void sha256_hex(const void *data, size_t len, char out[65])
 {
@@ -276,12 +277,66 @@ static void test_message_id(void **state)
 	expect_id("\r\nMessage-ID: <x@example.org>\r\n", NULL);
 }
 
+/* A message of @p header_pad bytes of an X-Pad field, then Message-ID (or none),
+ * the empty line and @p body bytes, through a spool that files anything over
+ * 1 KiB: the spool's Message-ID agrees with a parse of the whole message,
+ * whether the header block ends in the first 64 KiB it keeps aside or not. */
+static void expect_spool_id(size_t header_pad, const char *id, size_t body)
+{
+	struct gw_buf msg = {0};
+	gw_buf_append(&msg, "X-Pad: ", 7);
+	for (size_t i = 0; i < header_pad; i++)
+		gw_buf_append(&msg, "p", 1);
+	gw_buf_append(&msg, "\r\n", 2);
+	if (id) {
+		gw_buf_append(&msg, "Message-ID: ", 12);
+		gw_buf_append(&msg, id, strlen(id));
+		gw_buf_append(&msg, "\r\n", 2);
+	}
+	gw_buf_append(&msg, "\r\n", 2);
+	for (size_t i = 0; i < body; i++)
+		gw_buf_append(&msg, i % 80 == 79 ? "\n" : "b", 1);
+	struct gw_spool *sp = gw_spool_new(tmpdir, 1024);
+	const unsigned char *data;
+	size_t len;
+	char hex[65];
+	spool_through(sp, (const unsigned char *)msg.data, msg.len, 4093, &data, &len, hex);
+	char *got = gw_spool_message_id(sp);
+	if (id) {
+		assert_non_null(got);
+		assert_string_equal(got, id);
+	} else {
+		assert_null(got);
+	}
+	free(got);
+	gw_spool_free(sp);
+	gw_buf_free(&msg);
+}
+
+static void test_spool_message_id(void **state)
+{
+	expect_spool_id(10, "<small@example.org>", 100);             /* in memory */
+	expect_spool_id(10, "<filed@example.org>", 3 * 1024 * 1024); /* in the file, head kept */
+	expect_spool_id(10, NULL, 3 * 1024 * 1024);
+	/* A header block longer than the 64 KiB kept aside: read through the mapping. */
+	expect_spool_id(100 * 1024, "<long@example.org>", 1024 * 1024);
+	/* The end of the 64 KiB kept aside falls inside the Message-ID line, inside the
+	 * empty line, or just after it (the header block is pad + 45 bytes). */
+	for (size_t pad = 64 * 1024 - 80; pad <= 64 * 1024 - 40; pad++)
+		expect_spool_id(pad, "<edge@example.org.x>", 2048);
+	/* Not finished: nothing to read. */
+	struct gw_spool *sp = gw_spool_new(tmpdir, 1024);
+	assert_null(gw_spool_message_id(sp));
+	gw_spool_free(sp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_memory_path),   cmocka_unit_test(test_file_path),
-	        cmocka_unit_test(test_empty_message), cmocka_unit_test(test_size_mismatch),
-	        cmocka_unit_test(test_bad_tmpdir),    cmocka_unit_test(test_message_id),
+	        cmocka_unit_test(test_memory_path),      cmocka_unit_test(test_file_path),
+	        cmocka_unit_test(test_empty_message),    cmocka_unit_test(test_size_mismatch),
+	        cmocka_unit_test(test_bad_tmpdir),       cmocka_unit_test(test_message_id),
+	        cmocka_unit_test(test_spool_message_id),
 	};
 	return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
 }
