@@ -237,9 +237,9 @@ static void test_bad_tmpdir(void **state)
 
 /* ---- Message-ID ---- */
 
-static void expect_id(const char *message, const char *want)
+/* @p got (freed here) is @p want, or NULL if @p want is. */
+static void assert_id(char *got, const char *want)
 {
-	char *got = gw_message_id_of((const unsigned char *)message, strlen(message));
 	if (want) {
 		assert_non_null(got);
 		assert_string_equal(got, want);
@@ -247,6 +247,11 @@ static void expect_id(const char *message, const char *want)
 		assert_null(got);
 	}
 	free(got);
+}
+
+static void expect_id(const char *message, const char *want)
+{
+	assert_id(gw_message_id_of((const unsigned char *)message, strlen(message)), want);
 }
 
 static void test_message_id(void **state)
@@ -301,14 +306,7 @@ static void expect_spool_id(size_t header_pad, const char *id, size_t body)
 	size_t len;
 	char hex[65];
 	spool_through(sp, (const unsigned char *)msg.data, msg.len, 4093, &data, &len, hex);
-	char *got = gw_spool_message_id(sp);
-	if (id) {
-		assert_non_null(got);
-		assert_string_equal(got, id);
-	} else {
-		assert_null(got);
-	}
-	free(got);
+	assert_id(gw_spool_message_id(sp), id);
 	gw_spool_free(sp);
 	gw_buf_free(&msg);
 }
