@@ -53,9 +53,9 @@ struct gw_spool {
 	void *map;
 	size_t map_len;
 
-	/* File path: the message's first bytes (gw_spool_message_id). */
+	/* File path: the message's first min(received, SPOOL_HEAD_MAX) bytes
+	 * (gw_spool_message_id). */
 	unsigned char *head;
-	size_t head_len;
 };
 
 static bool spool_fail(char **error, const char *fmt, ...) GW_PRINTF(2, 3);
@@ -146,7 +146,6 @@ bool gw_spool_begin(struct gw_spool *spool, uint64_t expected_size, char **error
 	spool->expected = expected_size;
 	spool->received = 0;
 	spool->buf_len = 0;
-	spool->head_len = 0;
 	if (expected_size > SIZE_MAX)
 		return spool_fail(error, "spool: message of %llu bytes cannot be addressed",
 		                  (unsigned long long)expected_size);
@@ -197,11 +196,10 @@ static bool spool_drain_chunk(struct gw_spool *spool, char **error)
 static bool spool_write_file(struct gw_spool *spool, const unsigned char *data, size_t len,
                              char **error)
 {
-	size_t head = spool->head_len < SPOOL_HEAD_MAX ? SPOOL_HEAD_MAX - spool->head_len : 0;
-	if (head > len)
-		head = len;
-	memcpy(spool->head + spool->head_len, data, head);
-	spool->head_len += head;
+	uint64_t at = spool->received - len; /* where @p data starts in the message */
+	if (at < SPOOL_HEAD_MAX)
+		memcpy(spool->head + at, data,
+		       len < SPOOL_HEAD_MAX - at ? len : SPOOL_HEAD_MAX - at);
 	while (len > 0) {
 		size_t room = spool->buf_cap - spool->buf_len;
 		size_t take = len < room ? len : room;
@@ -387,7 +385,8 @@ char *gw_spool_message_id(const struct gw_spool *spool)
 		return NULL;
 	if (!spool->in_file)
 		return gw_message_id_of(spool->buf, (size_t)spool->received);
-	if (header_ends_within(spool->head, spool->head_len))
-		return gw_message_id_of(spool->head, spool->head_len);
+	size_t head = spool->received < SPOOL_HEAD_MAX ? (size_t)spool->received : SPOOL_HEAD_MAX;
+	if (header_ends_within(spool->head, head))
+		return gw_message_id_of(spool->head, head);
 	return gw_message_id_of(spool->map, spool->map_len);
 }
