@@ -12,7 +12,8 @@ import sys
 import tempfile
 import time
 
-from . import BENCH_DIR, REPO, check, corpus, hostmem, measure, report, scratch, tools
+from . import (BENCH_DIR, REPO, check, corpus, delayproxy, hostmem, measure, report, scratch,
+               tools)
 
 from harness import dovecot, verify  # noqa: E402
 
@@ -44,6 +45,9 @@ def parse_args(argv):
                    help="connections of the N-connection limit rows (default: what godwit's "
                    "default run used, measured in Dovecot's log; 4 without godwit)")
     p.add_argument("--seed", type=int, default=1, help="corpus seed")
+    p.add_argument("--rtt", type=float, default=0, metavar="MS",
+                   help="add MS milliseconds of round trip between every client and Dovecot "
+                   "(a proxy: gwbench/delayproxy.py); what a network costs per round trip")
     p.add_argument("--rss-sizes", default="", help="comma list of mailbox sizes (e.g. "
                    "5000,20000,80000): one godwit default run on each, same corpus mix, for "
                    "peak RSS against mailbox size")
@@ -150,6 +154,23 @@ class Bench:
         self.godwit_bin = self.plugin_dir = None
         self.godwit_missing = None
         self.appended_sources = {}  # user -> manifest as a Dovecot destination stores it
+        self.proxies = {}  # tls -> DelayProxy, with --rtt
+
+    def port_of(self, tls):
+        """Where the cases connect: Dovecot's port, or the delay proxy in front of it."""
+        if tls in self.proxies:
+            return self.proxies[tls].port
+        return self.dv.port_tls if tls else self.dv.port_plain
+
+    def add_round_trip(self, rtt_ms):
+        for tls in (False, True):
+            port = self.dv.port_tls if tls else self.dv.port_plain
+            self.proxies[tls] = delayproxy.DelayProxy(port, rtt_ms).start()
+            log("round trip: " + self.proxies[tls].describe())
+
+    def stop_proxies(self):
+        for proxy in self.proxies.values():
+            proxy.stop()
 
     def seed(self, user, count, seed):
         began = time.monotonic()
@@ -413,10 +434,13 @@ def run(args, reclaim):
     # imapsync rows write into it, and this VM's root (ext4 without a journal) makes
     # file creation slow for minutes after files were deleted (PROFILE.md).
     dv = dovecot.Dovecot(users=users, root_parent=workdir if scratch_fs else None)
+    bench = None
     try:
         dv.start()
         bench = Bench(args, dv, workdir)
         log(dv.describe())
+        if args.rtt:
+            bench.add_round_trip(args.rtt)
         bench.limit_bin = build_limit(args.build_dir)
         if not args.only or "godwit" in args.only:
             bench.godwit_bin, bench.plugin_dir, bench.godwit_missing = find_godwit(args)
@@ -445,6 +469,9 @@ def run(args, reclaim):
             "destinations": destinations,
             "host memory reclaim": reclaim,
         }
+        if args.rtt:
+            header["round trip"] = ("%g ms added by a proxy in front of Dovecot "
+                                    "(gwbench/delayproxy.py)" % args.rtt)
         text = report.render(header, results)
         sys.stdout.write(text)
         if args.json:
@@ -455,6 +482,8 @@ def run(args, reclaim):
         failed = [r for r in results if r.error or (r.case.tool in ("godwit", "limit") and r.wrong)]
         return 1 if failed else 0
     finally:
+        if bench is not None:
+            bench.stop_proxies()
         dv.stop()
         tools.purge_moved_aside()
         if args.keep:

@@ -294,7 +294,9 @@ def render(header, results):
               "whole machine was during the run (all cores; near 0: the cores were the limit). "
               "vs mbsync: mbsync with FSync no and the same TLS. vs imapsync: the imap sink and "
               "limit+append rows against imapsync (all IMAP -> IMAP). conns: IMAP logins counted "
-              "in Dovecot's log (limit: its setting). A WRONG row gets no rates and no ratios of its own.", "", "Targets (issue 5):"]
+              "in Dovecot's log (limit: its setting). A WRONG row gets no rates and no ratios of its own.", "",
+              "Targets (issue 5)%s:" % (", set for loopback; this run adds a round trip"
+                                        if "round trip" in header else "")]
     for what, value, verdict in targets(results):
         lines.append("  %-4s %-58s %s" % (verdict, what, value))
     return "\n".join(lines) + "\n"

@@ -105,7 +105,7 @@ class Case:
 
     @property
     def port(self):
-        return self.dv.port_tls if self.tls else self.dv.port_plain
+        return self.bench.port_of(self.tls)
 
     @property
     def password(self):

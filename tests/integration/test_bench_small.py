@@ -24,7 +24,10 @@ import os
 import shutil
 import subprocess
 import sys
+import socket
 import tempfile
+import threading
+import time
 import types
 import unittest
 
@@ -34,7 +37,7 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 sys.path.insert(0, os.path.join(REPO, "bench"))
 
 from harness import testcase, verify  # noqa: E402
-from gwbench import check, hostmem, measure, report  # noqa: E402
+from gwbench import check, delayproxy, hostmem, measure, report  # noqa: E402
 from gwbench import main as gwmain  # noqa: E402
 
 GODWIT_ROWS = [
@@ -317,6 +320,53 @@ class MachineIdleShare(unittest.TestCase):
         idle, total = measure._cpu_jiffies()
         self.assertLess(0, idle)
         self.assertLess(idle, total)
+
+
+class DelayProxyAddsRoundTrip(unittest.TestCase):
+    """--rtt's proxy: every byte through unchanged, both ways, each way late by half the
+    round trip, and the end of the stream passed on."""
+
+    def setUp(self):
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(1)
+        self.echoed = threading.Thread(target=self.echo_once, daemon=True)
+        self.echoed.start()
+        self.proxy = delayproxy.DelayProxy(self.server.getsockname()[1], 200).start()
+
+    def tearDown(self):
+        self.proxy.stop()
+        self.server.close()
+
+    def echo_once(self):
+        conn, _ = self.server.accept()
+        with conn:
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    break
+                conn.sendall(data)
+
+    def test_bytes_round_trip_and_end_of_stream(self):
+        payload = bytes(range(256)) * 8192  # 2 MiB, every byte value
+        with socket.create_connection(("127.0.0.1", self.proxy.port)) as c:
+            began = time.monotonic()
+            c.sendall(b"x")
+            self.assertEqual(b"x", c.recv(1))
+            round_trip = time.monotonic() - began
+            sender = threading.Thread(target=lambda: (c.sendall(payload),
+                                                      c.shutdown(socket.SHUT_WR)))
+            sender.start()
+            back = bytearray()
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    break
+                back += data
+            sender.join()
+        self.assertGreaterEqual(round_trip, 0.2)
+        self.assertLess(round_trip, 2.0)
+        self.assertEqual(hashlib.sha256(payload).hexdigest(), hashlib.sha256(back).hexdigest())
 
 
 class VerificationCatchesWrongRuns(unittest.TestCase):
