@@ -235,7 +235,7 @@ static void note_permanent_flags(struct gw_imap *imap, const struct imap_value *
 			        gw_xstrdup(list->items[i].str);
 }
 
-static gw_status select_untagged(void *arg, struct gw_imap *imap, const struct imap_response *resp)
+gw_status imap_select_untagged(void *arg, struct gw_imap *imap, const struct imap_response *resp)
 {
 	struct gw_folder_status *status = arg;
 	if (resp->cond != GW_IMAP_OK)
@@ -262,30 +262,43 @@ static void copy_status(struct gw_folder_status *to, const struct gw_folder_stat
 	       size - sizeof(to->struct_size));
 }
 
+bool imap_select_command(struct gw_imap *imap, const char *folder, bool read_only,
+                         struct gw_buf *cmd, const char **why)
+{
+	char *wire = imap_wire_name(imap, folder, why);
+	if (!wire)
+		return false;
+	gw_buf_puts(cmd, read_only ? "EXAMINE " : "SELECT ");
+	imap_append_quoted(cmd, wire);
+	if (imap_has_cap(imap, "CONDSTORE"))
+		gw_buf_puts(cmd, " (CONDSTORE)");
+	free(wire);
+	return true;
+}
+
+void imap_select_sent(struct gw_imap *imap)
+{
+	imap->selected = false;
+	imap->exists = 0;
+	clear_permanent_flags(imap);
+}
+
 gw_status imap_select(struct gw_imap *imap, const char *folder, bool read_only,
                       struct gw_folder_status *status)
 {
 	gw_status st = imap_check_usable(imap);
 	if (st != GW_OK)
 		return st;
+	struct gw_buf cmd = {0};
 	const char *why = NULL;
-	char *wire = imap_wire_name(imap, folder, &why);
-	if (!wire)
+	if (!imap_select_command(imap, folder, read_only, &cmd, &why))
 		return gw_fail(imap->ctx, GW_ERR_FOLDER, "cannot select folder \"%s\": %s", folder,
 		               why);
-	struct gw_buf cmd = {0};
-	gw_buf_puts(&cmd, read_only ? "EXAMINE " : "SELECT ");
-	imap_append_quoted(&cmd, wire);
-	if (imap_has_cap(imap, "CONDSTORE"))
-		gw_buf_puts(&cmd, " (CONDSTORE)");
-	free(wire);
 
 	struct gw_folder_status found = {.struct_size = sizeof(found)};
 	struct imap_response tagged;
-	imap->selected = false;
-	imap->exists = 0;
-	clear_permanent_flags(imap);
-	st = imap_command(imap, cmd.data, select_untagged, &found, &tagged);
+	imap_select_sent(imap);
+	st = imap_command(imap, cmd.data, imap_select_untagged, &found, &tagged);
 	gw_buf_free(&cmd);
 	if (st == GW_OK && tagged.cond != GW_IMAP_OK) {
 		char *what = gw_xasprintf("cannot select folder \"%s\"", folder);
@@ -380,6 +393,7 @@ static const struct gw_imap_api imap_api = {
         .append_wait = imap_append_wait,
         .search = imap_search,
         .fetch_meta = imap_fetch_meta,
+        .fetch_folders = imap_fetch_folders,
 };
 
 const struct gw_imap_api *gw_imap_client_api(void)

@@ -268,7 +268,15 @@ gw_status imap_fetch_meta(struct gw_imap *imap, const uint32_t *uids, size_t cou
  * servers that mishandle sets), and up to pipeline_depth commands are in
  * flight. A server answers a set in its own order (UID order in practice), so
  * every untagged FETCH is mapped back to its request by the UID it names;
- * whatever a command's tagged reply finds undelivered is reported failed. */
+ * whatever a command's tagged reply finds undelivered is reported failed.
+ *
+ * Several folders (fetch_folders): each folder's EXAMINE goes into the same
+ * pipeline ahead of its UID FETCH commands. A server runs one connection's
+ * commands in order, so the bodies that arrive after a folder's EXAMINE
+ * completed are that folder's (and a failed EXAMINE leaves no folder selected:
+ * its FETCH commands fail, they cannot read another folder), while the next
+ * folder's commands are already on their way: a folder switch costs no round
+ * trip of its own. */
 
 /* One requested UID. */
 struct fetch_slot {
@@ -276,18 +284,36 @@ struct fetch_slot {
 	bool got_body; /* delivered, refused or reported: nothing more to say about it */
 };
 
-/* One command in flight: the slots [first, end) it asked for, sorted by UID. */
+/* One requested folder: its slots [first, end). */
+struct fetch_folder {
+	const char *name; /* UTF-8; NULL: the folder selected before (fetch) */
+	uint32_t uidvalidity;
+	uint64_t limit; /* larger bodies are refused: the client's and the request's cap */
+	size_t first, end;
+};
+
+/* One command in flight: the EXAMINE of a folder, or a UID FETCH of the slots
+ * [first, end) of one, sorted by UID. */
 struct inflight {
 	char tag[GW_IMAP_TAG_MAX];
+	size_t folder;
+	bool examine;
 	size_t first, end;
 	size_t cursor; /* where the next answer most likely is (servers answer in UID order) */
 };
 
+#define NO_FOLDER SIZE_MAX
+
 struct fetch_state {
 	struct gw_imap *imap;
 	const struct gw_fetch_target *target;
-	uint64_t limit;
-	struct fetch_slot *slots; /* the request's UIDs, each command's share sorted */
+	struct fetch_folder *folders;
+	size_t folder_count;
+	size_t examined;                   /* folders [0, examined) have had their EXAMINE sent */
+	size_t sending;                    /* the folder of the next slot to request */
+	size_t open_folder;                /* whose bodies arrive now (NO_FOLDER: none) */
+	struct gw_folder_status examining; /* what the EXAMINE being answered says */
+	struct fetch_slot *slots;          /* the request's UIDs, each command's share sorted */
 	size_t slot_count;
 	struct inflight *queue; /* commands in flight, oldest first */
 	size_t queued;
@@ -332,12 +358,15 @@ static struct fetch_slot *waiting_in(struct fetch_state *fs, struct inflight *c,
 	return NULL;
 }
 
-/* The requested slot an answer belongs to. Without a UID in the answer
- * (servers must send it) only a single-UID command can be meant. */
+/* The requested slot an answer belongs to: among the open folder's commands.
+ * Without a UID in the answer (servers must send it) only a single-UID
+ * command can be meant. */
 static struct fetch_slot *waiting_entry(struct fetch_state *fs, bool uid_known, uint32_t uid)
 {
 	for (size_t q = 0; q < fs->queued; q++) {
 		struct inflight *c = &fs->queue[q];
+		if (c->examine || c->folder != fs->open_folder)
+			continue;
 		if (uid_known) {
 			struct fetch_slot *slot = waiting_in(fs, c, uid);
 			if (slot)
@@ -366,10 +395,11 @@ static gw_status deliver_chunk(void *arg, const void *data, size_t len)
 static bool begin_body(struct fetch_state *fs, struct fetch_slot *e, uint64_t size)
 {
 	e->got_body = true;
-	if (size > fs->limit) {
+	uint64_t limit = fs->folders[fs->open_folder].limit;
+	if (size > limit) {
 		report_failed(fs, e->uid, GW_ERR_MESSAGE,
 		              "message of %" PRIu64 " bytes exceeds the limit of %" PRIu64 " bytes",
-		              size, fs->limit);
+		              size, limit);
 		return false;
 	}
 	gw_status st = fs->target->begin(fs->target->arg, e->uid, size);
@@ -447,7 +477,84 @@ static void finish_message(struct fetch_state *fs, const struct imap_response *r
 	note_target_status(fs, fs->target->end(fs->target->arg, fs->current_uid));
 }
 
+/* Nothing more will be said about the slots of folder @p f. */
+static void drop_folder_slots(struct fetch_state *fs, size_t f)
+{
+	for (size_t s = fs->folders[f].first; s < fs->folders[f].end; s++)
+		fs->slots[s].got_body = true;
+}
+
+/* A folder's EXAMINE is answered: its bodies come next, or none of them will. */
+static void complete_examine(struct fetch_state *fs, const struct inflight *c,
+                             const struct imap_response *resp)
+{
+	struct gw_imap *imap = fs->imap;
+	const struct fetch_folder *f = &fs->folders[c->folder];
+	uint32_t found = fs->examining.uidvalidity;
+	fs->examining = (struct gw_folder_status){.struct_size = sizeof(fs->examining)};
+	fs->open_folder = NO_FOLDER;
+	imap->selected = resp->cond == GW_IMAP_OK;
+	uint32_t retry_after;
+	if (resp->cond != GW_IMAP_OK && imap_response_throttled(resp, &retry_after)) {
+		/* Its messages stay to do: the core retries after the pause. */
+		drop_folder_slots(fs, c->folder);
+		if (fs->stop == GW_OK)
+			fs->stop = imap_fail_response(imap, resp, GW_ERR_THROTTLED,
+			                              "the server throttles selecting");
+		return;
+	}
+	if (resp->cond != GW_IMAP_OK) {
+		drop_folder_slots(fs, c->folder);
+		snprintf(imap->last_response, sizeof(imap->last_response), "%s", resp->text);
+		fs->target->request(fs->target->arg, c->folder);
+		report_failed(fs, 0, GW_ERR_FOLDER, "cannot select folder \"%s\": %s", f->name,
+		              resp->text);
+		return;
+	}
+	if (found != f->uidvalidity) {
+		/* Its UIDs no longer name the scanned messages: deliver none of them. */
+		drop_folder_slots(fs, c->folder);
+		fs->target->request(fs->target->arg, c->folder);
+		char *why = gw_xasprintf("UIDVALIDITY changed during the run (%" PRIu32
+		                         " -> %" PRIu32 "); scanning again",
+		                         f->uidvalidity, found);
+		fs->target->failed(fs->target->arg, 0, GW_ERR_SESSION, why);
+		if (fs->stop == GW_OK)
+			fs->stop = gw_fail(imap->ctx, GW_ERR_SESSION, "%s", why);
+		free(why);
+		return;
+	}
+	fs->open_folder = c->folder;
+	gw_log(imap->ctx, GW_LOG_DEBUG, "selected \"%s\" in the fetch pipeline", f->name);
+	fs->target->request(fs->target->arg, c->folder);
+}
+
 /* The tagged reply of one UID FETCH: its messages are done, one way or another. */
+static void complete_fetch(struct fetch_state *fs, const struct inflight *c,
+                           const struct imap_response *resp)
+{
+	uint32_t retry_after;
+	bool throttled = resp->cond != GW_IMAP_OK && imap_response_throttled(resp, &retry_after);
+	if (throttled && fs->stop == GW_OK)
+		fs->stop = imap_fail_response(fs->imap, resp, GW_ERR_THROTTLED,
+		                              "the server throttles fetching");
+	if (resp->cond != GW_IMAP_OK && !throttled)
+		snprintf(fs->imap->last_response, sizeof(fs->imap->last_response), "%s",
+		         resp->text);
+	for (size_t s = c->first; s < c->end; s++) {
+		struct fetch_slot *e = &fs->slots[s];
+		if (e->got_body || throttled)
+			continue;
+		e->got_body = true;
+		if (resp->cond == GW_IMAP_OK)
+			report_failed(fs, e->uid, GW_ERR_MESSAGE,
+			              "UID %" PRIu32 " no longer exists", e->uid);
+		else
+			report_failed(fs, e->uid, GW_ERR_MESSAGE,
+			              "the server refused UID %" PRIu32 ": %s", e->uid, resp->text);
+	}
+}
+
 static void complete_command(struct fetch_state *fs, const struct imap_response *resp)
 {
 	size_t i = 0;
@@ -462,26 +569,10 @@ static void complete_command(struct fetch_state *fs, const struct imap_response 
 	struct inflight c = fs->queue[i];
 	memmove(&fs->queue[i], &fs->queue[i + 1], (fs->queued - i - 1) * sizeof(*fs->queue));
 	fs->queued--;
-	uint32_t retry_after;
-	bool throttled = resp->cond != GW_IMAP_OK && imap_response_throttled(resp, &retry_after);
-	if (throttled && fs->stop == GW_OK)
-		fs->stop = imap_fail_response(fs->imap, resp, GW_ERR_THROTTLED,
-		                              "the server throttles fetching");
-	if (resp->cond != GW_IMAP_OK && !throttled)
-		snprintf(fs->imap->last_response, sizeof(fs->imap->last_response), "%s",
-		         resp->text);
-	for (size_t s = c.first; s < c.end; s++) {
-		struct fetch_slot *e = &fs->slots[s];
-		if (e->got_body || throttled)
-			continue;
-		e->got_body = true;
-		if (resp->cond == GW_IMAP_OK)
-			report_failed(fs, e->uid, GW_ERR_MESSAGE,
-			              "UID %" PRIu32 " no longer exists", e->uid);
-		else
-			report_failed(fs, e->uid, GW_ERR_MESSAGE,
-			              "the server refused UID %" PRIu32 ": %s", e->uid, resp->text);
-	}
+	if (c.examine)
+		complete_examine(fs, &c, resp);
+	else
+		complete_fetch(fs, &c, resp);
 }
 
 static int cmp_slot_uid(const void *x, const void *y)
@@ -505,18 +596,59 @@ static void put_uid_set(struct gw_buf *out, const struct fetch_slot *slots, size
 	}
 }
 
-/* Keep pipeline_depth commands in flight, each with up to fetch_uids UIDs. */
+/* The folder the next slot to request belongs to. */
+static size_t sending_folder(struct fetch_state *fs)
+{
+	while (fs->next >= fs->folders[fs->sending].end)
+		fs->sending++;
+	return fs->sending;
+}
+
+/* Queue folder @p f's EXAMINE; false if its name cannot be sent (*why). */
+static bool queue_examine(struct fetch_state *fs, struct gw_buf *out, size_t f, const char **why)
+{
+	struct gw_imap *imap = fs->imap;
+	struct gw_buf cmd = {0};
+	if (!imap_select_command(imap, fs->folders[f].name, true, &cmd, why))
+		return false;
+	struct inflight *c = &fs->queue[fs->queued++];
+	*c = (struct inflight){.folder = f, .examine = true};
+	imap_next_tag(imap, c->tag);
+	gw_buf_printf(out, "%s %s\r\n", c->tag, cmd.data);
+	gw_buf_free(&cmd);
+	imap_select_sent(imap);
+	return true;
+}
+
+/* Keep pipeline_depth commands in flight: each folder's EXAMINE (fetch_folders),
+ * then UID FETCH commands of up to fetch_uids of its UIDs. */
 static gw_status fill_pipeline(struct fetch_state *fs)
 {
 	struct gw_imap *imap = fs->imap;
 	struct gw_buf batch = {0};
 	while (fs->stop == GW_OK && fs->queued < imap->pipeline_depth &&
 	       fs->next < fs->slot_count) {
+		size_t f = sending_folder(fs);
+		if (f >= fs->examined) {
+			const char *why = NULL;
+			if (queue_examine(fs, &batch, f, &why)) {
+				fs->examined = f + 1;
+				continue;
+			}
+			if (fs->queued > 0)
+				break; /* reported in order, once the folders before it are done */
+			fs->examined = f + 1;
+			fs->next = fs->folders[f].end;
+			drop_folder_slots(fs, f);
+			fs->target->request(fs->target->arg, f);
+			report_failed(fs, 0, GW_ERR_FOLDER, "cannot select folder \"%s\": %s",
+			              fs->folders[f].name, why);
+			continue;
+		}
 		struct inflight *c = &fs->queue[fs->queued++];
-		memset(c, 0, sizeof(*c));
-		c->first = c->cursor = fs->next;
-		c->end = fs->slot_count - fs->next > imap->fetch_uids ? fs->next + imap->fetch_uids
-		                                                      : fs->slot_count;
+		*c = (struct inflight){.folder = f, .first = fs->next, .cursor = fs->next};
+		size_t end = fs->folders[f].end;
+		c->end = end - fs->next > imap->fetch_uids ? fs->next + imap->fetch_uids : end;
 		fs->next = c->end;
 		qsort(&fs->slots[c->first], c->end - c->first, sizeof(*fs->slots), cmp_slot_uid);
 		imap_next_tag(imap, c->tag);
@@ -531,23 +663,29 @@ static gw_status fill_pipeline(struct fetch_state *fs)
 	return st;
 }
 
-static gw_status check_fetch_args(struct gw_imap *imap, const struct gw_fetch_request *request,
-                                  const struct gw_fetch_target *target)
+static gw_status check_target(struct gw_imap *imap, const struct gw_fetch_target *target,
+                              bool folders)
 {
-	gw_status st = check_selected(imap);
-	if (st != GW_OK)
-		return st;
-	if (!request ||
-	    request->struct_size <
-	            offsetof(struct gw_fetch_request, max_size) + sizeof(request->max_size) ||
-	    (request->count > 0 && !request->uids))
-		return gw_fail(imap->ctx, GW_ERR_CONFIG, "invalid fetch request");
 	if (!target ||
 	    target->struct_size <
 	            offsetof(struct gw_fetch_target, failed) + sizeof(target->failed) ||
 	    !target->begin || !target->data || !target->end || !target->failed)
 		return gw_fail(imap->ctx, GW_ERR_CONFIG, "incomplete fetch target");
+	if (folders && (target->struct_size < offsetof(struct gw_fetch_target, request) +
+	                                              sizeof(target->request) ||
+	                !target->request))
+		return gw_fail(imap->ctx, GW_ERR_CONFIG, "fetch target without request()");
 	return GW_OK;
+}
+
+static bool valid_request(const struct gw_fetch_request *request, bool folders)
+{
+	size_t need =
+	        folders ? offsetof(struct gw_fetch_request, uidvalidity) +
+	                          sizeof(request->uidvalidity)
+	                : offsetof(struct gw_fetch_request, max_size) + sizeof(request->max_size);
+	return request && request->struct_size >= need && (request->count == 0 || request->uids) &&
+	       (!folders || request->folder);
 }
 
 static gw_status fetch_loop(struct fetch_state *fs)
@@ -579,7 +717,11 @@ static gw_status fetch_loop(struct fetch_state *fs)
 			imap_response_free(&resp);
 			return st;
 		}
-		if (resp.kind == GW_IMAP_UNTAGGED)
+		/* Commands run in order: while the oldest is an EXAMINE, the untagged
+		 * responses are its own. */
+		if (resp.kind == GW_IMAP_UNTAGGED && fs->queue[0].examine)
+			imap_select_untagged(&fs->examining, imap, &resp);
+		else if (resp.kind == GW_IMAP_UNTAGGED)
 			finish_message(fs, &resp);
 		else if (resp.kind == GW_IMAP_TAGGED)
 			complete_command(fs, &resp);
@@ -587,27 +729,86 @@ static gw_status fetch_loop(struct fetch_state *fs)
 	}
 }
 
+/* Stream the folders' slots (fs->folders set, slot uids filled) into the target. */
+static gw_status run_fetch(struct fetch_state *fs)
+{
+	struct gw_imap *imap = fs->imap;
+	fs->queue = gw_xcalloc(imap->pipeline_depth, sizeof(*fs->queue));
+	fs->examining.struct_size = sizeof(fs->examining);
+	imap->parser.hook = body_hook;
+	imap->parser.hook_arg = fs;
+	gw_status st = fetch_loop(fs);
+	imap->parser.hook = NULL;
+	imap->parser.hook_arg = NULL;
+	free(fs->queue);
+	return st;
+}
+
+static uint64_t smaller_limit(uint64_t limit, uint64_t max_size)
+{
+	return max_size && max_size < limit ? max_size : limit;
+}
+
 gw_status imap_fetch(struct gw_imap *imap, const struct gw_fetch_request *request,
                      const struct gw_fetch_target *target)
 {
-	gw_status st = check_fetch_args(imap, request, target);
+	gw_status st = check_selected(imap);
+	if (st == GW_OK && !valid_request(request, false))
+		st = gw_fail(imap->ctx, GW_ERR_CONFIG, "invalid fetch request");
+	if (st == GW_OK)
+		st = check_target(imap, target, false);
 	if (st != GW_OK)
 		return st;
-	struct fetch_state fs = {.imap = imap, .target = target, .limit = imap->max_literal};
-	/* The request's cap applies as well; the smaller one wins. */
-	if (request->max_size && request->max_size < fs.limit)
-		fs.limit = request->max_size;
-	fs.queue = gw_xcalloc(imap->pipeline_depth, sizeof(*fs.queue));
-	fs.slot_count = request->count;
+	/* The selected folder, already open. */
+	struct fetch_folder folder = {.end = request->count,
+	                              .limit = smaller_limit(imap->max_literal, request->max_size)};
+	struct fetch_state fs = {.imap = imap,
+	                         .target = target,
+	                         .folders = &folder,
+	                         .folder_count = 1,
+	                         .examined = 1,
+	                         .open_folder = 0,
+	                         .slot_count = request->count};
 	fs.slots = gw_xcalloc(request->count ? request->count : 1, sizeof(*fs.slots));
 	for (size_t i = 0; i < request->count; i++)
 		fs.slots[i].uid = request->uids[i];
-	imap->parser.hook = body_hook;
-	imap->parser.hook_arg = &fs;
-	st = fetch_loop(&fs);
-	imap->parser.hook = NULL;
-	imap->parser.hook_arg = NULL;
+	st = run_fetch(&fs);
 	free(fs.slots);
-	free(fs.queue);
+	return st;
+}
+
+gw_status imap_fetch_folders(struct gw_imap *imap, const struct gw_fetch_request *requests,
+                             size_t count, const struct gw_fetch_target *target)
+{
+	gw_status st = imap_check_usable(imap);
+	for (size_t i = 0; st == GW_OK && i < count; i++)
+		if (!valid_request(&requests[i], true))
+			st = gw_fail(imap->ctx, GW_ERR_CONFIG, "invalid fetch request %zu", i);
+	if (st == GW_OK)
+		st = check_target(imap, target, true);
+	if (st != GW_OK || count == 0)
+		return st;
+	struct fetch_state fs = {.imap = imap,
+	                         .target = target,
+	                         .folders = gw_xcalloc(count, sizeof(*fs.folders)),
+	                         .folder_count = count,
+	                         .open_folder = NO_FOLDER};
+	for (size_t i = 0; i < count; i++)
+		fs.slot_count += requests[i].count;
+	fs.slots = gw_xcalloc(fs.slot_count ? fs.slot_count : 1, sizeof(*fs.slots));
+	size_t at = 0;
+	for (size_t i = 0; i < count; i++) {
+		fs.folders[i] = (struct fetch_folder){
+		        .name = requests[i].folder,
+		        .uidvalidity = requests[i].uidvalidity,
+		        .limit = smaller_limit(imap->max_literal, requests[i].max_size),
+		        .first = at,
+		        .end = at + requests[i].count};
+		for (size_t u = 0; u < requests[i].count; u++)
+			fs.slots[at++].uid = requests[i].uids[u];
+	}
+	st = run_fetch(&fs);
+	free(fs.slots);
+	free(fs.folders);
 	return st;
 }

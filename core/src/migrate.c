@@ -1166,12 +1166,23 @@ static void fail_item(struct attempt *a, struct batch_item *item, const char *re
 	a->sctx.folder = context_folder;
 }
 
+static size_t group_end(struct attempt *a, size_t first)
+{
+	uint32_t folder = a->batch[first].e.folder;
+	size_t end = first + 1;
+	while (end < a->batch_count && a->batch[end].e.folder == folder)
+		end++;
+	return end;
+}
+
 struct fetch_ctx {
 	struct attempt *a;
-	size_t first, end; /* the group: batch[first, end) */
-	size_t expected;   /* where the next message should be: sources deliver in request order */
-	long current;      /* batch index of the message being received, -1 if none */
-	gw_status stop;    /* a sink failure that stops the batch */
+	size_t first, end;          /* the group: batch[first, end) */
+	const size_t *group_firsts; /* fetch_folders: where request i's group starts */
+	size_t group_count;
+	size_t expected; /* where the next message should be: sources deliver in request order */
+	long current;    /* batch index of the message being received, -1 if none */
+	gw_status stop;  /* a sink failure that stops the batch */
 	uint32_t stopped_uid; /* the UID a connection-wide failure interrupted, 0 if none */
 };
 
@@ -1301,9 +1312,21 @@ static gw_status on_fetch_end(void *arg, uint32_t uid)
 	return gw_cancel_level() >= 1 ? GW_ERR_CANCELLED : GW_OK;
 }
 
+static void give_up_group(struct fetch_ctx *fc, const char *reason);
+
 static void on_fetch_failed(void *arg, uint32_t uid, gw_status status, const char *reason)
 {
 	struct fetch_ctx *fc = arg;
+	if (uid == 0) { /* fetch_folders: about this request's folder */
+		if (status == GW_ERR_FOLDER) {
+			give_up_group(fc, reason); /* it will not open */
+		} else if (fc->stop == GW_OK) {
+			const char *folder =
+			        item_folder(fc->a, &fc->a->batch[fc->first])->mapped->source_name;
+			fc->stop = stop(fc->a, status, "folder \"%s\": %s", folder, reason);
+		}
+		return;
+	}
 	/* Connection-wide trouble is not this message's fault: the fetch returns it and
 	 * the message is tried again after the reconnect. */
 	if (status == GW_ERR_SESSION || status == GW_ERR_THROTTLED || status == GW_ERR_CANCELLED ||
@@ -1376,6 +1399,52 @@ static gw_status give_up_folder(struct attempt *a, struct run_folder *rf, const 
 	return ok ? GW_OK : stop_selection(a, error);
 }
 
+/* The group's folder failed: it, and its messages in this batch, are recorded. */
+static void give_up_group(struct fetch_ctx *fc, const char *reason)
+{
+	struct attempt *a = fc->a;
+	struct run_folder *rf = item_folder(a, &a->batch[fc->first]);
+	a->current = -1;
+	gw_status st = give_up_folder(a, rf, reason);
+	if (st != GW_OK && fc->stop == GW_OK)
+		fc->stop = st;
+	for (size_t i = fc->first; i < fc->end; i++) {
+		enum item_outcome o = a->batch[i].outcome;
+		if (o == ITEM_MARKED || o == ITEM_NONE)
+			fail_item(a, &a->batch[i], rf->rep->error);
+	}
+}
+
+/* fetch_folders: the messages of request @p index come next. */
+static void on_fetch_request(void *arg, size_t index)
+{
+	struct fetch_ctx *fc = arg;
+	if (index >= fc->group_count)
+		return;
+	fc->first = fc->expected = fc->group_firsts[index];
+	fc->end = group_end(fc->a, fc->first);
+	fc->current = -1;
+	fc->a->sctx.folder = item_folder(fc->a, &fc->a->batch[fc->first])->mapped->source_name;
+}
+
+/* The message a fetch stopped at: the one being received, else the next one due. */
+static uint32_t stopped_at(const struct fetch_ctx *fc)
+{
+	if (fc->stopped_uid)
+		return fc->stopped_uid;
+	long at = fc->current >= 0 ? fc->current : fc->expected < fc->end ? (long)fc->expected : -1;
+	return at >= 0 ? fc->a->batch[at].e.uid : 0;
+}
+
+/* Whatever of batch[first, end) is still marked never came: recorded, not dropped. */
+static void fail_undelivered(struct attempt *a, size_t first, size_t end)
+{
+	for (size_t i = first; i < end; i++) {
+		if (a->batch[i].outcome == ITEM_MARKED)
+			fail_item(a, &a->batch[i], "the source did not deliver the message");
+	}
+}
+
 /* Fetch batch[first, end) from one folder. When the fetch stops for a reason
  * wider than one message (connection lost, throttled), *stopped_uid is the
  * message it stopped at, so the error can say where. */
@@ -1413,21 +1482,110 @@ static gw_status fetch_group(struct attempt *a, size_t first, size_t end, uint32
 	                                 .failed = on_fetch_failed};
 	ctx_reset(&a->sctx);
 	gw_status st = a->src_ops->fetch(a->src, &request, &target);
-	if (st != GW_OK && st != GW_ERR_MESSAGE) {
-		long at = fc.current >= 0 ? fc.current : fc.expected < end ? (long)fc.expected : -1;
-		*stopped_uid = fc.stopped_uid ? fc.stopped_uid : at >= 0 ? a->batch[at].e.uid : 0;
-	}
+	if (st != GW_OK && st != GW_ERR_MESSAGE)
+		*stopped_uid = stopped_at(&fc);
 	if (fc.stop != GW_OK)
 		return fc.stop;
 	if (st == GW_ERR_MESSAGE)
 		st = GW_OK;
-	if (st == GW_OK) {
-		for (size_t i = first; i < end; i++) {
-			if (a->batch[i].outcome == ITEM_MARKED)
-				fail_item(a, &a->batch[i],
-				          "the source did not deliver the message");
+	if (st == GW_OK)
+		fail_undelivered(a, first, end);
+	return st;
+}
+
+/* A fetch that stopped for more than one message stops the attempt, saying where. */
+static gw_status stop_fetch(struct attempt *a, struct run_folder *rf, uint32_t stopped_uid,
+                            gw_status st)
+{
+	if (st == GW_ERR_CANCELLED)
+		return stop(a, st, "interrupted");
+	char fallback[160];
+	return stop(a, st, "folder \"%s\", UID %" PRIu32 ": %s: %s", rf->mapped->source_name,
+	            stopped_uid, a->rt->source_label,
+	            ctx_error(&a->sctx, "fetch", st, fallback, sizeof(fallback)));
+}
+
+/* The batch's groups one by one: select, fetch, each waiting for the server. */
+static gw_status fetch_groups_one_by_one(struct attempt *a, size_t *groups)
+{
+	gw_status st = GW_OK;
+	for (size_t first = 0; first < a->batch_count && st == GW_OK;) {
+		size_t end = group_end(a, first);
+		struct run_folder *rf = item_folder(a, &a->batch[first]);
+		if (gw_cancel_level() >= 1)
+			return stop(a, GW_ERR_CANCELLED, "interrupted");
+		if (!rf->failed) {
+			++*groups;
+			uint32_t stopped_uid = 0;
+			st = fetch_group(a, first, end, &stopped_uid);
+			if (st == GW_ERR_FOLDER) {
+				char fallback[160];
+				struct fetch_ctx fc = {.a = a, .first = first, .end = end};
+				give_up_group(&fc, ctx_error(&a->sctx, "fetch", st, fallback,
+				                             sizeof(fallback)));
+				st = fc.stop;
+			} else if (st != GW_OK) {
+				st = stop_fetch(a, rf, stopped_uid, st);
+			}
 		}
+		first = end;
 	}
+	return st;
+}
+
+/* The batch's groups in one call (gw_source_ops::fetch_folders): the source
+ * sends each folder's selection in its pipeline, so over a network a folder
+ * switch costs no round trip (bench/PROFILE.md, tenth pass). */
+static gw_status fetch_groups_in_one(struct attempt *a, size_t *groups)
+{
+	size_t *firsts = gw_xcalloc(a->batch_count, sizeof(*firsts));
+	struct gw_fetch_request *requests = gw_xcalloc(a->batch_count, sizeof(*requests));
+	uint64_t max_size = a->cfg->max_size > 0 ? a->cfg->max_size : UINT64_MAX;
+	size_t count = 0;
+	for (size_t first = 0; first < a->batch_count;) {
+		size_t end = group_end(a, first);
+		struct run_folder *rf = item_folder(a, &a->batch[first]);
+		for (size_t i = first; i < end; i++)
+			a->uids[i] = a->batch[i].e.uid;
+		if (!rf->failed) {
+			requests[count] =
+			        (struct gw_fetch_request){.struct_size = sizeof(*requests),
+			                                  .uids = &a->uids[first],
+			                                  .count = end - first,
+			                                  .max_size = max_size,
+			                                  .folder = rf->mapped->source_name,
+			                                  .uidvalidity = rf->uidvalidity};
+			firsts[count++] = first;
+		}
+		first = end;
+	}
+	*groups = count;
+	/* Until the first request() nothing matches: the group is empty. */
+	struct fetch_ctx fc = {.a = a, .group_firsts = firsts, .group_count = count, .current = -1};
+	struct gw_fetch_target target = {.struct_size = sizeof(target),
+	                                 .arg = &fc,
+	                                 .begin = on_fetch_begin,
+	                                 .data = on_fetch_data,
+	                                 .end = on_fetch_end,
+	                                 .failed = on_fetch_failed,
+	                                 .request = on_fetch_request};
+	ctx_reset(&a->sctx);
+	gw_status st =
+	        count > 0 ? a->src_ops->fetch_folders(a->src, requests, count, &target) : GW_OK;
+	a->current = -1; /* whichever folder the source has open now */
+	if (st == GW_ERR_MESSAGE)
+		st = GW_OK;
+	if (fc.stop != GW_OK) {
+		st = fc.stop;
+	} else if (st == GW_OK) {
+		for (size_t g = 0; g < count; g++)
+			fail_undelivered(a, firsts[g], group_end(a, firsts[g]));
+	} else {
+		size_t where = fc.end > fc.first ? fc.first : firsts[0];
+		st = stop_fetch(a, item_folder(a, &a->batch[where]), stopped_at(&fc), st);
+	}
+	free(requests);
+	free(firsts);
 	return st;
 }
 
@@ -1538,15 +1696,6 @@ static gw_status drop_group_pending(struct attempt *a, size_t first, size_t end)
 	return GW_OK;
 }
 
-static size_t group_end(struct attempt *a, size_t first)
-{
-	uint32_t folder = a->batch[first].e.folder;
-	size_t end = first + 1;
-	while (end < a->batch_count && a->batch[end].e.folder == folder)
-		end++;
-	return end;
-}
-
 /* Items the sink refused after append() had returned (a pipelined APPEND's
  * late NO) are failures of their own: recorded, and their pending rows
  * dropped with the others that never reached the sink. */
@@ -1643,39 +1792,12 @@ static gw_status run_batch(struct attempt *a)
 		return st;
 	int64_t t1 = gw_monotonic_us();
 	size_t groups = 0;
-	for (size_t first = 0; first < a->batch_count && st == GW_OK;) {
-		size_t end = group_end(a, first);
-		struct run_folder *rf = item_folder(a, &a->batch[first]);
-		if (gw_cancel_level() >= 1) {
-			st = stop(a, GW_ERR_CANCELLED, "interrupted");
-			break;
-		}
-		if (!rf->failed) {
-			groups++;
-			uint32_t stopped_uid = 0;
-			st = fetch_group(a, first, end, &stopped_uid);
-			if (st == GW_ERR_FOLDER) {
-				char fallback[160];
-				st = give_up_folder(a, rf,
-				                    ctx_error(&a->sctx, "fetch", st, fallback,
-				                              sizeof(fallback)));
-				for (size_t i = first; i < end; i++) {
-					enum item_outcome o = a->batch[i].outcome;
-					if (o == ITEM_MARKED || o == ITEM_NONE)
-						fail_item(a, &a->batch[i], rf->rep->error);
-				}
-			} else if (st == GW_ERR_CANCELLED) {
-				st = stop(a, st, "interrupted");
-			} else if (st != GW_OK) {
-				char fallback[160];
-				st = stop(a, st, "folder \"%s\", UID %" PRIu32 ": %s: %s",
-				          rf->mapped->source_name, stopped_uid, a->rt->source_label,
-				          ctx_error(&a->sctx, "fetch", st, fallback,
-				                    sizeof(fallback)));
-			}
-		}
-		first = end;
-	}
+	if (gw_cancel_level() >= 1)
+		st = stop(a, GW_ERR_CANCELLED, "interrupted");
+	else if (GW_SOURCE_HAS(a->src_ops, fetch_folders))
+		st = fetch_groups_in_one(a, &groups);
+	else
+		st = fetch_groups_one_by_one(a, &groups);
 	if (gw_cancel_level() >= 2)
 		return stop(a, GW_ERR_CANCELLED,
 		            "stopped at once; the batch in flight is resolved "

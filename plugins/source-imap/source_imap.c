@@ -235,6 +235,46 @@ static gw_status source_fetch(void *session, const struct gw_fetch_request *requ
 	return s->source->host->imap->fetch(s->imap, request, target);
 }
 
+/* The tests build this file a second time as "imapserial", without
+ * fetch_folders: a source as ABI 1.1 knew them, which the core copies folder by
+ * folder (tests/plugins/CMakeLists.txt). */
+#ifndef GW_SOURCE_IMAP_NAME
+#define GW_SOURCE_IMAP_NAME imap
+#endif
+#define GW_STRINGIFY(x)         #x
+#define GW_NAME_OF(x)           GW_STRINGIFY(x)
+#define GW_DEFINE_SOURCE(cname) GW_PLUGIN_DEFINE(source, cname, plugin)
+
+#ifndef GW_SOURCE_IMAP_SERIAL
+/* Folders as listed, renamed back to the server's names for the client. */
+static gw_status source_fetch_folders(void *session, const struct gw_fetch_request *requests,
+                                      size_t count, const struct gw_fetch_target *target)
+{
+	struct imap_session *s = session;
+	const struct gw_imap_api *imap = s->source->host->imap;
+	if (!GW_IMAP_HAS(imap, fetch_folders))
+		return s->source->host->fail(s->ctx, GW_ERR_CONFIG,
+		                             "this godwit's IMAP client cannot fetch folders");
+	struct gw_fetch_request *on_server = calloc(count ? count : 1, sizeof(*on_server));
+	if (!on_server)
+		return s->source->host->fail(s->ctx, GW_ERR_SESSION, "out of memory");
+	for (size_t i = 0; i < count; i++) {
+		size_t size = requests[i].struct_size < sizeof(on_server[i])
+		                      ? requests[i].struct_size
+		                      : sizeof(on_server[i]);
+		memcpy(&on_server[i], &requests[i], size);
+		on_server[i].struct_size = size;
+		if (size >= offsetof(struct gw_fetch_request, folder) +
+		                    sizeof(requests[i].folder) &&
+		    requests[i].folder)
+			on_server[i].folder = server_name(s, requests[i].folder);
+	}
+	gw_status st = imap->fetch_folders(s->imap, on_server, count, target);
+	free(on_server);
+	return st;
+}
+#endif
+
 static void source_close(void *session)
 {
 	struct imap_session *s = session;
@@ -255,12 +295,15 @@ static const struct gw_source_ops ops = {
         .scan = source_scan,
         .fetch = source_fetch,
         .close = source_close,
+#ifndef GW_SOURCE_IMAP_SERIAL
+        .fetch_folders = source_fetch_folders,
+#endif
 };
 
 static const struct gw_plugin plugin = {
         GW_PLUGIN_HEADER,
         .kind = GW_PLUGIN_SOURCE,
-        .name = "imap",
+        .name = GW_NAME_OF(GW_SOURCE_IMAP_NAME),
         .version = "0.1.0",
         .description = "Any IMAP server (RFC 3501): LOGIN, PLAIN with an admin identity, "
                        "XOAUTH2",
@@ -271,4 +314,4 @@ static const struct gw_plugin plugin = {
         .source = &ops,
 };
 
-GW_PLUGIN_DEFINE(source, imap, plugin)
+GW_DEFINE_SOURCE(GW_SOURCE_IMAP_NAME)

@@ -22,7 +22,8 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "fixtures"))
 
 from imap_fault_proxy import FaultProxy, Faults  # noqa: E402
-from migrate_helpers import MigrationCase, dovecot, mailbox_of, seed, verify  # noqa: E402
+from migrate_helpers import (MigrationCase, dovecot, godwit_bin, mailbox_of, seed,  # noqa: E402
+                             verify)
 
 ALICE = "alice@example.org"
 INJECTED = "injected fault"  # the text of the proxy's NO [UNAVAILABLE] (the code is not kept)
@@ -113,6 +114,8 @@ def tolerant_decoder(layout):
 
 
 class FaultCase(MigrationCase):
+    SOURCE_PLUGIN = "imap"  # SerialSource below: the same faults through another build
+
     @classmethod
     def setUpClass(cls):
         cls.dv = dovecot.Dovecot()
@@ -148,8 +151,8 @@ class FaultCase(MigrationCase):
     def profile(self, layout=None, limits=None):
         self.work.write_profile(
             self.dv, [(ALICE, "alice", self.dv.users["alice"])],
-            source={"host": self.proxy.host, "port": self.proxy.port, "tls": "none",
-                    "ca_file": None, "timeout": "10s"},
+            source={"plugin": self.SOURCE_PLUGIN, "host": self.proxy.host,
+                    "port": self.proxy.port, "tls": "none", "ca_file": None, "timeout": "10s"},
             limits=dict({"retries": 3}, **(limits or {})))
         if layout:
             with open(self.work.profile, encoding="utf-8") as f:
@@ -161,7 +164,10 @@ class FaultCase(MigrationCase):
 
     def run_with(self, faults, code):
         self.proxy.set_faults(faults)
-        proc = self.work.run(timeout=120)
+        # The test plugins' directory (gw-source-imapserial.so) beside the real one.
+        tests_plugins = os.path.join(os.path.dirname(os.path.dirname(godwit_bin())), "tests",
+                                     "plugins")
+        proc = self.work.run("--plugin-path", tests_plugins, timeout=120)
         self.assertRun(proc, code)
         self.assertEqual([], self.proxy.violations, "the client broke IMAP syntax")
         self.assertEqual([], forged_log_lines(proc.stderr))
@@ -256,12 +262,14 @@ class FaultCase(MigrationCase):
             self.assertEqual(len(uids), f["failed"])
             self.assertEqual(uids, sorted(x["uid"] for x in f["failures"]))
             for failure in f["failures"]:
-                self.assertEqual("source imap: the server refused UID %d: %s"
-                                 % (failure["uid"], INJECTED), failure["reason"])
+                self.assertEqual("source %s: the server refused UID %d: %s"
+                                 % (self.SOURCE_PLUGIN, failure["uid"], INJECTED),
+                                 failure["reason"])
                 # The console names mailbox, folder and UID too.
-                self.assertRegex(proc.stderr, r"%s.*folder %s uid %d: source imap: the server "
+                self.assertRegex(proc.stderr, r"%s.*folder %s uid %d: source %s: the server "
                                  r"refused UID %d" % (re.escape(ALICE), re.escape(name),
-                                                      failure["uid"], failure["uid"]))
+                                                      failure["uid"], self.SOURCE_PLUGIN,
+                                                      failure["uid"]))
         drop = {(name, uid) for name, uids in refused.items() for uid in uids}
         self.assertSinkHolds(without(self.source, drop))
         self.rerun_copies(3)
@@ -276,10 +284,51 @@ class FaultCase(MigrationCase):
         self.assertGreater(drops[0]["sent"], 0, "cut inside the literal, not before it")
         self.assertLess(drops[0]["sent"], drops[0]["size"])
         # Whether the client's read or its pipelined write meets the cut first is a race.
-        self.assertRetriedAfter(proc, box, r": source imap: (connection closed by|cannot "
-                                r"(read from|write to)) 127\.0\.0\.1:\d+")
+        self.assertRetriedAfter(proc, box, r": source %s: (connection closed by|cannot "
+                                r"(read from|write to)) 127\.0\.0\.1:\d+" % self.SOURCE_PLUGIN)
         self.rerun_copies(0)
         self.assertWarningNamesWhere(proc, drops[0]["folder"], drops[0]["uid"])
+
+    # --- (b2) folder switches travel in the pipeline ---------------------------------
+
+    def test_folder_switches_are_pipelined(self):
+        """Each folder's EXAMINE goes out while the folder before it still streams, so a
+        switch costs no round trip; the bodies still land in their own folders."""
+        self.profile(limits={"connections_per_mailbox": 1})  # one connection, one batch
+        proc, box = self.run_with(Faults(), 0)
+        self.assertClean(box, self.total)
+        ahead = sorted(e["folder"] for e in self.proxy.of_kind("pipelined_select"))
+        copied = sorted(f for f in self.source if f not in self.source.noselect and
+                        self.source[f])
+        if self.SOURCE_PLUGIN == "imapserial":
+            self.assertEqual([], ahead, "a source without fetch_folders selects and waits")
+            self.assertSinkHolds(self.source)
+            return
+        # Every folder with mail but the batch's first is selected ahead, once. The
+        # proxy can miss one (a reply it passed on may not have reached the client
+        # yet), never count one too many: a client that waits has nothing ahead.
+        self.assertLessEqual(len(ahead), len(copied) - 1, self.proxy.describe())
+        self.assertGreaterEqual(len(ahead), (len(copied) - 1) // 2, self.proxy.describe())
+        self.assertEqual(len(ahead), len(set(ahead)))
+        self.assertLessEqual(set(ahead), set(copied))
+        self.assertSinkHolds(self.source)
+
+    def test_uidvalidity_changed_between_scan_and_copy_is_scanned_again(self):
+        """The folder's second EXAMINE (the copy's, pipelined) reports a new UIDVALIDITY:
+        none of its bodies may be taken for the scanned UIDs; the mailbox is scanned
+        again and copied once, nothing twice."""
+        # Not INBOX: the scan ends there, and a copy without fetch_folders (SerialSource)
+        # finds it still selected, so it is selected only once.
+        changed = [f for f in self.busiest_folders(2) if f != "INBOX"][0]
+        self.profile()
+        proc, box = self.run_with(Faults(uidvalidity_at={changed: 2}), 0)
+        seen = self.proxy.of_kind("uidvalidity")
+        self.assertEqual(1, len(seen), self.proxy.describe())
+        self.assertRetriedAfter(
+            proc, box, r'folder "%s": UIDVALIDITY changed during '
+            r"the run \(%d -> %d\); scanning again" % (re.escape(changed), seen[0]["server"],
+                                                        seen[0]["sent"]))
+        self.rerun_copies(0)
 
     # --- (c) a folder the server will not open ---------------------------------------
 
@@ -461,6 +510,20 @@ class FaultCase(MigrationCase):
                                 r"injected: server shutting down")
         self.rerun_copies(0)
         self.assertWarningNamesWhere(proc, bye[0]["folder"])
+
+
+class SerialSource(FaultCase):
+    """The faults that concern fetching, through the imap source built without
+    fetch_folders (tests/plugins: gw-source-imapserial.so), as a source of plugin ABI
+    1.1 is: the core then selects and fetches folder by folder, and that path must hold
+    as well as the pipelined one."""
+
+    SOURCE_PLUGIN = "imapserial"
+    # Not about fetching: once, above, is enough.
+    test_hostile_folder_names_maildirpp = None
+    test_hostile_folder_names_fs_layout = None
+    test_folder_names_that_cannot_be_quoted = None
+    test_malformed_fetch_response_is_a_session_error = None
 
 
 if __name__ == "__main__":

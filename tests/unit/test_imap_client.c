@@ -537,6 +537,91 @@ static void test_fetch_uid_sets(void **state)
 	finish(imap);
 }
 
+static void rec_request(void *arg, size_t index)
+{
+	struct record *r = arg;
+	gw_buf_printf(&r->events, "request %zu|", index);
+}
+
+static void test_fetch_folders_pipelined(void **state)
+{
+	(void)state;
+	/* depth 4: each folder's EXAMINE goes out with the UID FETCH commands before
+	 * it, before their answers. Bodies belong to the folder whose EXAMINE was
+	 * answered last (A and B both have a UID 1); a refused EXAMINE fails its
+	 * folder once, not its messages; a changed UIDVALIDITY delivers nothing of
+	 * that folder and stops the fetch. */
+	const struct peer_step steps[] = {
+	        LOGIN_STEPS,
+	        {P_EXPECT_RAW, "A2 EXAMINE \"A\"", 0},
+	        {P_EXPECT_RAW, "A3 UID FETCH 1 (BODY.PEEK[])", 0},
+	        {P_EXPECT_RAW, "A4 UID FETCH 2 (BODY.PEEK[])", 0},
+	        {P_EXPECT_RAW, "A5 EXAMINE \"B\"", 0},
+	        {P_SEND, "* 2 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\nA2 OK [READ-ONLY] done\r\n", 0},
+	        {P_EXPECT_RAW, "A6 UID FETCH 1 (BODY.PEEK[])", 0},
+	        {P_SEND, "* 1 FETCH (UID 1 BODY[] {2}\r\na1)\r\nA3 OK done\r\n", 0},
+	        {P_EXPECT_RAW, "A7 EXAMINE \"C\"", 0},
+	        {P_SEND, "* 2 FETCH (UID 2 BODY[] {2}\r\na2)\r\nA4 OK done\r\n", 0},
+	        {P_EXPECT_RAW, "A8 UID FETCH 3 (BODY.PEEK[])", 0},
+	        {P_SEND, "* 1 EXISTS\r\n* OK [UIDVALIDITY 9] ok\r\nA5 OK [READ-ONLY] done\r\n", 0},
+	        {P_EXPECT_RAW, "A9 EXAMINE \"D\"", 0},
+	        {P_SEND, "* 1 FETCH (UID 1 BODY[] {2}\r\nb1)\r\nA6 OK done\r\n", 0},
+	        {P_EXPECT_RAW, "A10 UID FETCH 2 (BODY.PEEK[])", 0},
+	        {P_SEND,
+	         "A7 NO [NONEXISTENT] Mailbox doesn't exist: C\r\n"
+	         "A8 BAD No mailbox selected\r\n"
+	         "* 1 EXISTS\r\n* OK [UIDVALIDITY 6] ok\r\nA9 OK [READ-ONLY] done\r\n"
+	         "* 1 FETCH (UID 2 BODY[] {2}\r\nd2)\r\nA10 OK done\r\n",
+	         0},
+	};
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 4);
+	const uint32_t a[] = {1, 2}, b[] = {1}, c[] = {3}, d[] = {2};
+	struct gw_fetch_request requests[] = {
+	        {.struct_size = sizeof(requests[0]),
+	         .uids = a,
+	         .count = 2,
+	         .folder = "A",
+	         .uidvalidity = 7},
+	        {.struct_size = sizeof(requests[0]),
+	         .uids = b,
+	         .count = 1,
+	         .folder = "B",
+	         .uidvalidity = 9},
+	        {.struct_size = sizeof(requests[0]),
+	         .uids = c,
+	         .count = 1,
+	         .folder = "C",
+	         .uidvalidity = 1},
+	        {.struct_size = sizeof(requests[0]),
+	         .uids = d,
+	         .count = 1,
+	         .folder = "D",
+	         .uidvalidity = 5},
+	};
+	struct record r = {0};
+	gw_buf_append(&r.events, "", 0);
+	gw_buf_append(&r.bytes, "", 0);
+	struct gw_fetch_target target = {.struct_size = sizeof(target),
+	                                 .arg = &r,
+	                                 .begin = rec_begin,
+	                                 .data = rec_data,
+	                                 .end = rec_end,
+	                                 .failed = rec_failed,
+	                                 .request = rec_request};
+	assert_int_equal(api->fetch_folders(imap, requests, 4, &target), GW_ERR_SESSION);
+	assert_string_equal(r.events.data, "request 0|begin 1 2|end 1|begin 2 2|end 2|"
+	                                   "request 1|begin 1 2|end 1|"
+	                                   "request 2|failed 0 folder cannot select folder \"C\": "
+	                                   "Mailbox doesn't exist: C|"
+	                                   "request 3|failed 0 session UIDVALIDITY changed during "
+	                                   "the run (5 -> 6); scanning again|");
+	assert_string_equal(r.bytes.data, "a1a2b1");
+	assert_string_equal(ctx.error,
+	                    "UIDVALIDITY changed during the run (5 -> 6); scanning again");
+	record_free(&r);
+	finish(imap);
+}
+
 static void test_fetch_target_refusals_and_wrong_uid(void **state)
 {
 	(void)state;
@@ -985,6 +1070,7 @@ int main(void)
 	        cmocka_unit_test_setup(test_fetch_eof_in_literal, setup),
 	        cmocka_unit_test_setup(test_fetch_throttled, setup),
 	        cmocka_unit_test_setup(test_fetch_uid_sets, setup),
+	        cmocka_unit_test_setup(test_fetch_folders_pipelined, setup),
 	        cmocka_unit_test_setup(test_fetch_target_refusals_and_wrong_uid, setup),
 	        cmocka_unit_test_setup(test_line_over_cap, setup),
 	        cmocka_unit_test_setup(test_malformed_responses, setup),

@@ -248,8 +248,8 @@ static void test_refusals(void **state)
 	         "option 'port' at offset %zu does not fit in config_size %zu",
 	         sizeof(struct test_config), sizeof(struct test_config));
 	const struct refusal refusals[] = {
-	        {GW_PLUGIN_SOURCE, "badmajor", "built for ABI 2.0, this godwit has ABI 1.1"},
-	        {GW_PLUGIN_SOURCE, "newminor", "built for ABI 1.2, this godwit has ABI 1.1"},
+	        {GW_PLUGIN_SOURCE, "badmajor", "built for ABI 2.0, this godwit has ABI 1.2"},
+	        {GW_PLUGIN_SOURCE, "newminor", "built for ABI 1.3, this godwit has ABI 1.2"},
 	        {GW_PLUGIN_SOURCE, "toolarge", too_large},
 	        {GW_PLUGIN_SOURCE, "noentry", "missing entry symbol gw_source_noentry_entry"},
 	        {GW_PLUGIN_SOURCE, "wrongkind", "is a sink plugin, but the file name says source"},
@@ -262,9 +262,9 @@ static void test_refusals(void **state)
 	        {GW_PLUGIN_SOURCE, "optrange", opt_range},
 	        {GW_PLUGIN_SOURCE, "badopttype", "option 'port' has an invalid type 99"},
 	};
-	/* The ABI expectations above are written for a 1.1 host. */
+	/* The ABI expectations above are written for a 1.2 host. */
 	assert_int_equal(GW_ABI_MAJOR, 1);
-	assert_int_equal(GW_ABI_MINOR, 1);
+	assert_int_equal(GW_ABI_MINOR, 2);
 	for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++)
 		assert_refused(&refusals[i]);
 }
@@ -495,7 +495,8 @@ static void test_discover(void **state)
 
 	char *loaded = gw_xasprintf("source testgood %s/gw-source-testgood.so\n"
 	                            "sink testgood " PLUGIN_DIR "/gw-sink-testgood.so\n"
-	                            "source dash-name " PLUGIN_DIR "/gw-source-dash-name.so\n",
+	                            "source dash-name " PLUGIN_DIR "/gw-source-dash-name.so\n"
+	                            "source imapserial " PLUGIN_DIR "/gw-source-imapserial.so\n",
 	                            dir);
 	assert_string_equal(f.loaded.data, loaded);
 	/* Alphabetical within a directory; one line per refused file. */

@@ -210,6 +210,17 @@ struct gw_imap_api {
 	 */
 	gw_status (*fetch_meta)(struct gw_imap *imap, const uint32_t *uids, size_t count,
 	                        gw_meta_cb cb, void *arg);
+
+	/* ---- ABI 1.2 ---- */
+
+	/**
+	 * fetch for several folders (requests[i].folder, UTF-8 server names) in one
+	 * pipeline: each folder's EXAMINE is sent with its UID FETCH commands, and the
+	 * next folder's while the current one's bodies still arrive, so a folder switch
+	 * costs no round trip of its own. See gw_source_ops::fetch_folders.
+	 */
+	gw_status (*fetch_folders)(struct gw_imap *imap, const struct gw_fetch_request *requests,
+	                           size_t count, const struct gw_fetch_target *target);
 };
 
 /** True if @p api is new enough to have @p member. */

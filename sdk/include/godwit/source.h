@@ -64,6 +64,14 @@ struct gw_fetch_target {
 	/** The message could not be fetched (vanished, too large, refused); @p reason for the
 	 * report. */
 	void (*failed)(void *arg, uint32_t uid, gw_status status, const char *reason);
+	/**
+	 * ABI 1.2, fetch_folders only (required there): the callbacks that follow concern
+	 * requests[@p index]. Called once per request reached, in order, before any of its
+	 * messages. If its folder cannot be opened, failed() follows at once with uid 0 and
+	 * GW_ERR_FOLDER, and none of its messages come; if its UIDVALIDITY is not the
+	 * scan's, with uid 0 and GW_ERR_SESSION, and the fetch stops.
+	 */
+	void (*request)(void *arg, size_t index);
 };
 
 /** Parameters of a fetch from the selected folder. */
@@ -72,6 +80,9 @@ struct gw_fetch_request {
 	const uint32_t *uids; /**< Messages to fetch, in the order the core wants them delivered. */
 	size_t count;
 	uint64_t max_size; /**< Larger messages are reported through failed(), never buffered. */
+	/** ABI 1.2, fetch_folders only: the folder (as listed) and the UIDVALIDITY the scan saw. */
+	const char *folder;
+	uint32_t uidvalidity;
 };
 
 /** Source operation table. */
@@ -101,7 +112,23 @@ struct gw_source_ops {
 	                   const struct gw_fetch_target *target);
 	/** Log out and free the session. Always succeeds. */
 	void (*close)(void *session);
+	/**
+	 * ABI 1.2, optional: fetch from several folders in one call, requests[i].folder in
+	 * order, each folder checked against requests[i].uidvalidity. This lets a source send
+	 * the next folder's selection and fetch while the current one still streams, where
+	 * select_folder and fetch each wait a round trip. A changed UIDVALIDITY is
+	 * GW_ERR_SESSION (the core scans again) and nothing of that folder is delivered. Which
+	 * folder is selected afterwards is unspecified: the core selects again before scan or
+	 * fetch.
+	 */
+	gw_status (*fetch_folders)(void *session, const struct gw_fetch_request *requests,
+	                           size_t count, const struct gw_fetch_target *target);
 };
+
+/** True if @p ops is new enough to have @p member and sets it. */
+#define GW_SOURCE_HAS(ops, member)                                                                 \
+	((ops)->struct_size >= offsetof(struct gw_source_ops, member) + sizeof((ops)->member) &&   \
+	 (ops)->member != NULL)
 
 #ifdef __cplusplus
 }
