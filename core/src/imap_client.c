@@ -276,13 +276,6 @@ bool imap_select_command(struct gw_imap *imap, const char *folder, bool read_onl
 	return true;
 }
 
-void imap_select_sent(struct gw_imap *imap)
-{
-	imap->selected = false;
-	imap->exists = 0;
-	clear_permanent_flags(imap);
-}
-
 gw_status imap_select(struct gw_imap *imap, const char *folder, bool read_only,
                       struct gw_folder_status *status)
 {
@@ -297,7 +290,9 @@ gw_status imap_select(struct gw_imap *imap, const char *folder, bool read_only,
 
 	struct gw_folder_status found = {.struct_size = sizeof(found)};
 	struct imap_response tagged;
-	imap_select_sent(imap);
+	imap->selected = false;
+	imap->exists = 0;
+	clear_permanent_flags(imap);
 	st = imap_command(imap, cmd.data, imap_select_untagged, &found, &tagged);
 	gw_buf_free(&cmd);
 	if (st == GW_OK && tagged.cond != GW_IMAP_OK) {
@@ -394,6 +389,7 @@ static const struct gw_imap_api imap_api = {
         .search = imap_search,
         .fetch_meta = imap_fetch_meta,
         .fetch_folders = imap_fetch_folders,
+        .scan_folders = imap_scan_folders,
 };
 
 const struct gw_imap_api *gw_imap_client_api(void)

@@ -261,6 +261,254 @@ gw_status imap_fetch_meta(struct gw_imap *imap, const uint32_t *uids, size_t cou
 	return st;
 }
 
+/* No folder is open: a selection failed, or none was sent yet. */
+#define NO_FOLDER SIZE_MAX
+
+/* Take the command a tagged reply answers out of a pipeline's queue (@p count
+ * elements of @p size bytes, oldest first, each starting with its tag) into
+ * @p out. False if it answers none of them: then it may be an APPEND's. */
+static bool take_answered(struct gw_imap *imap, void *queue, size_t *count, size_t size,
+                          const struct imap_response *resp, void *out)
+{
+	unsigned char *q = queue;
+	size_t i = 0;
+	while (i < *count && strcmp((const char *)(q + i * size), resp->tag) != 0)
+		i++;
+	if (i == *count) {
+		if (!imap_append_complete(imap, resp))
+			gw_log(imap->ctx, GW_LOG_DEBUG, "ignoring tagged reply %s", resp->tag);
+		return false;
+	}
+	memcpy(out, q + i * size, size);
+	memmove(q + i * size, q + (i + 1) * size, (*count - i - 1) * size);
+	--*count;
+	return true;
+}
+
+/* ---- scan of several folders ----
+ *
+ * Each folder's EXAMINE and its "UID FETCH 1:*" go out without waiting, up
+ * to pipeline_depth commands in flight, as for bodies: the metadata between
+ * a folder's tagged EXAMINE and its tagged FETCH are that folder's. */
+
+struct scan_command {
+	char tag[GW_IMAP_TAG_MAX]; /* first: see take_answered */
+	size_t folder;
+	bool examine;
+};
+
+struct scan_pipe {
+	struct gw_imap *imap;
+	const struct gw_scan_request *requests;
+	size_t count;
+	const struct gw_scan_target *target;
+	struct scan_command *queue;
+	size_t queued;
+	size_t sent;                       /* folders whose commands are out */
+	bool sent_examine;                 /* folder `sent`'s EXAMINE is out, its FETCH not yet */
+	struct gw_folder_status examining; /* what the EXAMINE being answered says */
+	size_t open_folder;                /* whose metadata arrive now (NO_FOLDER: none) */
+	struct scan_state s;               /* the open folder's */
+	gw_status stop;
+};
+
+static void scan_pipe_end(struct scan_pipe *p, size_t folder, gw_status st, const char *fmt, ...)
+        GW_PRINTF(4, 5);
+
+static void scan_pipe_end(struct scan_pipe *p, size_t folder, gw_status st, const char *fmt, ...)
+{
+	char *reason = NULL;
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		reason = gw_xvasprintf(fmt, ap);
+		va_end(ap);
+	}
+	p->target->folder_end(p->target->arg, folder, st, reason);
+	free(reason);
+}
+
+static gw_status scan_pipe_fill(struct scan_pipe *p)
+{
+	struct gw_imap *imap = p->imap;
+	struct gw_buf out = {0};
+	while (p->stop == GW_OK && p->queued < imap->pipeline_depth && p->sent < p->count) {
+		const struct gw_scan_request *r = &p->requests[p->sent];
+		struct scan_command *c = &p->queue[p->queued];
+		*c = (struct scan_command){.folder = p->sent, .examine = !p->sent_examine};
+		if (c->examine) {
+			struct gw_buf cmd = {0};
+			const char *why = NULL;
+			if (!imap_select_command(imap, r->folder, true, &cmd, &why)) {
+				if (p->queued > 0)
+					break; /* reported in order, once the folders before it are
+					          done */
+				scan_pipe_end(p, p->sent++, GW_ERR_FOLDER,
+				              "cannot select folder \"%s\": %s", r->folder, why);
+				continue;
+			}
+			imap_next_tag(imap, c->tag);
+			gw_buf_printf(&out, "%s %s\r\n", c->tag, cmd.data);
+			gw_buf_free(&cmd);
+			p->sent_examine = true;
+		} else {
+			imap_next_tag(imap, c->tag);
+			gw_buf_printf(&out,
+			              "%s UID FETCH %" PRIu32
+			              ":* (UID RFC822.SIZE INTERNALDATE FLAGS%s)\r\n",
+			              c->tag, r->uid_min ? r->uid_min : 1,
+			              (r->want & GW_SCAN_MESSAGE_ID)
+			                      ? " BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"
+			                      : "");
+			p->sent_examine = false;
+			p->sent++;
+		}
+		p->queued++;
+	}
+	gw_status st = out.len ? imap_append_close_group(imap) : GW_OK;
+	if (st == GW_OK && out.len)
+		st = imap_send_raw(imap, out.data, out.len, NULL);
+	gw_buf_free(&out);
+	return st;
+}
+
+static void scan_pipe_examined(struct scan_pipe *p, const struct scan_command *c,
+                               const struct imap_response *resp)
+{
+	struct gw_imap *imap = p->imap;
+	const struct gw_scan_request *r = &p->requests[c->folder];
+	struct gw_folder_status status = p->examining;
+	p->examining = (struct gw_folder_status){.struct_size = sizeof(p->examining)};
+	p->open_folder = NO_FOLDER;
+	imap->selected = resp->cond == GW_IMAP_OK;
+	if (resp->cond != GW_IMAP_OK) {
+		uint32_t retry_after;
+		if (imap_response_throttled(resp, &retry_after)) {
+			if (p->stop == GW_OK)
+				p->stop = imap_fail_response(imap, resp, GW_ERR_THROTTLED,
+				                             "the server throttles selecting");
+			return;
+		}
+		snprintf(imap->last_response, sizeof(imap->last_response), "%s", resp->text);
+		scan_pipe_end(p, c->folder, GW_ERR_FOLDER, "cannot select folder \"%s\": %s",
+		              r->folder, resp->text);
+		return;
+	}
+	status.exists = imap->exists;
+	gw_status st = p->target->folder_begin(p->target->arg, c->folder, &status);
+	if (st != GW_OK) {
+		if (p->stop == GW_OK)
+			p->stop = st;
+		return;
+	}
+	free(p->s.keywords);
+	p->s = (struct scan_state){.imap = imap,
+	                           .request = r,
+	                           .want_message_id = (r->want & GW_SCAN_MESSAGE_ID) != 0,
+	                           .cb = p->target->meta,
+	                           .arg = p->target->arg};
+	p->open_folder = c->folder;
+}
+
+static void scan_pipe_scanned(struct scan_pipe *p, const struct scan_command *c,
+                              const struct imap_response *resp)
+{
+	if (p->open_folder != c->folder)
+		return; /* not opened: its end was said already, or the scan stops */
+	p->open_folder = NO_FOLDER;
+	/* Some servers answer "n:*" in an empty folder with BAD. */
+	if (resp->cond == GW_IMAP_OK || p->imap->exists == 0) {
+		gw_log(p->imap->ctx, GW_LOG_DEBUG, "scanned %zu messages of \"%s\"", p->s.reported,
+		       p->requests[c->folder].folder);
+		scan_pipe_end(p, c->folder, GW_OK, NULL);
+		return;
+	}
+	uint32_t retry_after;
+	if (imap_response_throttled(resp, &retry_after)) {
+		if (p->stop == GW_OK)
+			p->stop = imap_fail_response(p->imap, resp, GW_ERR_THROTTLED,
+			                             "the server throttles scanning");
+		return;
+	}
+	snprintf(p->imap->last_response, sizeof(p->imap->last_response), "%s", resp->text);
+	scan_pipe_end(p, c->folder, GW_ERR_FOLDER, "cannot scan the folder: %s", resp->text);
+}
+
+static void scan_pipe_complete(struct scan_pipe *p, const struct imap_response *resp)
+{
+	struct scan_command c;
+	if (!take_answered(p->imap, p->queue, &p->queued, sizeof(c), resp, &c))
+		return;
+	if (c.examine)
+		scan_pipe_examined(p, &c, resp);
+	else
+		scan_pipe_scanned(p, &c, resp);
+}
+
+static gw_status scan_pipe_loop(struct scan_pipe *p)
+{
+	struct gw_imap *imap = p->imap;
+	for (;;) {
+		if (gw_cancel_level() >= 2) {
+			imap->broken = true; /* replies are still on their way */
+			return gw_fail(imap->ctx, GW_ERR_CANCELLED, "scan interrupted");
+		}
+		if (gw_cancel_level() >= 1 && p->stop == GW_OK)
+			p->stop = gw_fail(imap->ctx, GW_ERR_CANCELLED,
+			                  "scan stopped: the run is stopping");
+		gw_status st = scan_pipe_fill(p);
+		if (st != GW_OK)
+			return st;
+		if (p->queued == 0)
+			return p->stop;
+		struct imap_response resp;
+		st = imap_read(imap, &resp);
+		if (st != GW_OK) {
+			imap_response_free(&resp);
+			return st;
+		}
+		if (resp.kind == GW_IMAP_UNTAGGED && p->queue[0].examine) {
+			imap_select_untagged(&p->examining, imap, &resp);
+		} else if (resp.kind == GW_IMAP_UNTAGGED && p->open_folder != NO_FOLDER) {
+			st = scan_untagged(&p->s, imap, &resp);
+			if (st != GW_OK && p->stop == GW_OK)
+				p->stop = st;
+		} else if (resp.kind == GW_IMAP_TAGGED) {
+			scan_pipe_complete(p, &resp);
+		}
+		imap_response_free(&resp);
+	}
+}
+
+gw_status imap_scan_folders(struct gw_imap *imap, const struct gw_scan_request *requests,
+                            size_t count, const struct gw_scan_target *target)
+{
+	gw_status st = imap_check_usable(imap);
+	for (size_t i = 0; st == GW_OK && i < count; i++)
+		if (requests[i].struct_size <
+		            offsetof(struct gw_scan_request, folder) + sizeof(requests[i].folder) ||
+		    !requests[i].folder)
+			st = gw_fail(imap->ctx, GW_ERR_CONFIG, "invalid scan request %zu", i);
+	if (st == GW_OK && (!target ||
+	                    target->struct_size < offsetof(struct gw_scan_target, folder_end) +
+	                                                  sizeof(target->folder_end) ||
+	                    !target->folder_begin || !target->meta || !target->folder_end))
+		st = gw_fail(imap->ctx, GW_ERR_CONFIG, "incomplete scan target");
+	if (st != GW_OK || count == 0)
+		return st;
+	struct scan_pipe p = {.imap = imap,
+	                      .requests = requests,
+	                      .count = count,
+	                      .target = target,
+	                      .queue = gw_xcalloc(imap->pipeline_depth, sizeof(*p.queue)),
+	                      .examining = {.struct_size = sizeof(p.examining)},
+	                      .open_folder = NO_FOLDER};
+	st = scan_pipe_loop(&p);
+	free(p.s.keywords);
+	free(p.queue);
+	return st;
+}
+
 /* ---- fetch ----
  *
  * Bodies are requested with UID sets: one "UID FETCH <set> (BODY.PEEK[])"
@@ -295,14 +543,12 @@ struct fetch_folder {
 /* One command in flight: the EXAMINE of a folder, or a UID FETCH of the slots
  * [first, end) of one, sorted by UID. */
 struct inflight {
-	char tag[GW_IMAP_TAG_MAX];
+	char tag[GW_IMAP_TAG_MAX]; /* first: see take_answered */
 	size_t folder;
 	bool examine;
 	size_t first, end;
 	size_t cursor; /* where the next answer most likely is (servers answer in UID order) */
 };
-
-#define NO_FOLDER SIZE_MAX
 
 struct fetch_state {
 	struct gw_imap *imap;
@@ -557,18 +803,9 @@ static void complete_fetch(struct fetch_state *fs, const struct inflight *c,
 
 static void complete_command(struct fetch_state *fs, const struct imap_response *resp)
 {
-	size_t i = 0;
-	while (i < fs->queued && strcmp(fs->queue[i].tag, resp->tag) != 0)
-		i++;
-	if (i == fs->queued) {
-		if (imap_append_complete(fs->imap, resp))
-			return;
-		gw_log(fs->imap->ctx, GW_LOG_DEBUG, "ignoring tagged reply %s", resp->tag);
+	struct inflight c;
+	if (!take_answered(fs->imap, fs->queue, &fs->queued, sizeof(c), resp, &c))
 		return;
-	}
-	struct inflight c = fs->queue[i];
-	memmove(&fs->queue[i], &fs->queue[i + 1], (fs->queued - i - 1) * sizeof(*fs->queue));
-	fs->queued--;
 	if (c.examine)
 		complete_examine(fs, &c, resp);
 	else
@@ -616,7 +853,6 @@ static bool queue_examine(struct fetch_state *fs, struct gw_buf *out, size_t f, 
 	imap_next_tag(imap, c->tag);
 	gw_buf_printf(out, "%s %s\r\n", c->tag, cmd.data);
 	gw_buf_free(&cmd);
-	imap_select_sent(imap);
 	return true;
 }
 

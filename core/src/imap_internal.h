@@ -160,11 +160,10 @@ bool imap_response_throttled(const struct imap_response *resp, uint32_t *retry_a
 gw_status imap_select(struct gw_imap *imap, const char *folder, bool read_only,
                       struct gw_folder_status *status);
 /* The parts of imap_select, for a selection sent in a pipeline: the command
- * (false: the name cannot be sent, *why says why), the state to forget once it
- * is sent, and its untagged responses (@p arg: a gw_folder_status). */
+ * (false: the name cannot be sent, *why says why) and its untagged responses
+ * (@p arg: a gw_folder_status; EXISTS goes to imap->exists, as for any command). */
 bool imap_select_command(struct gw_imap *imap, const char *folder, bool read_only,
                          struct gw_buf *cmd, const char **why);
-void imap_select_sent(struct gw_imap *imap);
 gw_status imap_select_untagged(void *arg, struct gw_imap *imap, const struct imap_response *resp);
 /* NAMESPACE (if advertised): remembers foreign prefixes and the personal one. */
 gw_status imap_read_namespaces(struct gw_imap *imap);
@@ -200,5 +199,7 @@ gw_status imap_fetch(struct gw_imap *imap, const struct gw_fetch_request *reques
                      const struct gw_fetch_target *target);
 gw_status imap_fetch_folders(struct gw_imap *imap, const struct gw_fetch_request *requests,
                              size_t count, const struct gw_fetch_target *target);
+gw_status imap_scan_folders(struct gw_imap *imap, const struct gw_scan_request *requests,
+                            size_t count, const struct gw_scan_target *target);
 
 #endif

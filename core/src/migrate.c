@@ -858,7 +858,10 @@ struct scan_ctx {
 	struct attempt *a;
 	struct run_folder *rf;
 	uint32_t folder_index;
+	uint32_t recorded;        /* the state's UIDVALIDITY of the folder, 0 if none */
 	uint32_t old_uidvalidity; /* != 0: UIDVALIDITY changed, re-matched after the scan */
+	bool open;                /* its scan into the selection has begun */
+	bool scanned;             /* and ended, kept */
 	size_t found;
 	char *error;
 };
@@ -1000,36 +1003,90 @@ static gw_status rematch_folder(struct attempt *a, uint32_t index, uint64_t *mat
 	return rm.error != NULL ? stop_state(a, rm.error) : st;
 }
 
-/* Scan the folder into the selection: all of it, or nothing if the scan fails. */
-static gw_status scan_into_selection(struct attempt *a, struct scan_ctx *sc)
+/* The folder's selection status is known: its recorded state is loaded and
+ * its scan into the selection begins. */
+static gw_status scan_open(struct attempt *a, struct scan_ctx *sc, uint32_t uidvalidity)
 {
-	gw_folder_report_reset_scan(sc->rf->rep);
-	sc->rf->done_at_scan = 0;
+	struct run_folder *rf = sc->rf;
+	rf->uidvalidity = uidvalidity;
+	gw_status st = load_uidvalidity(a, rf, uidvalidity, &sc->recorded);
+	if (st != GW_OK)
+		return st;
+	if (sc->recorded != 0 && sc->recorded != uidvalidity)
+		sc->old_uidvalidity = sc->recorded;
+	gw_folder_report_reset_scan(rf->rep);
+	rf->done_at_scan = 0;
 	char *error = NULL;
 	if (!gw_selection_scan_begin(a->selection, &error))
 		return stop_selection(a, error);
-	struct gw_scan_request request = {.struct_size = sizeof(request), .uid_min = 1};
-	gw_status st = a->src_ops->scan(a->src, &request, on_meta, sc);
+	sc->open = true;
+	return GW_OK;
+}
+
+/* The source's scan of an open folder ended with @p st (@p reason, if given,
+ * says why it failed): all of it goes into the selection, or nothing. */
+static gw_status scan_close(struct attempt *a, struct scan_ctx *sc, gw_status st,
+                            const char *reason)
+{
+	struct run_folder *rf = sc->rf;
+	sc->open = false;
 	bool keep = st == GW_OK && sc->error == NULL;
+	char *error = NULL;
 	if (!gw_selection_scan_end(a->selection, keep, &error) && sc->error == NULL)
 		sc->error = error;
 	else
 		free(error);
 	/* Only this folder's scan needs the done UIDs. */
-	free(sc->rf->done_uids);
-	sc->rf->done_uids = NULL;
-	sc->rf->done_count = 0;
-	if (sc->error != NULL)
-		return stop_selection(a, sc->error);
-	if (st != GW_OK) {
-		sc->rf->done_at_scan = 0;
-		return folder_or_stop(a, sc->rf, "scanning the folder", st);
+	free(rf->done_uids);
+	rf->done_uids = NULL;
+	rf->done_count = 0;
+	if (sc->error != NULL) {
+		char *e = sc->error;
+		sc->error = NULL;
+		return stop_selection(a, e);
 	}
-	sc->rf->rep->found = sc->found;
+	if (st != GW_OK) {
+		rf->done_at_scan = 0;
+		if (reason != NULL && (st == GW_ERR_FOLDER || st == GW_ERR_MESSAGE)) {
+			fail_folder(a, rf, reason);
+			return GW_OK;
+		}
+		return folder_or_stop(a, rf, "scanning the folder", st);
+	}
+	rf->rep->found = sc->found;
 	a->found += sc->found;
+	sc->scanned = true;
 	return GW_OK;
 }
 
+/* After a folder's scan: re-match it if its UIDVALIDITY changed, and record the new one. */
+static gw_status scan_settle(struct attempt *a, struct scan_ctx *sc)
+{
+	struct run_folder *rf = sc->rf;
+	uint64_t rematched = 0;
+	gw_status st;
+	if (sc->old_uidvalidity != 0 &&
+	    (st = rematch_folder(a, sc->folder_index, &rematched)) != GW_OK)
+		return st;
+	rf->rep->rematched = rematched;
+	char *error = NULL;
+	if (sc->recorded != rf->uidvalidity &&
+	    !gw_state_set_folder_uidvalidity(a->res->state, &rf->key, rf->uidvalidity, &error))
+		return stop_state(a, error);
+	if (sc->old_uidvalidity != 0) {
+		gw_mailbox_report_warn(
+		        &a->job->report,
+		        "folder \"%s\": UIDVALIDITY changed from %u to %u; %llu "
+		        "message(s) re-matched by SHA-256, size and Message-ID, the others are "
+		        "copied as new",
+		        rf->mapped->source_name, sc->old_uidvalidity, rf->uidvalidity,
+		        (unsigned long long)rematched);
+	}
+	return GW_OK;
+}
+
+/* One folder, waiting for each answer: select, settle what an earlier run
+ * left pending, scan, settle. */
 static gw_status scan_folder(struct attempt *a, size_t index)
 {
 	struct run_folder *rf = &a->folders[index];
@@ -1040,33 +1097,119 @@ static gw_status scan_folder(struct attempt *a, size_t index)
 	rf->uidvalidity = status.uidvalidity;
 	if ((st = resolve_pending(a, rf, status.uidvalidity)) != GW_OK)
 		return st;
-	uint32_t recorded = 0;
-	if ((st = load_uidvalidity(a, rf, status.uidvalidity, &recorded)) != GW_OK)
-		return st;
 	struct scan_ctx sc = {.a = a, .rf = rf, .folder_index = (uint32_t)index};
-	if (recorded != 0 && recorded != status.uidvalidity)
-		sc.old_uidvalidity = recorded;
-	if ((st = scan_into_selection(a, &sc)) != GW_OK || rf->failed)
+	if ((st = scan_open(a, &sc, status.uidvalidity)) != GW_OK)
 		return st;
-	uint64_t rematched = 0;
-	if (sc.old_uidvalidity != 0 &&
-	    (st = rematch_folder(a, (uint32_t)index, &rematched)) != GW_OK)
+	struct gw_scan_request request = {.struct_size = sizeof(request), .uid_min = 1};
+	st = scan_close(a, &sc, a->src_ops->scan(a->src, &request, on_meta, &sc), NULL);
+	if (st != GW_OK || !sc.scanned)
 		return st;
-	rf->rep->rematched = rematched;
+	return scan_settle(a, &sc);
+}
+
+static void count_pending(const struct gw_state_record *r, void *arg)
+{
+	(void)r;
+	++*(size_t *)arg;
+}
+
+/* Messages an earlier run left in flight: settled before the folder is scanned. */
+static gw_status has_pending(struct attempt *a, struct run_folder *rf, bool *pending)
+{
+	size_t count = 0;
 	char *error = NULL;
-	if (recorded != status.uidvalidity &&
-	    !gw_state_set_folder_uidvalidity(a->res->state, &rf->key, status.uidvalidity, &error))
+	if (!gw_state_pending(a->res->state, &rf->key, count_pending, &count, &error))
 		return stop_state(a, error);
-	if (sc.old_uidvalidity != 0) {
-		gw_mailbox_report_warn(
-		        &a->job->report,
-		        "folder \"%s\": UIDVALIDITY changed from %u to %u; %llu "
-		        "message(s) re-matched by SHA-256, size and Message-ID, the others are "
-		        "copied as new",
-		        rf->mapped->source_name, sc.old_uidvalidity, status.uidvalidity,
-		        (unsigned long long)rematched);
-	}
+	*pending = count > 0;
 	return GW_OK;
+}
+
+struct scan_many {
+	struct attempt *a;
+	struct scan_ctx *folders; /* per request */
+	size_t current;           /* the request being answered */
+	gw_status stop;
+};
+
+static gw_status on_scan_folder_begin(void *arg, size_t index,
+                                      const struct gw_folder_status *status)
+{
+	struct scan_many *m = arg;
+	m->current = index;
+	struct scan_ctx *sc = &m->folders[index];
+	m->a->sctx.folder = sc->rf->mapped->source_name;
+	gw_status st = scan_open(m->a, sc, status->uidvalidity);
+	if (st != GW_OK && m->stop == GW_OK)
+		m->stop = st;
+	return st;
+}
+
+static gw_status on_scan_folder_meta(void *arg, const struct gw_message_meta *meta)
+{
+	struct scan_many *m = arg;
+	return on_meta(&m->folders[m->current], meta);
+}
+
+static void on_scan_folder_end(void *arg, size_t index, gw_status status, const char *reason)
+{
+	struct scan_many *m = arg;
+	struct scan_ctx *sc = &m->folders[index];
+	gw_status st = GW_OK;
+	if (sc->open)
+		st = scan_close(m->a, sc, status, reason);
+	else if (status != GW_OK)
+		fail_folder(m->a, sc->rf, reason != NULL ? reason : gw_status_name(status));
+	if (st != GW_OK && m->stop == GW_OK)
+		m->stop = st;
+}
+
+/* The folders without anything pending, in one call (gw_source_ops::scan_folders):
+ * the source sends each folder's selection and scan without waiting for the
+ * folder before. *@p done[i] is set for each folder this took care of. */
+static gw_status scan_folders_in_one(struct attempt *a, bool *done)
+{
+	struct gw_scan_request *requests = gw_xcalloc(a->folder_count + 1, sizeof(*requests));
+	struct scan_many m = {.a = a,
+	                      .folders = gw_xcalloc(a->folder_count + 1, sizeof(*m.folders))};
+	size_t count = 0;
+	gw_status st = GW_OK;
+	for (size_t i = 0; i < a->folder_count && st == GW_OK; i++) {
+		struct run_folder *rf = &a->folders[i];
+		bool pending = false;
+		if (rf->failed || !rf->ensured || (st = has_pending(a, rf, &pending)) != GW_OK ||
+		    pending)
+			continue;
+		requests[count] = (struct gw_scan_request){.struct_size = sizeof(*requests),
+		                                           .uid_min = 1,
+		                                           .folder = rf->mapped->source_name};
+		m.folders[count++] =
+		        (struct scan_ctx){.a = a, .rf = rf, .folder_index = (uint32_t)i};
+		done[i] = true;
+	}
+	struct gw_scan_target target = {.struct_size = sizeof(target),
+	                                .arg = &m,
+	                                .folder_begin = on_scan_folder_begin,
+	                                .meta = on_scan_folder_meta,
+	                                .folder_end = on_scan_folder_end};
+	if (st == GW_OK && count > 0) {
+		ctx_reset(&a->sctx);
+		st = a->src_ops->scan_folders(a->src, requests, count, &target);
+		a->current = -1; /* whichever folder the source has open now */
+		if (m.stop != GW_OK)
+			st = m.stop;
+		else if (st != GW_OK)
+			st = stop_plugin(a, &a->sctx, a->rt->source_label, "scan", st);
+	}
+	for (size_t k = 0; k < count; k++) {
+		struct scan_ctx *sc = &m.folders[k];
+		if (sc->open) /* the scan stopped inside it: none of it is kept */
+			scan_close(a, sc, GW_ERR_SESSION, NULL);
+		if (st == GW_OK && sc->scanned)
+			st = scan_settle(a, sc);
+	}
+	free(m.folders);
+	free(requests);
+	return st;
 }
 
 static gw_status scan_folders(struct attempt *a)
@@ -1074,18 +1217,22 @@ static gw_status scan_folders(struct attempt *a)
 	char *error = NULL;
 	if (!gw_selection_open(&a->selection, &error))
 		return stop_selection(a, error);
-	for (size_t i = 0; i < a->folder_count; i++) {
-		if (gw_cancel_level() >= 1)
-			return stop(a, GW_ERR_CANCELLED, "interrupted");
+	bool *done = gw_xcalloc(a->folder_count + 1, sizeof(*done));
+	gw_status st = GW_OK;
+	if (GW_SOURCE_HAS(a->src_ops, scan_folders))
+		st = scan_folders_in_one(a, done);
+	for (size_t i = 0; i < a->folder_count && st == GW_OK; i++) {
+		if (gw_cancel_level() >= 1) {
+			st = stop(a, GW_ERR_CANCELLED, "interrupted");
+			break;
+		}
 		struct run_folder *rf = &a->folders[i];
-		if (rf->failed || !rf->ensured)
-			continue;
-		gw_status st = scan_folder(a, i);
-		if (st != GW_OK)
-			return st;
+		if (!done[i] && !rf->failed && rf->ensured)
+			st = scan_folder(a, i);
 	}
+	free(done);
 	a->sctx.folder = NULL;
-	return GW_OK;
+	return st;
 }
 
 /* ---- selection: caps and order ---- */

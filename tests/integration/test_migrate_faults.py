@@ -292,26 +292,29 @@ class FaultCase(MigrationCase):
     # --- (b2) folder switches travel in the pipeline ---------------------------------
 
     def test_folder_switches_are_pipelined(self):
-        """Each folder's EXAMINE goes out while the folder before it still streams, so a
-        switch costs no round trip; the bodies still land in their own folders."""
+        """Each folder's EXAMINE goes out while the folder before it is still answered,
+        in the scan and in the copy, so a switch costs no round trip; every message still
+        lands in its own folder."""
         self.profile(limits={"connections_per_mailbox": 1})  # one connection, one batch
         proc, box = self.run_with(Faults(), 0)
         self.assertClean(box, self.total)
-        ahead = sorted(e["folder"] for e in self.proxy.of_kind("pipelined_select"))
-        copied = sorted(f for f in self.source if f not in self.source.noselect and
-                        self.source[f])
-        if self.SOURCE_PLUGIN == "imapserial":
-            self.assertEqual([], ahead, "a source without fetch_folders selects and waits")
-            self.assertSinkHolds(self.source)
-            return
-        # Every folder with mail but the batch's first is selected ahead, once. The
-        # proxy can miss one (a reply it passed on may not have reached the client
-        # yet), never count one too many: a client that waits has nothing ahead.
-        self.assertLessEqual(len(ahead), len(copied) - 1, self.proxy.describe())
-        self.assertGreaterEqual(len(ahead), (len(copied) - 1) // 2, self.proxy.describe())
-        self.assertEqual(len(ahead), len(set(ahead)))
-        self.assertLessEqual(set(ahead), set(copied))
+        ahead = [e["folder"] for e in self.proxy.of_kind("pipelined_select")]
+        listed = sorted(f for f in self.source if f not in self.source.noselect)
+        copied = [f for f in listed if self.source[f]]
         self.assertSinkHolds(self.source)
+        if self.SOURCE_PLUGIN == "imapserial":
+            self.assertEqual([], ahead, "a source without scan_folders and fetch_folders "
+                             "selects and waits")
+            return
+        # The scan selects every folder but the first ahead, the copy every folder with
+        # mail but the batch's first. The proxy can miss one (a reply it passed on may
+        # not have reached the client yet), never count one too many: a client that
+        # waits has nothing ahead.
+        most = len(listed) - 1 + len(copied) - 1
+        self.assertLessEqual(len(ahead), most, self.proxy.describe())
+        self.assertGreaterEqual(len(ahead), most // 2, self.proxy.describe())
+        self.assertLessEqual(set(ahead), set(listed))
+        self.assertTrue(all(ahead.count(f) <= 2 for f in listed), ahead)
 
     def test_uidvalidity_changed_between_scan_and_copy_is_scanned_again(self):
         """The folder's second EXAMINE (the copy's, pipelined) reports a new UIDVALIDITY:

@@ -323,6 +323,79 @@ static void test_scan(void **state)
 	finish(imap);
 }
 
+static gw_status on_scan_begin(void *arg, size_t index, const struct gw_folder_status *status)
+{
+	struct scanned *out = arg;
+	gw_buf_printf(&out->text, "(begin %zu %u %u)", index, status->uidvalidity, status->exists);
+	return GW_OK;
+}
+
+static void on_scan_end(void *arg, size_t index, gw_status status, const char *reason)
+{
+	struct scanned *out = arg;
+	gw_buf_printf(&out->text, "(end %zu %s %s)", index, gw_status_name(status),
+	              reason ? reason : "-");
+}
+
+static void test_scan_folders_pipelined(void **state)
+{
+	(void)state;
+	/* depth 4: each folder's EXAMINE and UID FETCH 1:* go out before the answers of
+	 * the folders before; a refused EXAMINE ends its folder (its scan's BAD is not
+	 * another failure); an empty folder's BAD to "1:*" is an empty folder; a refused
+	 * scan fails only its folder. */
+	const struct peer_step steps[] = {
+	        LOGIN_STEPS,
+	        {P_EXPECT_RAW, "A2 EXAMINE \"A\"", 0},
+	        {P_EXPECT_RAW, "A3 UID FETCH 1:* (UID RFC822.SIZE INTERNALDATE FLAGS)", 0},
+	        {P_EXPECT_RAW, "A4 EXAMINE \"B\"", 0},
+	        {P_EXPECT_RAW, "A5 UID FETCH 1:* (UID RFC822.SIZE INTERNALDATE FLAGS)", 0},
+	        {P_SEND, "* 2 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\nA2 OK [READ-ONLY] done\r\n", 0},
+	        {P_EXPECT_RAW, "A6 EXAMINE \"C\"", 0},
+	        {P_SEND,
+	         "* 1 FETCH (UID 4 RFC822.SIZE 10 INTERNALDATE \"01-Jan-2020 00:00:00 +0000\" "
+	         "FLAGS (\\Seen))\r\n"
+	         "* 2 FETCH (UID 9 RFC822.SIZE 20 INTERNALDATE \"02-Jan-2020 00:00:00 +0000\" "
+	         "FLAGS ())\r\n"
+	         "A3 OK done\r\n",
+	         0},
+	        {P_EXPECT_RAW, "A7 UID FETCH 1:* (UID RFC822.SIZE INTERNALDATE FLAGS)", 0},
+	        {P_SEND,
+	         "A4 NO [NONEXISTENT] Mailbox doesn't exist: B\r\nA5 BAD No mailbox selected\r\n",
+	         0},
+	        {P_EXPECT_RAW, "A8 EXAMINE \"D\"", 0},
+	        {P_EXPECT_RAW, "A9 UID FETCH 1:* (UID RFC822.SIZE INTERNALDATE FLAGS)", 0},
+	        {P_SEND,
+	         "* 0 EXISTS\r\n* OK [UIDVALIDITY 3] ok\r\nA6 OK [READ-ONLY] done\r\n"
+	         "A7 BAD Invalid messageset\r\n"
+	         "* 1 EXISTS\r\n* OK [UIDVALIDITY 5] ok\r\nA8 OK [READ-ONLY] done\r\n"
+	         "A9 NO [SERVERBUG] broken\r\n",
+	         0},
+	};
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 4);
+	struct gw_scan_request requests[4];
+	const char *names[] = {"A", "B", "C", "D"};
+	for (size_t i = 0; i < 4; i++)
+		requests[i] = (struct gw_scan_request){
+		        .struct_size = sizeof(requests[i]), .uid_min = 1, .folder = names[i]};
+	struct scanned out = {0};
+	gw_buf_append(&out.text, "", 0);
+	struct gw_scan_target target = {.struct_size = sizeof(target),
+	                                .arg = &out,
+	                                .folder_begin = on_scan_begin,
+	                                .meta = on_meta,
+	                                .folder_end = on_scan_end};
+	assert_int_equal(api->scan_folders(imap, requests, 4, &target), GW_OK);
+	assert_string_equal(
+	        out.text.data,
+	        "(begin 0 7 2)[4 10 1577836800 0 1 -][9 20 1577923200 0 0 -](end 0 ok -)"
+	        "(end 1 folder cannot select folder \"B\": Mailbox doesn't exist: B)"
+	        "(begin 2 3 0)(end 2 ok -)"
+	        "(begin 3 5 1)(end 3 folder cannot scan the folder: broken)");
+	gw_buf_free(&out.text);
+	finish(imap);
+}
+
 static void test_scan_empty_folder_sends_nothing(void **state)
 {
 	(void)state;
@@ -1071,6 +1144,7 @@ int main(void)
 	        cmocka_unit_test_setup(test_fetch_throttled, setup),
 	        cmocka_unit_test_setup(test_fetch_uid_sets, setup),
 	        cmocka_unit_test_setup(test_fetch_folders_pipelined, setup),
+	        cmocka_unit_test_setup(test_scan_folders_pipelined, setup),
 	        cmocka_unit_test_setup(test_fetch_target_refusals_and_wrong_uid, setup),
 	        cmocka_unit_test_setup(test_line_over_cap, setup),
 	        cmocka_unit_test_setup(test_malformed_responses, setup),

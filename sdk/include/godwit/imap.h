@@ -221,6 +221,10 @@ struct gw_imap_api {
 	 */
 	gw_status (*fetch_folders)(struct gw_imap *imap, const struct gw_fetch_request *requests,
 	                           size_t count, const struct gw_fetch_target *target);
+	/** scan for several folders in one pipeline: each folder's EXAMINE and its
+	 * UID FETCH 1:* are sent without waiting. See gw_source_ops::scan_folders. */
+	gw_status (*scan_folders)(struct gw_imap *imap, const struct gw_scan_request *requests,
+	                          size_t count, const struct gw_scan_target *target);
 };
 
 /** True if @p api is new enough to have @p member. */

@@ -46,6 +46,22 @@ struct gw_scan_request {
 	size_t struct_size;
 	unsigned want;    /**< enum gw_scan_want bits. */
 	uint32_t uid_min; /**< Only UIDs >= this (1 for all). */
+	/** ABI 1.2, scan_folders only: the folder, as listed. */
+	const char *folder;
+};
+
+/** ABI 1.2: what scan_folders reports, folder by folder, in request order. */
+struct gw_scan_target {
+	size_t struct_size;
+	void *arg;
+	/** requests[@p index]'s folder is open, @p status as its selection said; its messages
+	 * follow. Non-GW_OK stops the scan. */
+	gw_status (*folder_begin)(void *arg, size_t index, const struct gw_folder_status *status);
+	/** One message of the folder begun last. Non-GW_OK stops the scan. */
+	gw_meta_cb meta;
+	/** requests[@p index] is done: GW_OK when every message was reported, else why not
+	 * (GW_ERR_FOLDER: it could not be opened, then without folder_begin, or not read). */
+	void (*folder_end)(void *arg, size_t index, gw_status status, const char *reason);
 };
 
 /**
@@ -123,6 +139,13 @@ struct gw_source_ops {
 	 */
 	gw_status (*fetch_folders)(void *session, const struct gw_fetch_request *requests,
 	                           size_t count, const struct gw_fetch_target *target);
+	/**
+	 * ABI 1.2, optional: scan several folders in one call (requests[i].folder, in order),
+	 * so a source can send the next folder's selection and scan while the current one's
+	 * answers arrive. Which folder is selected afterwards is unspecified.
+	 */
+	gw_status (*scan_folders)(void *session, const struct gw_scan_request *requests,
+	                          size_t count, const struct gw_scan_target *target);
 };
 
 /** True if @p ops is new enough to have @p member and sets it. */
