@@ -193,6 +193,16 @@ static gw_status scan_untagged(void *arg, struct gw_imap *imap, const struct ima
 	return st;
 }
 
+/* "UID FETCH n:* (...)": the metadata a scan asks for. */
+static char *scan_command(const struct gw_scan_request *request)
+{
+	return gw_xasprintf("UID FETCH %" PRIu32 ":* (UID RFC822.SIZE INTERNALDATE FLAGS%s)",
+	                    request->uid_min ? request->uid_min : 1,
+	                    (request->want & GW_SCAN_MESSAGE_ID)
+	                            ? " BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"
+	                            : "");
+}
+
 static gw_status check_selected(struct gw_imap *imap)
 {
 	gw_status st = imap_check_usable(imap);
@@ -215,9 +225,7 @@ gw_status imap_scan(struct gw_imap *imap, const struct gw_scan_request *request,
 
 	struct scan_state s = {.imap = imap, .request = request, .cb = cb, .arg = arg};
 	s.want_message_id = (request->want & GW_SCAN_MESSAGE_ID) != 0;
-	char *cmd = gw_xasprintf("UID FETCH %" PRIu32 ":* (UID RFC822.SIZE INTERNALDATE FLAGS%s)",
-	                         request->uid_min ? request->uid_min : 1,
-	                         s.want_message_id ? " BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]" : "");
+	char *cmd = scan_command(request);
 	struct imap_response tagged;
 	st = imap_command(imap, cmd, scan_untagged, &s, &tagged);
 	free(cmd);
@@ -283,6 +291,43 @@ static bool take_answered(struct gw_imap *imap, void *queue, size_t *count, size
 	memmove(q + i * size, q + (i + 1) * size, (*count - i - 1) * size);
 	--*count;
 	return true;
+}
+
+/* Send (and free) the commands a pipeline queued in @p out, after ending an
+ * open MULTIAPPEND: no other command may go out inside one. */
+static gw_status send_queued(struct gw_imap *imap, struct gw_buf *out)
+{
+	gw_status st = out->len ? imap_append_close_group(imap) : GW_OK;
+	if (st == GW_OK && out->len)
+		st = imap_send_raw(imap, out->data, out->len, NULL);
+	gw_buf_free(out);
+	return st;
+}
+
+/* A pipelined EXAMINE of @p folder is answered: GW_OK with *status as its untagged
+ * responses said (*examining is reset for the next); else GW_ERR_THROTTLED (the
+ * pipeline stops, *stop set unless it was) or GW_ERR_FOLDER (the folder will not
+ * open; *reason says why, to free). */
+static gw_status examine_answered(struct gw_imap *imap, const struct imap_response *resp,
+                                  const char *folder, struct gw_folder_status *examining,
+                                  struct gw_folder_status *status, gw_status *stop, char **reason)
+{
+	*status = *examining;
+	status->exists = imap->exists;
+	*examining = (struct gw_folder_status){.struct_size = sizeof(*examining)};
+	imap->selected = resp->cond == GW_IMAP_OK;
+	if (resp->cond == GW_IMAP_OK)
+		return GW_OK;
+	uint32_t retry_after;
+	if (imap_response_throttled(resp, &retry_after)) {
+		if (*stop == GW_OK)
+			*stop = imap_fail_response(imap, resp, GW_ERR_THROTTLED,
+			                           "the server throttles selecting");
+		return GW_ERR_THROTTLED;
+	}
+	snprintf(imap->last_response, sizeof(imap->last_response), "%s", resp->text);
+	*reason = gw_xasprintf("cannot select folder \"%s\": %s", folder, resp->text);
+	return GW_ERR_FOLDER;
 }
 
 /* ---- scan of several folders ----
@@ -353,23 +398,15 @@ static gw_status scan_pipe_fill(struct scan_pipe *p)
 			p->sent_examine = true;
 		} else {
 			imap_next_tag(imap, c->tag);
-			gw_buf_printf(&out,
-			              "%s UID FETCH %" PRIu32
-			              ":* (UID RFC822.SIZE INTERNALDATE FLAGS%s)\r\n",
-			              c->tag, r->uid_min ? r->uid_min : 1,
-			              (r->want & GW_SCAN_MESSAGE_ID)
-			                      ? " BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"
-			                      : "");
+			char *cmd = scan_command(r);
+			gw_buf_printf(&out, "%s %s\r\n", c->tag, cmd);
+			free(cmd);
 			p->sent_examine = false;
 			p->sent++;
 		}
 		p->queued++;
 	}
-	gw_status st = out.len ? imap_append_close_group(imap) : GW_OK;
-	if (st == GW_OK && out.len)
-		st = imap_send_raw(imap, out.data, out.len, NULL);
-	gw_buf_free(&out);
-	return st;
+	return send_queued(imap, &out);
 }
 
 static void scan_pipe_examined(struct scan_pipe *p, const struct scan_command *c,
@@ -377,25 +414,17 @@ static void scan_pipe_examined(struct scan_pipe *p, const struct scan_command *c
 {
 	struct gw_imap *imap = p->imap;
 	const struct gw_scan_request *r = &p->requests[c->folder];
-	struct gw_folder_status status = p->examining;
-	p->examining = (struct gw_folder_status){.struct_size = sizeof(p->examining)};
+	struct gw_folder_status status;
+	char *reason = NULL;
 	p->open_folder = NO_FOLDER;
-	imap->selected = resp->cond == GW_IMAP_OK;
-	if (resp->cond != GW_IMAP_OK) {
-		uint32_t retry_after;
-		if (imap_response_throttled(resp, &retry_after)) {
-			if (p->stop == GW_OK)
-				p->stop = imap_fail_response(imap, resp, GW_ERR_THROTTLED,
-				                             "the server throttles selecting");
-			return;
-		}
-		snprintf(imap->last_response, sizeof(imap->last_response), "%s", resp->text);
-		scan_pipe_end(p, c->folder, GW_ERR_FOLDER, "cannot select folder \"%s\": %s",
-		              r->folder, resp->text);
+	gw_status st =
+	        examine_answered(imap, resp, r->folder, &p->examining, &status, &p->stop, &reason);
+	if (st == GW_ERR_FOLDER)
+		p->target->folder_end(p->target->arg, c->folder, st, reason);
+	free(reason);
+	if (st != GW_OK)
 		return;
-	}
-	status.exists = imap->exists;
-	gw_status st = p->target->folder_begin(p->target->arg, c->folder, &status);
+	st = p->target->folder_begin(p->target->arg, c->folder, &status);
 	if (st != GW_OK) {
 		if (p->stop == GW_OK)
 			p->stop = st;
@@ -736,27 +765,22 @@ static void complete_examine(struct fetch_state *fs, const struct inflight *c,
 {
 	struct gw_imap *imap = fs->imap;
 	const struct fetch_folder *f = &fs->folders[c->folder];
-	uint32_t found = fs->examining.uidvalidity;
-	fs->examining = (struct gw_folder_status){.struct_size = sizeof(fs->examining)};
+	struct gw_folder_status status;
+	char *reason = NULL;
 	fs->open_folder = NO_FOLDER;
-	imap->selected = resp->cond == GW_IMAP_OK;
-	uint32_t retry_after;
-	if (resp->cond != GW_IMAP_OK && imap_response_throttled(resp, &retry_after)) {
-		/* Its messages stay to do: the core retries after the pause. */
+	gw_status st =
+	        examine_answered(imap, resp, f->name, &fs->examining, &status, &fs->stop, &reason);
+	if (st != GW_OK) {
+		/* None of its messages come now; throttled, they stay to do after the pause. */
 		drop_folder_slots(fs, c->folder);
-		if (fs->stop == GW_OK)
-			fs->stop = imap_fail_response(imap, resp, GW_ERR_THROTTLED,
-			                              "the server throttles selecting");
+		if (st == GW_ERR_FOLDER) {
+			fs->target->request(fs->target->arg, c->folder);
+			fs->target->failed(fs->target->arg, 0, st, reason);
+		}
+		free(reason);
 		return;
 	}
-	if (resp->cond != GW_IMAP_OK) {
-		drop_folder_slots(fs, c->folder);
-		snprintf(imap->last_response, sizeof(imap->last_response), "%s", resp->text);
-		fs->target->request(fs->target->arg, c->folder);
-		report_failed(fs, 0, GW_ERR_FOLDER, "cannot select folder \"%s\": %s", f->name,
-		              resp->text);
-		return;
-	}
+	uint32_t found = status.uidvalidity;
 	if (found != f->uidvalidity) {
 		/* Its UIDs no longer name the scanned messages: deliver none of them. */
 		drop_folder_slots(fs, c->folder);
@@ -892,11 +916,7 @@ static gw_status fill_pipeline(struct fetch_state *fs)
 		put_uid_set(&batch, fs->slots, c->first, c->end);
 		gw_buf_puts(&batch, " (BODY.PEEK[])\r\n");
 	}
-	gw_status st = batch.len ? imap_append_close_group(imap) : GW_OK;
-	if (st == GW_OK && batch.len)
-		st = imap_send_raw(imap, batch.data, batch.len, NULL);
-	gw_buf_free(&batch);
-	return st;
+	return send_queued(imap, &batch);
 }
 
 static gw_status check_target(struct gw_imap *imap, const struct gw_fetch_target *target,

@@ -1574,6 +1574,18 @@ static void on_fetch_request(void *arg, size_t index)
 	fc->a->sctx.folder = item_folder(fc->a, &fc->a->batch[fc->first])->mapped->source_name;
 }
 
+/* Where a fetch of batch messages delivers: the spool, then the sink. */
+static struct gw_fetch_target copy_target(struct fetch_ctx *fc)
+{
+	return (struct gw_fetch_target){.struct_size = sizeof(struct gw_fetch_target),
+	                                .arg = fc,
+	                                .begin = on_fetch_begin,
+	                                .data = on_fetch_data,
+	                                .end = on_fetch_end,
+	                                .failed = on_fetch_failed,
+	                                .request = on_fetch_request};
+}
+
 /* The message a fetch stopped at: the one being received, else the next one due. */
 static uint32_t stopped_at(const struct fetch_ctx *fc)
 {
@@ -1621,12 +1633,7 @@ static gw_status fetch_group(struct attempt *a, size_t first, size_t end, uint32
 	                                   .max_size = max_size};
 	struct fetch_ctx fc = {
 	        .a = a, .first = first, .end = end, .expected = first, .current = -1};
-	struct gw_fetch_target target = {.struct_size = sizeof(target),
-	                                 .arg = &fc,
-	                                 .begin = on_fetch_begin,
-	                                 .data = on_fetch_data,
-	                                 .end = on_fetch_end,
-	                                 .failed = on_fetch_failed};
+	struct gw_fetch_target target = copy_target(&fc);
 	ctx_reset(&a->sctx);
 	gw_status st = a->src_ops->fetch(a->src, &request, &target);
 	if (st != GW_OK && st != GW_ERR_MESSAGE)
@@ -1709,13 +1716,7 @@ static gw_status fetch_groups_in_one(struct attempt *a, size_t *groups)
 	*groups = count;
 	/* Until the first request() nothing matches: the group is empty. */
 	struct fetch_ctx fc = {.a = a, .group_firsts = firsts, .group_count = count, .current = -1};
-	struct gw_fetch_target target = {.struct_size = sizeof(target),
-	                                 .arg = &fc,
-	                                 .begin = on_fetch_begin,
-	                                 .data = on_fetch_data,
-	                                 .end = on_fetch_end,
-	                                 .failed = on_fetch_failed,
-	                                 .request = on_fetch_request};
+	struct gw_fetch_target target = copy_target(&fc);
 	ctx_reset(&a->sctx);
 	gw_status st =
 	        count > 0 ? a->src_ops->fetch_folders(a->src, requests, count, &target) : GW_OK;

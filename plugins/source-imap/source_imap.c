@@ -246,46 +246,21 @@ static gw_status source_fetch(void *session, const struct gw_fetch_request *requ
 #define GW_DEFINE_SOURCE(cname) GW_PLUGIN_DEFINE(source, cname, plugin)
 
 #ifndef GW_SOURCE_IMAP_SERIAL
-/* Copies of @p count requests (gw_fetch_request or gw_scan_request: each starts
- * with struct_size, @p folder_at is where its folder name is), with the folders
- * as listed renamed back to the server's names for the client. NULL: no memory. */
-static void *renamed_requests(const struct imap_session *s, const void *requests, size_t count,
-                              size_t size, size_t folder_at)
-{
-	unsigned char *out = calloc(count ? count : 1, size);
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < count; i++) {
-		const unsigned char *in = (const unsigned char *)requests + i * size;
-		size_t given;
-		memcpy(&given, in, sizeof(given));
-		size_t n = given < size ? given : size;
-		memcpy(out + i * size, in, n);
-		memcpy(out + i * size, &n, sizeof(n));
-		const char *folder = NULL;
-		if (n >= folder_at + sizeof(folder))
-			memcpy(&folder, in + folder_at, sizeof(folder));
-		if (folder) {
-			folder = server_name(s, folder);
-			memcpy(out + i * size + folder_at, &folder, sizeof(folder));
-		}
-	}
-	return out;
-}
-
+/* The requests pass on with the folders as listed renamed back to the server's
+ * names. A plugin of ABI 1.2 runs only on hosts that have both operations. */
 static gw_status source_fetch_folders(void *session, const struct gw_fetch_request *requests,
                                       size_t count, const struct gw_fetch_target *target)
 {
 	struct imap_session *s = session;
-	const struct gw_imap_api *imap = s->source->host->imap;
-	if (!GW_IMAP_HAS(imap, fetch_folders))
-		return s->source->host->fail(s->ctx, GW_ERR_CONFIG,
-		                             "this godwit's IMAP client cannot fetch folders");
-	struct gw_fetch_request *on_server = renamed_requests(
-	        s, requests, count, sizeof(*requests), offsetof(struct gw_fetch_request, folder));
+	struct gw_fetch_request *on_server = calloc(count ? count : 1, sizeof(*on_server));
 	if (!on_server)
 		return s->source->host->fail(s->ctx, GW_ERR_SESSION, "out of memory");
-	gw_status st = imap->fetch_folders(s->imap, on_server, count, target);
+	for (size_t i = 0; i < count; i++) {
+		on_server[i] = requests[i];
+		on_server[i].folder =
+		        requests[i].folder ? server_name(s, requests[i].folder) : NULL;
+	}
+	gw_status st = s->source->host->imap->fetch_folders(s->imap, on_server, count, target);
 	free(on_server);
 	return st;
 }
@@ -294,15 +269,15 @@ static gw_status source_scan_folders(void *session, const struct gw_scan_request
                                      size_t count, const struct gw_scan_target *target)
 {
 	struct imap_session *s = session;
-	const struct gw_imap_api *imap = s->source->host->imap;
-	if (!GW_IMAP_HAS(imap, scan_folders))
-		return s->source->host->fail(s->ctx, GW_ERR_CONFIG,
-		                             "this godwit's IMAP client cannot scan folders");
-	struct gw_scan_request *on_server = renamed_requests(
-	        s, requests, count, sizeof(*requests), offsetof(struct gw_scan_request, folder));
+	struct gw_scan_request *on_server = calloc(count ? count : 1, sizeof(*on_server));
 	if (!on_server)
 		return s->source->host->fail(s->ctx, GW_ERR_SESSION, "out of memory");
-	gw_status st = imap->scan_folders(s->imap, on_server, count, target);
+	for (size_t i = 0; i < count; i++) {
+		on_server[i] = requests[i];
+		on_server[i].folder =
+		        requests[i].folder ? server_name(s, requests[i].folder) : NULL;
+	}
+	gw_status st = s->source->host->imap->scan_folders(s->imap, on_server, count, target);
 	free(on_server);
 	return st;
 }
