@@ -247,6 +247,10 @@ static char *copy_sink_ops(const struct gw_plugin *d, struct gw_loaded_plugin *p
 		return missing_op("sink", "flush");
 	if (ops->close == NULL)
 		return missing_op("sink", "close");
+	/* One without the other would leave a flush begun and never waited for. */
+	if ((ops->flush_begin == NULL) != (ops->flush_wait == NULL))
+		return gw_xstrdup("sink operations 'flush_begin' and 'flush_wait' come together; "
+		                  "the plugin has only one of them");
 	if (d->source != NULL)
 		return gw_xstrdup("sink plugin also has a source operation table");
 	return NULL;

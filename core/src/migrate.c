@@ -165,7 +165,7 @@ enum item_outcome {
 
 struct batch_item {
 	struct gw_sel_entry e; /* as scanned; e.keywords unused: see kw_offset */
-	uint32_t kw_offset;    /* into attempt::batch_kw */
+	uint32_t kw_offset;    /* into batch::kw */
 	uint32_t group;        /* group_batch's sort key */
 	enum item_outcome outcome;
 	uint64_t size;
@@ -173,6 +173,17 @@ struct batch_item {
 	char origin_key[25];
 	char sha256[65];
 	char sink_id[GW_SINK_ID_MAX];
+};
+
+/* A batch's messages and what became of them; buffers of batch_max, allocated
+ * once per attempt. */
+struct batch {
+	struct batch_item *items;
+	size_t count;
+	uint16_t *kw; /* the items' keyword indexes */
+	size_t kw_len, kw_cap;
+	/* Per position: what the sink says about an item after append() returned. */
+	struct gw_sink_outcome *outcomes;
 };
 
 struct attempt {
@@ -197,14 +208,14 @@ struct attempt {
 	/* A batch's message bound: the profile's batch_messages is per mailbox,
 	 * shared out between its lanes (batch_bytes is per lane: copy_in_lanes). */
 	size_t batch_max;
-	/* Batch buffers, batch_max each, allocated once per attempt. */
-	struct batch_item *batch;
-	size_t batch_count;
-	uint16_t *batch_kw; /* the batch's keyword indexes */
-	size_t batch_kw_len, batch_kw_cap;
+	struct batch batch; /* the one being fetched */
+	/* With a sink that flushes in the background (flush_begin): the batch
+	 * before, whose flush runs while this one is fetched, committed once
+	 * flush_wait returned. Empty (count 0) otherwise. */
+	struct batch held;
+	bool held_flushing; /* held has appended items: flush_wait is owed */
+	/* Scratch for committing a batch, batch_max each. */
 	struct gw_state_record *records;
-	/* Per batch position: what the sink says about an item after append() returned. */
-	struct gw_sink_outcome *outcomes;
 	uint32_t *uids;
 	uint64_t *group_keys;
 	const char *kw_scratch[256];
@@ -1315,9 +1326,9 @@ static void fail_item(struct attempt *a, struct batch_item *item, const char *re
 
 static size_t group_end(struct attempt *a, size_t first)
 {
-	uint32_t folder = a->batch[first].e.folder;
+	uint32_t folder = a->batch.items[first].e.folder;
 	size_t end = first + 1;
-	while (end < a->batch_count && a->batch[end].e.folder == folder)
+	while (end < a->batch.count && a->batch.items[end].e.folder == folder)
 		end++;
 	return end;
 }
@@ -1336,12 +1347,12 @@ struct fetch_ctx {
 static long find_item(struct fetch_ctx *fc, uint32_t uid)
 {
 	if (fc->expected < fc->end) {
-		struct batch_item *item = &fc->a->batch[fc->expected];
+		struct batch_item *item = &fc->a->batch.items[fc->expected];
 		if (item->outcome == ITEM_MARKED && item->e.uid == uid)
 			return (long)fc->expected++;
 	}
 	for (size_t i = fc->first; i < fc->end; i++) {
-		struct batch_item *item = &fc->a->batch[i];
+		struct batch_item *item = &fc->a->batch.items[i];
 		if (item->outcome == ITEM_MARKED && item->e.uid == uid)
 			return (long)i;
 	}
@@ -1358,7 +1369,7 @@ static gw_status on_fetch_begin(void *arg, uint32_t uid, uint64_t size)
 		return GW_ERR_MESSAGE; /* not asked for: let the source skip it */
 	char *error = NULL;
 	if (!gw_spool_begin(fc->a->res->spool, size, &error)) {
-		fail_item(fc->a, &fc->a->batch[fc->current],
+		fail_item(fc->a, &fc->a->batch.items[fc->current],
 		          error != NULL ? error : "spool failed");
 		free(error);
 		fc->current = -1;
@@ -1374,7 +1385,7 @@ static gw_status on_fetch_data(void *arg, const void *bytes, size_t length)
 		return GW_OK;
 	char *error = NULL;
 	if (!gw_spool_write(fc->a->res->spool, bytes, length, &error)) {
-		fail_item(fc->a, &fc->a->batch[fc->current],
+		fail_item(fc->a, &fc->a->batch.items[fc->current],
 		          error != NULL ? error : "spool failed");
 		free(error);
 		fc->current = -1;
@@ -1389,7 +1400,7 @@ static gw_status append_item(struct fetch_ctx *fc, struct batch_item *item,
 	const struct gw_sel_entry *e = &item->e;
 	struct run_folder *rf = item_folder(a, item);
 	for (size_t i = 0; i < e->keyword_count; i++)
-		a->kw_scratch[i] = a->kw.names[a->batch_kw[item->kw_offset + i]];
+		a->kw_scratch[i] = a->kw.names[a->batch.kw[item->kw_offset + i]];
 	item->message_id = gw_spool_message_id(a->res->spool);
 	struct gw_message_meta meta = {
 	        .struct_size = sizeof(meta),
@@ -1403,7 +1414,7 @@ static gw_status append_item(struct fetch_ctx *fc, struct batch_item *item,
 	        .message_id = item->message_id,
 	};
 	struct gw_message message = spooled_message(a, &meta, data, len, item->sha256);
-	struct gw_sink_outcome *outcome = &a->outcomes[item - a->batch];
+	struct gw_sink_outcome *outcome = &a->batch.outcomes[item - a->batch.items];
 	*outcome = (struct gw_sink_outcome){.struct_size = sizeof(*outcome), .status = GW_OK};
 	struct gw_sink_item sink_item = {.struct_size = sizeof(sink_item),
 	                                 .message = &message,
@@ -1438,7 +1449,7 @@ static gw_status on_fetch_end(void *arg, uint32_t uid)
 	struct fetch_ctx *fc = arg;
 	if (fc->current < 0)
 		return GW_OK;
-	struct batch_item *item = &fc->a->batch[fc->current];
+	struct batch_item *item = &fc->a->batch.items[fc->current];
 	fc->current = -1;
 	if (item->e.uid != uid)
 		return GW_OK;
@@ -1468,8 +1479,8 @@ static void on_fetch_failed(void *arg, uint32_t uid, gw_status status, const cha
 		if (status == GW_ERR_FOLDER) {
 			give_up_group(fc, reason); /* it will not open */
 		} else if (fc->stop == GW_OK) {
-			const char *folder =
-			        item_folder(fc->a, &fc->a->batch[fc->first])->mapped->source_name;
+			const char *folder = item_folder(fc->a, &fc->a->batch.items[fc->first])
+			                             ->mapped->source_name;
 			fc->stop = stop(fc->a, status, "folder \"%s\": %s", folder, reason);
 		}
 		return;
@@ -1481,15 +1492,16 @@ static void on_fetch_failed(void *arg, uint32_t uid, gw_status status, const cha
 		fc->stopped_uid = uid;
 		return;
 	}
-	long idx = fc->current >= 0 && fc->a->batch[fc->current].e.uid == uid ? fc->current
-	                                                                      : find_item(fc, uid);
+	long idx = fc->current >= 0 && fc->a->batch.items[fc->current].e.uid == uid
+	                   ? fc->current
+	                   : find_item(fc, uid);
 	if (idx == fc->current)
 		fc->current = -1;
 	if (idx < 0)
 		return;
 	char *text = gw_xasprintf("%s: %s", fc->a->rt->source_label,
 	                          reason != NULL && reason[0] != '\0' ? reason : "fetch failed");
-	fail_item(fc->a, &fc->a->batch[idx], text);
+	fail_item(fc->a, &fc->a->batch.items[idx], text);
 	free(text);
 }
 
@@ -1498,7 +1510,7 @@ static gw_status mark_group_pending(struct attempt *a, struct run_folder *rf, si
 {
 	struct gw_state_record *records = a->records;
 	for (size_t i = first; i < end; i++) {
-		struct batch_item *item = &a->batch[i];
+		struct batch_item *item = &a->batch.items[i];
 		const struct gw_sel_entry *e = &item->e;
 		gw_origin_key(a->rt->name, a->job->mailbox->email, rf->mapped->source_name,
 		              rf->uidvalidity, e->uid, item->origin_key);
@@ -1514,7 +1526,7 @@ static gw_status mark_group_pending(struct attempt *a, struct run_folder *rf, si
 	if (!gw_state_mark_pending(a->res->state, &rf->key, records, end - first, &error))
 		return stop_state(a, error);
 	for (size_t i = first; i < end; i++)
-		a->batch[i].outcome = ITEM_MARKED;
+		a->batch.items[i].outcome = ITEM_MARKED;
 	return GW_OK;
 }
 
@@ -1550,15 +1562,15 @@ static gw_status give_up_folder(struct attempt *a, struct run_folder *rf, const 
 static void give_up_group(struct fetch_ctx *fc, const char *reason)
 {
 	struct attempt *a = fc->a;
-	struct run_folder *rf = item_folder(a, &a->batch[fc->first]);
+	struct run_folder *rf = item_folder(a, &a->batch.items[fc->first]);
 	a->current = -1;
 	gw_status st = give_up_folder(a, rf, reason);
 	if (st != GW_OK && fc->stop == GW_OK)
 		fc->stop = st;
 	for (size_t i = fc->first; i < fc->end; i++) {
-		enum item_outcome o = a->batch[i].outcome;
+		enum item_outcome o = a->batch.items[i].outcome;
 		if (o == ITEM_MARKED || o == ITEM_NONE)
-			fail_item(a, &a->batch[i], rf->rep->error);
+			fail_item(a, &a->batch.items[i], rf->rep->error);
 	}
 }
 
@@ -1571,7 +1583,8 @@ static void on_fetch_request(void *arg, size_t index)
 	fc->first = fc->expected = fc->group_firsts[index];
 	fc->end = group_end(fc->a, fc->first);
 	fc->current = -1;
-	fc->a->sctx.folder = item_folder(fc->a, &fc->a->batch[fc->first])->mapped->source_name;
+	fc->a->sctx.folder =
+	        item_folder(fc->a, &fc->a->batch.items[fc->first])->mapped->source_name;
 }
 
 /* Where a fetch of batch messages delivers: the spool, then the sink. */
@@ -1592,15 +1605,15 @@ static uint32_t stopped_at(const struct fetch_ctx *fc)
 	if (fc->stopped_uid)
 		return fc->stopped_uid;
 	long at = fc->current >= 0 ? fc->current : fc->expected < fc->end ? (long)fc->expected : -1;
-	return at >= 0 ? fc->a->batch[at].e.uid : 0;
+	return at >= 0 ? fc->a->batch.items[at].e.uid : 0;
 }
 
 /* Whatever of batch[first, end) is still marked never came: recorded, not dropped. */
 static void fail_undelivered(struct attempt *a, size_t first, size_t end)
 {
 	for (size_t i = first; i < end; i++) {
-		if (a->batch[i].outcome == ITEM_MARKED)
-			fail_item(a, &a->batch[i], "the source did not deliver the message");
+		if (a->batch.items[i].outcome == ITEM_MARKED)
+			fail_item(a, &a->batch.items[i], "the source did not deliver the message");
 	}
 }
 
@@ -1609,7 +1622,7 @@ static void fail_undelivered(struct attempt *a, size_t first, size_t end)
  * message it stopped at, so the error can say where. */
 static gw_status fetch_group(struct attempt *a, size_t first, size_t end, uint32_t *stopped_uid)
 {
-	struct run_folder *rf = item_folder(a, &a->batch[first]);
+	struct run_folder *rf = item_folder(a, &a->batch.items[first]);
 	size_t index = (size_t)(rf - a->folders);
 	if (a->current != (long)index) {
 		struct gw_folder_status status;
@@ -1625,7 +1638,7 @@ static gw_status fetch_group(struct attempt *a, size_t first, size_t end, uint32
 	a->sctx.folder = rf->mapped->source_name;
 	uint32_t *uids = a->uids;
 	for (size_t i = first; i < end; i++)
-		uids[i - first] = a->batch[i].e.uid;
+		uids[i - first] = a->batch.items[i].e.uid;
 	uint64_t max_size = a->cfg->max_size > 0 ? a->cfg->max_size : UINT64_MAX;
 	struct gw_fetch_request request = {.struct_size = sizeof(request),
 	                                   .uids = uids,
@@ -1663,9 +1676,9 @@ static gw_status stop_fetch(struct attempt *a, struct run_folder *rf, uint32_t s
 static gw_status fetch_groups_one_by_one(struct attempt *a, size_t *groups)
 {
 	gw_status st = GW_OK;
-	for (size_t first = 0; first < a->batch_count && st == GW_OK;) {
+	for (size_t first = 0; first < a->batch.count && st == GW_OK;) {
 		size_t end = group_end(a, first);
-		struct run_folder *rf = item_folder(a, &a->batch[first]);
+		struct run_folder *rf = item_folder(a, &a->batch.items[first]);
 		if (gw_cancel_level() >= 1)
 			return stop(a, GW_ERR_CANCELLED, "interrupted");
 		if (!rf->failed) {
@@ -1692,15 +1705,15 @@ static gw_status fetch_groups_one_by_one(struct attempt *a, size_t *groups)
  * switch costs no round trip (bench/PROFILE.md, tenth pass). */
 static gw_status fetch_groups_in_one(struct attempt *a, size_t *groups)
 {
-	size_t *firsts = gw_xcalloc(a->batch_count, sizeof(*firsts));
-	struct gw_fetch_request *requests = gw_xcalloc(a->batch_count, sizeof(*requests));
+	size_t *firsts = gw_xcalloc(a->batch.count, sizeof(*firsts));
+	struct gw_fetch_request *requests = gw_xcalloc(a->batch.count, sizeof(*requests));
 	uint64_t max_size = a->cfg->max_size > 0 ? a->cfg->max_size : UINT64_MAX;
 	size_t count = 0;
-	for (size_t first = 0; first < a->batch_count;) {
+	for (size_t first = 0; first < a->batch.count;) {
 		size_t end = group_end(a, first);
-		struct run_folder *rf = item_folder(a, &a->batch[first]);
+		struct run_folder *rf = item_folder(a, &a->batch.items[first]);
 		for (size_t i = first; i < end; i++)
-			a->uids[i] = a->batch[i].e.uid;
+			a->uids[i] = a->batch.items[i].e.uid;
 		if (!rf->failed) {
 			requests[count] =
 			        (struct gw_fetch_request){.struct_size = sizeof(*requests),
@@ -1730,7 +1743,7 @@ static gw_status fetch_groups_in_one(struct attempt *a, size_t *groups)
 			fail_undelivered(a, firsts[g], group_end(a, firsts[g]));
 	} else {
 		size_t where = fc.end > fc.first ? fc.first : firsts[0];
-		st = stop_fetch(a, item_folder(a, &a->batch[where]), stopped_at(&fc), st);
+		st = stop_fetch(a, item_folder(a, &a->batch.items[where]), stopped_at(&fc), st);
 	}
 	free(requests);
 	free(firsts);
@@ -1757,33 +1770,38 @@ static int cmp_item_group(const void *x, const void *y)
  * The batch is one date slice: order within it is not part of newest-first. */
 static void group_batch(struct attempt *a)
 {
-	size_t n = a->batch_count;
+	size_t n = a->batch.count;
 	/* (folder, position) keys sorted: each folder's run starts at its first appearance. */
 	uint64_t *keys = a->group_keys;
 	for (size_t i = 0; i < n; i++)
-		keys[i] = (uint64_t)a->batch[i].e.folder << 32 | i;
+		keys[i] = (uint64_t)a->batch.items[i].e.folder << 32 | i;
 	qsort(keys, n, sizeof(*keys), cmp_u64);
 	for (size_t first = 0; first < n;) {
 		uint32_t folder = (uint32_t)(keys[first] >> 32);
 		uint32_t group = (long)folder == a->current ? 0 : (uint32_t)keys[first] + 1;
 		size_t end = first;
 		for (; end < n && (uint32_t)(keys[end] >> 32) == folder; end++)
-			a->batch[(uint32_t)keys[end]].group = group;
+			a->batch.items[(uint32_t)keys[end]].group = group;
 		first = end;
 	}
-	qsort(a->batch, n, sizeof(*a->batch), cmp_item_group);
+	qsort(a->batch.items, n, sizeof(*a->batch.items), cmp_item_group);
 }
 
-static gw_status flush_sink(struct attempt *a)
+/* The sink's answer to flush, flush_begin or flush_wait (@p operation). */
+static gw_status flushed_sink(struct attempt *a, const char *operation, gw_status st)
 {
-	ctx_reset(&a->kctx);
-	gw_status st = a->snk_ops->flush(a->snk);
 	if (st == GW_OK)
 		return GW_OK;
 	/* Nothing of the batch is known durable: it stays pending for lookup. */
 	if (st == GW_ERR_MESSAGE || st == GW_ERR_FOLDER)
 		st = GW_ERR_SESSION;
-	return stop_plugin(a, &a->kctx, a->rt->sink_label, "flush", st);
+	return stop_plugin(a, &a->kctx, a->rt->sink_label, operation, st);
+}
+
+static gw_status flush_sink(struct attempt *a)
+{
+	ctx_reset(&a->kctx);
+	return flushed_sink(a, "flush", a->snk_ops->flush(a->snk));
 }
 
 static void count_migrated(struct attempt *a, struct batch_item *item)
@@ -1801,9 +1819,9 @@ static gw_status commit_group(struct attempt *a, size_t first, size_t end)
 {
 	struct gw_state_record *records = a->records;
 	size_t n = 0;
-	struct run_folder *rf = item_folder(a, &a->batch[first]);
+	struct run_folder *rf = item_folder(a, &a->batch.items[first]);
 	for (size_t i = first; i < end; i++) {
-		const struct batch_item *item = &a->batch[i];
+		const struct batch_item *item = &a->batch.items[i];
 		if (item->outcome != ITEM_APPENDED)
 			continue;
 		const struct gw_sel_entry *e = &item->e;
@@ -1831,11 +1849,11 @@ static gw_status drop_group_pending(struct attempt *a, size_t first, size_t end)
 {
 	uint32_t *uids = a->uids;
 	size_t n = 0;
-	struct run_folder *rf = item_folder(a, &a->batch[first]);
+	struct run_folder *rf = item_folder(a, &a->batch.items[first]);
 	for (size_t i = first; i < end; i++) {
-		enum item_outcome o = a->batch[i].outcome;
+		enum item_outcome o = a->batch.items[i].outcome;
 		if (o == ITEM_FAILED || o == ITEM_MARKED)
-			uids[n++] = a->batch[i].e.uid;
+			uids[n++] = a->batch.items[i].e.uid;
 	}
 	char *error = NULL;
 	if (n > 0 &&
@@ -1849,9 +1867,9 @@ static gw_status drop_group_pending(struct attempt *a, size_t first, size_t end)
  * dropped with the others that never reached the sink. */
 static void apply_outcomes(struct attempt *a)
 {
-	for (size_t i = 0; i < a->batch_count; i++) {
-		struct batch_item *item = &a->batch[i];
-		struct gw_sink_outcome *outcome = &a->outcomes[i];
+	for (size_t i = 0; i < a->batch.count; i++) {
+		struct batch_item *item = &a->batch.items[i];
+		struct gw_sink_outcome *outcome = &a->batch.outcomes[i];
 		if (item->outcome != ITEM_APPENDED || outcome->status == GW_OK)
 			continue;
 		outcome->reason[sizeof(outcome->reason) - 1] = '\0';
@@ -1865,15 +1883,16 @@ static void apply_outcomes(struct attempt *a)
 
 /* The state writes of a whole batch go into one transaction: the done marks
  * of every group and the pending rows dropped. Messages count as migrated
- * only once it committed. */
-static gw_status commit_batch(struct attempt *a, bool any_appended)
+ * only once it committed. @p flushed: what the sink's flush of the batch
+ * returned (GW_OK if nothing was appended). */
+static gw_status commit_batch(struct attempt *a, gw_status flushed)
 {
-	gw_status st = any_appended ? flush_sink(a) : GW_OK;
+	gw_status st = flushed;
 	apply_outcomes(a);
 	char *error = NULL;
 	if (!gw_state_group_begin(a->res->state, false, &error))
 		return st != GW_OK ? st : stop_state(a, error);
-	for (size_t first = 0; first < a->batch_count;) {
+	for (size_t first = 0; first < a->batch.count;) {
 		size_t end = group_end(a, first);
 		gw_status gs = st == GW_OK ? commit_group(a, first, end) : GW_OK;
 		if (gs == GW_OK)
@@ -1888,10 +1907,70 @@ static gw_status commit_batch(struct attempt *a, bool any_appended)
 	}
 	if (st != GW_OK)
 		return st;
-	for (size_t i = 0; i < a->batch_count; i++) {
-		if (a->batch[i].outcome == ITEM_APPENDED)
-			count_migrated(a, &a->batch[i]);
+	for (size_t i = 0; i < a->batch.count; i++) {
+		if (a->batch.items[i].outcome == ITEM_APPENDED)
+			count_migrated(a, &a->batch.items[i]);
 	}
+	return GW_OK;
+}
+
+static void batch_reset(struct batch *b)
+{
+	for (size_t i = 0; i < b->count; i++)
+		free(b->items[i].message_id);
+	if (b->items != NULL) /* only what the batch used: the rest stays untouched memory */
+		memset(b->items, 0, b->count * sizeof(*b->items));
+	b->count = 0;
+	b->kw_len = 0;
+}
+
+static void swap_batches(struct attempt *a)
+{
+	struct batch t = a->batch;
+	a->batch = a->held;
+	a->held = t;
+}
+
+/* Wait for the held batch's flush and commit it (the state's commit works on
+ * a->batch, so the two trade places meanwhile). */
+static gw_status settle_held(struct attempt *a)
+{
+	if (a->held.count == 0)
+		return GW_OK;
+	gw_status flushed = GW_OK;
+	if (a->held_flushing) {
+		ctx_reset(&a->kctx);
+		flushed = flushed_sink(a, "flush", a->snk_ops->flush_wait(a->snk));
+		a->held_flushing = false;
+	}
+	swap_batches(a);
+	gw_status st = commit_batch(a, flushed);
+	batch_reset(&a->batch);
+	swap_batches(a);
+	return st;
+}
+
+/* After its fetch: commit the batch, or, with a sink that flushes in the
+ * background, begin its flush and hold it until the next batch's fetch is
+ * over, so the source streams while the sink's disk works. The batch before
+ * is committed first: the state commits in order, and a sink flushes one
+ * batch at a time. The last batch is held too, and settled when the copy
+ * ends (copy_selected), as on any error. */
+static gw_status finish_batch(struct attempt *a, bool any_appended)
+{
+	gw_status st = settle_held(a);
+	if (st != GW_OK) /* the sink failed: nothing of this batch is known durable either */
+		return commit_batch(a, st);
+	if (!any_appended)
+		return commit_batch(a, GW_OK);
+	if (!GW_SINK_HAS(a->snk_ops, flush_begin))
+		return commit_batch(a, flush_sink(a));
+	ctx_reset(&a->kctx);
+	st = a->snk_ops->flush_begin(a->snk);
+	if (st != GW_OK)
+		return commit_batch(a, flushed_sink(a, "flush_begin", st));
+	swap_batches(a); /* held now; its buffers are free (settled above) for the next */
+	a->held_flushing = true;
 	return GW_OK;
 }
 
@@ -1903,9 +1982,9 @@ static gw_status mark_batch_pending(struct attempt *a)
 	if (!gw_state_group_begin(a->res->state, true, &error))
 		return stop_state(a, error);
 	gw_status st = GW_OK;
-	for (size_t first = 0; first < a->batch_count && st == GW_OK;) {
+	for (size_t first = 0; first < a->batch.count && st == GW_OK;) {
 		size_t end = group_end(a, first);
-		struct run_folder *rf = item_folder(a, &a->batch[first]);
+		struct run_folder *rf = item_folder(a, &a->batch.items[first]);
 		if (!rf->failed)
 			st = mark_group_pending(a, rf, first, end);
 		first = end;
@@ -1915,20 +1994,10 @@ static gw_status mark_batch_pending(struct attempt *a)
 		st = st != GW_OK ? st : cs;
 	}
 	if (st != GW_OK) {
-		for (size_t i = 0; i < a->batch_count; i++)
-			a->batch[i].outcome = ITEM_NONE; /* rolled back: nothing is pending */
+		for (size_t i = 0; i < a->batch.count; i++)
+			a->batch.items[i].outcome = ITEM_NONE; /* rolled back: nothing is pending */
 	}
 	return st;
-}
-
-static void batch_reset(struct attempt *a)
-{
-	for (size_t i = 0; i < a->batch_count; i++)
-		free(a->batch[i].message_id);
-	if (a->batch != NULL) /* only what the batch used: the rest stays untouched memory */
-		memset(a->batch, 0, a->batch_count * sizeof(*a->batch));
-	a->batch_count = 0;
-	a->batch_kw_len = 0;
 }
 
 static gw_status run_batch(struct attempt *a)
@@ -1954,18 +2023,19 @@ static gw_status run_batch(struct attempt *a)
 		stop(a, GW_ERR_CANCELLED, "interrupted");
 	bool any_appended = false;
 	uint64_t bytes = 0;
-	for (size_t i = 0; i < a->batch_count; i++) {
-		any_appended |= a->batch[i].outcome == ITEM_APPENDED;
-		bytes += a->batch[i].size;
+	for (size_t i = 0; i < a->batch.count; i++) {
+		any_appended |= a->batch.items[i].outcome == ITEM_APPENDED;
+		bytes += a->batch.items[i].size;
 	}
 	int64_t t2 = gw_monotonic_us();
-	gw_status commit = commit_batch(a, any_appended);
+	size_t count = a->batch.count; /* finish_batch may hold the batch */
+	gw_status commit = finish_batch(a, any_appended);
 	/* Where a batch's time goes, for tuning against a given server and disk. */
 	a->sctx.folder = NULL; /* the batch spans folders */
 	gw_log(&a->sctx, GW_LOG_DEBUG,
 	       "connection %u: batch of %zu message(s), %.1f MB, %zu folder(s): pending %.1f ms, "
 	       "fetch %.1f ms, flush and commit %.1f ms",
-	       a->lane + 1, a->batch_count, (double)bytes / 1e6, groups, (double)(t1 - t0) / 1e3,
+	       a->lane + 1, count, (double)bytes / 1e6, groups, (double)(t1 - t0) / 1e3,
 	       (double)(t2 - t1) / 1e3, (double)(gw_monotonic_us() - t2) / 1e3);
 	return st != GW_OK ? st : commit;
 }
@@ -1973,30 +2043,30 @@ static gw_status run_batch(struct attempt *a)
 /* Take the entry into the batch, its keywords copied out of the selection's row. */
 static void take_into_batch(struct attempt *a, const struct gw_sel_entry *e)
 {
-	if (a->batch_kw_len + e->keyword_count > a->batch_kw_cap) {
-		a->batch_kw_cap = (a->batch_kw_len + e->keyword_count) * 2;
-		a->batch_kw = gw_xrealloc(a->batch_kw, a->batch_kw_cap * sizeof(*a->batch_kw));
+	if (a->batch.kw_len + e->keyword_count > a->batch.kw_cap) {
+		a->batch.kw_cap = (a->batch.kw_len + e->keyword_count) * 2;
+		a->batch.kw = gw_xrealloc(a->batch.kw, a->batch.kw_cap * sizeof(*a->batch.kw));
 	}
-	struct batch_item *item = &a->batch[a->batch_count++];
+	struct batch_item *item = &a->batch.items[a->batch.count++];
 	item->e = *e;
 	item->e.keywords = NULL;
-	item->kw_offset = (uint32_t)a->batch_kw_len;
+	item->kw_offset = (uint32_t)a->batch.kw_len;
 	if (e->keyword_count > 0)
-		memcpy(&a->batch_kw[a->batch_kw_len], e->keywords,
-		       e->keyword_count * sizeof(*a->batch_kw));
-	a->batch_kw_len += e->keyword_count;
+		memcpy(&a->batch.kw[a->batch.kw_len], e->keywords,
+		       e->keyword_count * sizeof(*a->batch.kw));
+	a->batch.kw_len += e->keyword_count;
 }
 
-static gw_status migrate_selected(struct attempt *a)
+static gw_status copy_batches(struct attempt *a)
 {
 	for (;;) {
 		if (gw_cancel_level() >= 1)
 			return stop(a, GW_ERR_CANCELLED, "interrupted");
-		batch_reset(a);
+		batch_reset(&a->batch);
 		uint64_t bytes = 0;
 		struct gw_sel_entry e;
 		char *error = NULL;
-		while (a->batch_count < a->batch_max) {
+		while (a->batch.count < a->batch_max) {
 			if (!gw_sel_cursor_peek(a->cursor, &e, &error)) {
 				if (error != NULL)
 					return stop_selection(a, error);
@@ -2007,19 +2077,26 @@ static gw_status migrate_selected(struct attempt *a)
 				gw_sel_cursor_advance(a->cursor);
 				continue;
 			}
-			if (a->batch_count > 0 && bytes + e.size > a->cfg->batch_bytes)
+			if (a->batch.count > 0 && bytes + e.size > a->cfg->batch_bytes)
 				break;
 			take_into_batch(a, &e);
 			gw_sel_cursor_advance(a->cursor);
 			bytes += e.size;
 		}
-		if (a->batch_count == 0)
+		if (a->batch.count == 0)
 			return GW_OK;
 		gw_status st = run_batch(a);
-		batch_reset(a);
+		batch_reset(&a->batch);
 		if (st != GW_OK)
 			return st;
 	}
+}
+
+static gw_status migrate_selected(struct attempt *a)
+{
+	gw_status st = copy_batches(a);
+	gw_status held = settle_held(a);
+	return st != GW_OK ? st : held;
 }
 
 /* ---- sessions and buffers ---- */
@@ -2034,28 +2111,39 @@ static void set_contexts(struct attempt *a)
 	                          .plugin = a->rt->sink_label};
 }
 
-/* Buffers for batches of up to @p max messages. */
+static void batch_init(struct batch *b, size_t max)
+{
+	*b = (struct batch){.items = gw_xcalloc(max, sizeof(*b->items)),
+	                    .outcomes = gw_xcalloc(max, sizeof(*b->outcomes))};
+}
+
+static void batch_fini(struct batch *b)
+{
+	batch_reset(b);
+	free(b->items);
+	free(b->outcomes);
+	free(b->kw);
+}
+
+/* Buffers for batches of up to @p max messages. The held batch's stay
+ * untouched (calloc: not resident) with a sink that has no flush_begin. */
 static void batch_alloc(struct attempt *a, size_t max)
 {
 	a->batch_max = max;
-	a->batch = gw_xcalloc(max, sizeof(*a->batch));
+	batch_init(&a->batch, max);
+	batch_init(&a->held, max);
 	a->records = gw_xcalloc(max, sizeof(*a->records));
-	a->outcomes = gw_xcalloc(max, sizeof(*a->outcomes));
 	a->uids = gw_xcalloc(max, sizeof(*a->uids));
 	a->group_keys = gw_xcalloc(max, sizeof(*a->group_keys));
-	a->batch_kw = NULL;
-	a->batch_kw_len = a->batch_kw_cap = a->batch_count = 0;
 }
 
 static void batch_free(struct attempt *a)
 {
-	batch_reset(a);
-	free(a->batch);
+	batch_fini(&a->batch);
+	batch_fini(&a->held);
 	free(a->records);
-	free(a->outcomes);
 	free(a->uids);
 	free(a->group_keys);
-	free(a->batch_kw);
 }
 
 static gw_status open_sessions(struct attempt *a)

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -61,6 +62,29 @@ struct md_delivery {
 	char *base;       /* the message id */
 };
 
+/* A batch on its way into cur/: what a flush took from the session. flush_begin
+ * hands it to a thread of its own while the core appends the next batch into
+ * the session (flush runs it on the caller's). The thread touches nothing of
+ * the session but root_fd and the folders' dir and keywords_tmp, which nothing
+ * else changes until flush_wait: the session appends into new deliveries and
+ * lists, and stages keyword tables only at flush_begin, after the wait. */
+struct md_flight {
+	pthread_t thread;
+	bool threaded; /* thread is running or waits to be joined */
+	bool durable;
+	int root_fd;
+	const char *root;
+	struct md_delivery *deliveries;
+	size_t delivery_count;
+	size_t moved;              /* deliveries[0..moved) reached cur/ */
+	struct md_folder **staged; /* folders whose keyword table is staged (keywords_tmp) */
+	size_t staged_count;
+	struct md_list written;    /* other files written (keyword overflow) */
+	struct md_list dirty_dirs; /* directories whose entries changed */
+	gw_status status;
+	char *error;
+};
+
 struct md_session {
 	struct md_plugin *plugin;
 	struct gw_ctx *ctx;
@@ -75,6 +99,8 @@ struct md_session {
 	size_t delivery_cap;
 	struct md_keyset delivery_keys; /* their origin keys: the list is searched only on a hit */
 	struct md_writeback *writeback; /* with fsync on; NULL if off or it could not start */
+	struct md_flight flight;        /* the batch being flushed, if flying */
+	bool flying;
 };
 
 /* ---- small helpers ------------------------------------------------------------ */
@@ -131,13 +157,13 @@ static gw_status session_fail(struct md_session *s, gw_status status, char *mess
 	return rc;
 }
 
-/* Remember that @p path changed its parent directory's entries. */
-static void mark_parent_dirty(struct md_session *s, const char *path)
+/* Remember in @p dirty that @p path changed its parent directory's entries. */
+static void mark_parent_dirty(struct md_list *dirty, const char *path)
 {
 	const char *slash = strrchr(path, '/');
 	char *parent = slash ? md_xasprintf("%.*s", (int)(slash == path ? 1 : slash - path), path)
 	                     : md_xstrdup(".");
-	list_add_unique(&s->dirty_dirs, parent);
+	list_add_unique(dirty, parent);
 	free(parent);
 }
 
@@ -147,7 +173,7 @@ static bool session_mkdir(struct md_session *s, const char *path, char **error)
 	if (!md_mkdir(path, &created, error))
 		return false;
 	if (created)
-		mark_parent_dirty(s, path);
+		mark_parent_dirty(&s->dirty_dirs, path);
 	return true;
 }
 
@@ -221,17 +247,14 @@ static void delivery_free(struct md_delivery *d)
 	free(d->base);
 }
 
-/* Drop deliveries from @p from on: their tmp/ files go (never reported
- * durable), and their folders' key sets are read again from disk on next use
- * (a flush that failed may have moved some of them into cur/). */
-static void deliveries_drop(struct md_session *s, size_t from)
+static gw_status flight_land(struct md_session *s, bool report);
+
+/* Deliveries never flushed: their tmp/ files go (never reported durable). */
+static void deliveries_drop(struct md_session *s)
 {
-	for (size_t i = from; i < s->delivery_count; i++) {
-		struct md_delivery *d = &s->deliveries[i];
-		unlink(d->tmp);
-		md_keyset_free(&d->folder->keys);
-		d->folder->keys_loaded = false;
-		delivery_free(d);
+	for (size_t i = 0; i < s->delivery_count; i++) {
+		unlink(s->deliveries[i].tmp);
+		delivery_free(&s->deliveries[i]);
 	}
 	s->delivery_count = 0;
 	md_keyset_clear(&s->delivery_keys);
@@ -239,8 +262,9 @@ static void deliveries_drop(struct md_session *s, size_t from)
 
 static void session_free(struct md_session *s)
 {
+	flight_land(s, false);           /* a core that did not wait for its flush_begin */
 	md_writeback_stop(s->writeback); /* before root_fd closes: the thread syncs it */
-	deliveries_drop(s, 0);
+	deliveries_drop(s);
 	free(s->deliveries);
 	md_keyset_free(&s->delivery_keys);
 	for (size_t i = 0; i < s->folder_count; i++) {
@@ -248,9 +272,6 @@ static void session_free(struct md_session *s)
 		free(f->id);
 		free(f->dir);
 		md_keywords_free(&f->keywords);
-		if (f->keywords_tmp)
-			unlink(f->keywords_tmp); /* staged by a flush that failed */
-		free(f->keywords_tmp);
 		md_keyset_free(&f->keys);
 		list_free(&f->warned);
 		free(f);
@@ -431,7 +452,7 @@ static bool create_folder_dirs(struct md_session *s, const char *rel, const char
 			return false;
 		}
 		close(fd);
-		mark_parent_dirty(s, marker);
+		mark_parent_dirty(&s->dirty_dirs, marker);
 		free(marker);
 	}
 	return true;
@@ -599,7 +620,7 @@ static void record_overflow(struct md_session *s, struct md_folder *f, const cha
 		                     keyword, path, strerror(errno));
 	else if (!list_has(&s->written, path))
 		list_add(&s->written, path);
-	mark_parent_dirty(s, path);
+	mark_parent_dirty(&s->dirty_dirs, path);
 	if (fd >= 0)
 		close(fd);
 	free(path);
@@ -781,128 +802,206 @@ static gw_status md_append(void *session, void *folder, const struct gw_sink_ite
 
 /* ---- flush ------------------------------------------------------------------------------- */
 
-/* Everything written since the last flush onto the disk: one syncfs for the
- * mailbox's file system, or (kernels without it) one fsync per file. */
-static gw_status sync_data(struct md_session *s)
+static bool flight_fail(struct md_flight *fl, int err, char *error)
 {
-	if (syncfs(s->root_fd) == 0)
-		return GW_OK;
+	fl->status = io_status(err);
+	fl->error = error;
+	return false;
+}
+
+/* Everything the flight wrote onto the disk: one syncfs for the mailbox's file
+ * system, or (kernels without it) one fsync per file. */
+static bool flight_sync_data(struct md_flight *fl)
+{
+	if (syncfs(fl->root_fd) == 0)
+		return true;
 	if (errno != ENOSYS)
-		return session_fail(s, io_status(errno),
-		                    md_xasprintf("cannot sync the file system of %s: %s", s->root,
-		                                 strerror(errno)));
+		return flight_fail(fl, errno,
+		                   md_xasprintf("cannot sync the file system of %s: %s", fl->root,
+		                                strerror(errno)));
 	char *error = NULL;
-	for (size_t i = 0; i < s->delivery_count; i++)
-		if (!md_fsync_path(s->deliveries[i].tmp, false, &error))
-			return session_fail(s, io_status(errno), error);
-	for (size_t i = 0; i < s->written.count; i++)
-		if (!md_fsync_path(s->written.items[i], false, &error))
-			return session_fail(s, io_status(errno), error);
-	for (size_t i = 0; i < s->folder_count; i++) {
-		const char *staged = s->folders[i]->keywords_tmp;
-		if (staged && !md_fsync_path(staged, false, &error))
-			return session_fail(s, io_status(errno), error);
+	for (size_t i = 0; i < fl->delivery_count; i++)
+		if (!md_fsync_path(fl->deliveries[i].tmp, false, &error))
+			return flight_fail(fl, errno, error);
+	for (size_t i = 0; i < fl->written.count; i++)
+		if (!md_fsync_path(fl->written.items[i], false, &error))
+			return flight_fail(fl, errno, error);
+	for (size_t i = 0; i < fl->staged_count; i++)
+		if (!md_fsync_path(fl->staged[i]->keywords_tmp, false, &error))
+			return flight_fail(fl, errno, error);
+	return true;
+}
+
+static bool flight_sync_dirs(struct md_flight *fl)
+{
+	for (size_t i = 0; i < fl->dirty_dirs.count; i++) {
+		char *error = NULL;
+		if (!md_fsync_path(fl->dirty_dirs.items[i], true, &error))
+			return flight_fail(fl, errno, error);
 	}
-	return GW_OK;
+	return true;
+}
+
+static bool flight_replace_keyword_files(struct md_flight *fl)
+{
+	for (size_t i = 0; i < fl->staged_count; i++) {
+		struct md_folder *f = fl->staged[i];
+		char *error = NULL;
+		mark_parent_dirty(&fl->dirty_dirs, f->keywords_tmp);
+		if (!md_keywords_replace(f->keywords_tmp, f->dir, &error))
+			return flight_fail(fl, errno, error);
+		free(f->keywords_tmp);
+		f->keywords_tmp = NULL;
+	}
+	return true;
 }
 
 /* tmp/ -> cur/, in append order. A message is in cur/ only once its bytes are
  * on disk, so cur/ never holds a partial message, whatever happens. */
-static gw_status move_into_cur(struct md_session *s)
+static bool flight_move_into_cur(struct md_flight *fl)
 {
-	for (size_t i = 0; i < s->delivery_count; i++) {
-		struct md_delivery *d = &s->deliveries[i];
-		if (rename(d->tmp, d->final) != 0) {
-			int err = errno;
-			gw_status rc = session_fail(s, io_status(err),
-			                            md_xasprintf("cannot move %s to %s: %s", d->tmp,
-			                                         d->final, strerror(err)));
-			deliveries_drop(s, i);
-			return rc;
-		}
-		mark_parent_dirty(s, d->tmp);
-		mark_parent_dirty(s, d->final);
-		delivery_free(d);
+	for (; fl->moved < fl->delivery_count; fl->moved++) {
+		struct md_delivery *d = &fl->deliveries[fl->moved];
+		if (rename(d->tmp, d->final) != 0)
+			return flight_fail(fl, errno,
+			                   md_xasprintf("cannot move %s to %s: %s", d->tmp,
+			                                d->final, strerror(errno)));
+		mark_parent_dirty(&fl->dirty_dirs, d->tmp);
+		mark_parent_dirty(&fl->dirty_dirs, d->final);
 	}
-	s->delivery_count = 0;
-	md_keyset_clear(&s->delivery_keys);
-	return GW_OK;
+	return true;
 }
 
-static gw_status sync_dirs(struct md_session *s)
+static void *flight_run(void *arg)
 {
-	for (size_t i = 0; i < s->dirty_dirs.count; i++) {
-		char *error = NULL;
-		if (!md_fsync_path(s->dirty_dirs.items[i], true, &error))
-			return session_fail(s, io_status(errno), error);
-	}
-	return GW_OK;
+	struct md_flight *fl = arg;
+	bool data = fl->delivery_count + fl->written.count + fl->staged_count > 0;
+	bool ok = !fl->durable || !data || flight_sync_data(fl);
+	ok = ok && flight_replace_keyword_files(fl);
+	/* A message reaches cur/ only after the names its letters stand for. */
+	ok = ok && (!fl->durable || fl->staged_count == 0 || flight_sync_dirs(fl));
+	ok = ok && flight_move_into_cur(fl);
+	ok = ok && (!fl->durable || flight_sync_dirs(fl));
+	return NULL;
 }
 
 /* The keyword table of every folder that gained keywords, written beside its
  * file, to be synced with the batch's messages and then renamed over it. */
-static gw_status stage_keyword_files(struct md_session *s, bool *staged)
+static gw_status stage_keyword_files(struct md_session *s, struct md_flight *fl)
 {
 	for (size_t i = 0; i < s->folder_count; i++) {
 		struct md_folder *f = s->folders[i];
 		if (!f->keywords.dirty)
 			continue;
 		char *error = NULL;
-		free(f->keywords_tmp);
 		f->keywords_tmp = md_keywords_stage(&f->keywords, f->dir, &error);
 		if (!f->keywords_tmp)
 			return session_fail(s, io_status(errno), error);
-		*staged = true;
+		f->keywords.dirty = false; /* the staged table holds every name so far */
+		fl->staged = md_xrealloc(fl->staged, (fl->staged_count + 1) * sizeof(*fl->staged));
+		fl->staged[fl->staged_count++] = f;
 	}
 	return GW_OK;
 }
 
-static gw_status replace_keyword_files(struct md_session *s, bool *replaced)
+/* Hand what was appended since the last flush to the session's flight. */
+static gw_status flight_take(struct md_session *s)
 {
-	for (size_t i = 0; i < s->folder_count; i++) {
-		struct md_folder *f = s->folders[i];
-		if (!f->keywords_tmp)
-			continue;
-		char *error = NULL;
-		mark_parent_dirty(s, f->keywords_tmp);
-		bool ok = md_keywords_replace(f->keywords_tmp, f->dir, &error);
-		int err = errno;
-		free(f->keywords_tmp);
-		f->keywords_tmp = NULL;
-		if (!ok)
-			return session_fail(s, io_status(err), error);
-		f->keywords.dirty = false;
-		*replaced = true;
+	struct md_flight *fl = &s->flight;
+	if (s->flying) { /* a core that did not wait: one flight at a time */
+		gw_status rc = flight_land(s, true);
+		if (rc != GW_OK)
+			return rc;
 	}
+	*fl = (struct md_flight){.durable = s->plugin->cfg->fsync,
+	                         .root_fd = s->root_fd,
+	                         .root = s->root,
+	                         .deliveries = s->deliveries,
+	                         .delivery_count = s->delivery_count,
+	                         .written = s->written,
+	                         .dirty_dirs = s->dirty_dirs};
+	s->deliveries = NULL;
+	s->delivery_count = s->delivery_cap = 0;
+	md_keyset_clear(&s->delivery_keys);
+	memset(&s->written, 0, sizeof(s->written));
+	memset(&s->dirty_dirs, 0, sizeof(s->dirty_dirs));
+	s->flying = true;
+	fl->status = stage_keyword_files(s, fl); /* a failure lands the flight unflown */
+	return fl->status;
+}
+
+/* Join the flight and settle it. On failure nothing of it counts as durable
+ * (the core asks lookup on the next run, which finds what reached cur/): the
+ * rest of its tmp/ files go, its folders' keys are read again on next use,
+ * and a keyword table that was not replaced is staged again. */
+static gw_status flight_land(struct md_session *s, bool report)
+{
+	struct md_flight *fl = &s->flight;
+	if (!s->flying)
+		return GW_OK;
+	if (fl->threaded)
+		pthread_join(fl->thread, NULL);
+	gw_status rc = fl->status;
+	for (size_t i = 0; i < fl->delivery_count; i++) {
+		struct md_delivery *d = &fl->deliveries[i];
+		if (rc != GW_OK) {
+			if (i >= fl->moved)
+				unlink(d->tmp);
+			md_keyset_free(&d->folder->keys);
+			d->folder->keys_loaded = false;
+		}
+		delivery_free(d);
+	}
+	for (size_t i = 0; i < fl->staged_count; i++) {
+		struct md_folder *f = fl->staged[i];
+		if (f->keywords_tmp) {
+			unlink(f->keywords_tmp);
+			free(f->keywords_tmp);
+			f->keywords_tmp = NULL;
+			f->keywords.dirty = true;
+		}
+	}
+	if (rc != GW_OK && report)
+		rc = session_fail(s, rc, fl->error);
+	else
+		free(fl->error);
+	free(fl->deliveries);
+	free(fl->staged);
+	list_free(&fl->written);
+	list_free(&fl->dirty_dirs);
+	memset(fl, 0, sizeof(*fl));
+	s->flying = false;
+	return rc;
+}
+
+static gw_status md_flush_begin(void *session)
+{
+	struct md_session *s = session;
+	gw_status rc = flight_take(s);
+	if (rc != GW_OK) {
+		flight_land(s, false);
+		return rc;
+	}
+	/* Without a thread the flight runs here, and flush_wait only reports it. */
+	s->flight.threaded = pthread_create(&s->flight.thread, NULL, flight_run, &s->flight) == 0;
+	if (!s->flight.threaded)
+		flight_run(&s->flight);
 	return GW_OK;
+}
+
+static gw_status md_flush_wait(void *session)
+{
+	return flight_land(session, true);
 }
 
 static gw_status md_flush(void *session)
 {
 	struct md_session *s = session;
-	bool durable = s->plugin->cfg->fsync;
-	bool keywords_staged = false, keywords_replaced = false;
-
-	gw_status rc = stage_keyword_files(s, &keywords_staged);
-	if (rc == GW_OK && durable && (s->delivery_count + s->written.count > 0 || keywords_staged))
-		rc = sync_data(s);
+	gw_status rc = flight_take(s);
 	if (rc == GW_OK)
-		rc = replace_keyword_files(s, &keywords_replaced);
-	/* A message reaches cur/ only after the names its letters stand for. */
-	if (rc == GW_OK && durable && keywords_replaced)
-		rc = sync_dirs(s);
-	if (rc == GW_OK)
-		rc = move_into_cur(s);
-	if (rc == GW_OK && durable)
-		rc = sync_dirs(s);
-	if (rc != GW_OK) {
-		/* The core retries the batch; lookup finds what already reached cur/. */
-		deliveries_drop(s, 0);
-		return rc;
-	}
-	list_clear(&s->dirty_dirs);
-	list_clear(&s->written);
-	return GW_OK;
+		flight_run(&s->flight);
+	gw_status landed = flight_land(s, rc == GW_OK);
+	return rc != GW_OK ? rc : landed;
 }
 
 /* ---- descriptor ----------------------------------------------------------------------------- */
@@ -941,6 +1040,8 @@ static const struct gw_sink_ops md_sink_ops = {
         .lookup = md_lookup,
         .flush = md_flush,
         .close = md_close,
+        .flush_begin = md_flush_begin,
+        .flush_wait = md_flush_wait,
 };
 
 static const struct gw_plugin md_plugin_descriptor = {

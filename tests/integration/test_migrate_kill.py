@@ -1,7 +1,8 @@
 """End to end: stopping a run at any moment loses nothing and duplicates nothing.
 
-SIGKILL at several points (between commits, and while a batch is in the
-sink but not yet committed), then a re-run: the Maildir holds every source
+SIGKILL at several points (between commits, while a batch is in the
+sink but not yet committed, and while one batch flushes in the background
+and the next is fetched), then a re-run: the Maildir holds every source
 message exactly once (hash multisets equal). SIGINT stops gracefully (the
 batch in flight is committed, nothing stays pending, status "interrupted");
 a second SIGINT stops at once.
@@ -140,6 +141,27 @@ class Kill(MigrationCase):
         self.assertEqual("completed", box["status"])
         self.assertEqual(self.total, box["migrated"] + box["already_present"])
         self.assertEqual([], box["warnings"])
+        self.assertExactlyOnce()
+
+    def test_sigkill_with_two_batches_in_flight(self):
+        # The maildir sink flushes a batch in the background while the next is
+        # fetched (flush_begin), so two batches are pending at once: killed
+        # then, the re-run settles both and copies the rest exactly once.
+        def pending():
+            try:
+                return self.work.pending_count()
+            except sqlite3.OperationalError:
+                return 0  # schema not created yet
+
+        proc, out, err = self.stop_when(lambda: pending() > 1024, signal.SIGKILL)
+        self.assertEqual(-signal.SIGKILL, proc.returncode)
+        in_flight = self.work.pending_count()
+        self.assertGreater(in_flight, 1024, "two batches of 1024 were pending")
+        final = self.work.run()
+        self.assertRun(final, 0)
+        resolved = re.findall(r"(\d+) message\(s\) in flight when an earlier run stopped: "
+                              r"(\d+) found in the sink", final.stderr)
+        self.assertEqual(in_flight, sum(int(n) for n, _found in resolved))
         self.assertExactlyOnce()
 
     def test_sigint_stops_gracefully_then_resumes(self):

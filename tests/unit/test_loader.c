@@ -248,8 +248,8 @@ static void test_refusals(void **state)
 	         "option 'port' at offset %zu does not fit in config_size %zu",
 	         sizeof(struct test_config), sizeof(struct test_config));
 	const struct refusal refusals[] = {
-	        {GW_PLUGIN_SOURCE, "badmajor", "built for ABI 2.0, this godwit has ABI 1.2"},
-	        {GW_PLUGIN_SOURCE, "newminor", "built for ABI 1.3, this godwit has ABI 1.2"},
+	        {GW_PLUGIN_SOURCE, "badmajor", "built for ABI 2.0, this godwit has ABI 1.3"},
+	        {GW_PLUGIN_SOURCE, "newminor", "built for ABI 1.4, this godwit has ABI 1.3"},
 	        {GW_PLUGIN_SOURCE, "toolarge", too_large},
 	        {GW_PLUGIN_SOURCE, "noentry", "missing entry symbol gw_source_noentry_entry"},
 	        {GW_PLUGIN_SOURCE, "wrongkind", "is a sink plugin, but the file name says source"},
@@ -258,13 +258,16 @@ static void test_refusals(void **state)
 	        {GW_PLUGIN_SOURCE, "noscan", "required source operation 'scan' is missing"},
 	        {GW_PLUGIN_SINK, "bothops", "sink plugin also has a source operation table"},
 	        {GW_PLUGIN_SINK, "smallops", small_ops},
+	        {GW_PLUGIN_SINK, "halfflush",
+	         "sink operations 'flush_begin' and 'flush_wait' come together; the plugin has "
+	         "only one of them"},
 	        {GW_PLUGIN_SOURCE, "dupopt", "option 'host' is declared twice"},
 	        {GW_PLUGIN_SOURCE, "optrange", opt_range},
 	        {GW_PLUGIN_SOURCE, "badopttype", "option 'port' has an invalid type 99"},
 	};
-	/* The ABI expectations above are written for a 1.2 host. */
+	/* The ABI expectations above are written for a 1.3 host. */
 	assert_int_equal(GW_ABI_MAJOR, 1);
-	assert_int_equal(GW_ABI_MINOR, 2);
+	assert_int_equal(GW_ABI_MINOR, 3);
 	for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++)
 		assert_refused(&refusals[i]);
 }
@@ -501,10 +504,11 @@ static void test_discover(void **state)
 	assert_string_equal(f.loaded.data, loaded);
 	/* Alphabetical within a directory; one line per refused file. */
 	const char *bad_files[] = {
-	        "gw-sink-bothops.so",    "gw-sink-smallops.so",     "gw-source-badmajor.so",
-	        "gw-source-badname.so",  "gw-source-badopttype.so", "gw-source-dupopt.so",
-	        "gw-source-newminor.so", "gw-source-noentry.so",    "gw-source-noscan.so",
-	        "gw-source-optrange.so", "gw-source-toolarge.so",   "gw-source-wrongkind.so"};
+	        "gw-sink-bothops.so",    "gw-sink-halfflush.so",  "gw-sink-smallops.so",
+	        "gw-source-badmajor.so", "gw-source-badname.so",  "gw-source-badopttype.so",
+	        "gw-source-dupopt.so",   "gw-source-newminor.so", "gw-source-noentry.so",
+	        "gw-source-noscan.so",   "gw-source-optrange.so", "gw-source-toolarge.so",
+	        "gw-source-wrongkind.so"};
 	char *errors = f.errors.data;
 	for (size_t i = 0; i < sizeof(bad_files) / sizeof(bad_files[0]); i++) {
 		char *prefix = gw_xasprintf(PLUGIN_DIR "/%s: ", bad_files[i]);

@@ -957,6 +957,101 @@ static void test_writeback_keeps_the_protocol(void **unused)
 	stop(f);
 }
 
+/* flush_begin takes what was appended so far; appends after it belong to the
+ * next flush, and flush_wait reports the first. The keyword table reaches the
+ * disk as it was at flush_begin. */
+static void test_flush_in_background(void **unused)
+{
+	struct fixture *f = start("background", NULL, &alice);
+	char dir[2048], path[PATH_MAX];
+	char(*ids)[GW_SINK_ID_MAX] = calloc(20, GW_SINK_ID_MAX);
+	void *work = ensure(f, (const char *[]){"Work"}, 1, GW_ROLE_NONE, ids[0]);
+	snprintf(dir, sizeof(dir), "%s/.Work", f->root);
+	struct msg m[20];
+	char origins[20][8], bodies[20][32];
+	static const char *const first_kw[] = {"$First"}, *const second_kw[] = {"$Second"};
+	for (int i = 0; i < 20; i++) {
+		snprintf(origins[i], sizeof(origins[i]), "bg%d", i);
+		int n = snprintf(bodies[i], sizeof(bodies[i]), "Subject: %d\r\n\r\nbody %d\r\n", i,
+		                 i);
+		make_msg(&m[i], bodies[i], (size_t)n, 1400000000 + i, 0,
+		         i < 10 ? first_kw : second_kw, 1, origins[i]);
+	}
+	for (int i = 0; i < 10; i++)
+		append_ok(f, work, &m[i], ids[i]);
+	assert_int_equal(plugin->sink.flush_begin(f->session), GW_OK);
+	for (int i = 10; i < 20; i++)
+		append_ok(f, work, &m[i], ids[i]);
+	gw_status rc = plugin->sink.flush_wait(f->session);
+	if (rc != GW_OK)
+		fail_msg("flush_wait: %s", f->ctx.error);
+	char sub[2100];
+	snprintf(sub, sizeof(sub), "%s/cur", dir);
+	assert_int_equal(entries_in(sub), 10);
+	snprintf(sub, sizeof(sub), "%s/tmp", dir);
+	assert_int_equal(entries_in(sub), 10);
+	for (int i = 0; i < 10; i++)
+		expect_exact(f, dir, ids[i], &m[i]);
+	snprintf(path, sizeof(path), "%s/dovecot-keywords", dir);
+	char *text = read_text(path);
+	assert_string_equal(text, "0 $First\n");
+	free(text);
+
+	/* The next flush delivers the rest, with the grown table. */
+	flush_ok(f);
+	snprintf(sub, sizeof(sub), "%s/cur", dir);
+	assert_int_equal(entries_in(sub), 20);
+	for (int i = 10; i < 20; i++) {
+		expect_exact(f, dir, ids[i], &m[i]);
+		char *letters = file_of(dir, ids[i], path, sizeof(path));
+		assert_string_equal(letters, "b");
+		free(letters);
+	}
+	snprintf(path, sizeof(path), "%s/dovecot-keywords", dir);
+	text = read_text(path);
+	assert_string_equal(text, "0 $First\n1 $Second\n");
+	free(text);
+
+	/* A flush begun and never waited for is landed by close (nothing leaks). */
+	struct msg late;
+	make_msg(&late, "x\r\n", 3, 1, 0, NULL, 0, "bglate");
+	append_ok(f, work, &late, ids[0]);
+	assert_int_equal(plugin->sink.flush_begin(f->session), GW_OK);
+	free(ids);
+	stop(f);
+	snprintf(sub, sizeof(sub), "%s/cur", dir);
+	assert_int_equal(entries_in(sub), 21);
+}
+
+/* A background flush that fails says why through flush_wait, delivers nothing
+ * more, and removes the batch's tmp/ files; the batch appended meanwhile is
+ * untouched. */
+static void test_flush_in_background_fails(void **unused)
+{
+	struct fixture *f = start("background-fails", NULL, &alice);
+	char id[GW_SINK_ID_MAX], dir[2048], sub[2100];
+	void *work = ensure(f, (const char *[]){"Work"}, 1, GW_ROLE_NONE, id);
+	snprintf(dir, sizeof(dir), "%s/.Work", f->root);
+	struct msg first, second;
+	make_msg(&first, "Subject: 1\r\n\r\n", 14, 1, 0, NULL, 0, "bgf1");
+	make_msg(&second, "Subject: 2\r\n\r\n", 14, 2, 0, NULL, 0, "bgf2");
+	append_ok(f, work, &first, id);
+	/* cur/ gone: the move into it fails. */
+	snprintf(sub, sizeof(sub), "%s/cur", dir);
+	assert_int_equal(rmdir(sub), 0);
+	assert_int_equal(plugin->sink.flush_begin(f->session), GW_OK);
+	append_ok(f, work, &second, id);
+	assert_int_equal(plugin->sink.flush_wait(f->session), GW_ERR_FOLDER);
+	char expected[4400];
+	snprintf(expected, sizeof(expected), "cannot move %s/tmp/", dir);
+	assert_memory_equal(f->ctx.error, expected, strlen(expected));
+	assert_non_null(strstr(f->ctx.error, ": No such file or directory"));
+	snprintf(sub, sizeof(sub), "%s/tmp", dir);
+	assert_int_equal(entries_in(sub), 1); /* the second message's; the first's went */
+	stop(f);
+	assert_int_equal(entries_in(sub), 0);
+}
+
 /* Appended but never flushed: nothing delivered, nothing left behind. */
 static void test_close_without_flush(void **unused)
 {
@@ -1096,6 +1191,8 @@ int main(void)
 	        cmocka_unit_test(test_flush),
 	        cmocka_unit_test(test_writeback_keeps_the_protocol),
 	        cmocka_unit_test(test_keywords_written_at_flush),
+	        cmocka_unit_test(test_flush_in_background),
+	        cmocka_unit_test(test_flush_in_background_fails),
 	        cmocka_unit_test(test_close_without_flush),
 	        cmocka_unit_test(test_stale_tmp_removed),
 	        cmocka_unit_test(test_path_template),

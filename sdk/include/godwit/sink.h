@@ -6,7 +6,10 @@
  * sink has it) for every folder, then lookup for messages an earlier run left
  * uncommitted, then append any number of times with flush after each batch,
  * then close. The core commits its state only after flush returned GW_OK, so
- * a sink must not report a batch durable before it is.
+ * a sink must not report a batch durable before it is. A sink with
+ * flush_begin/flush_wait (ABI 1.3) is flushed in the background instead: the
+ * core commits a batch once flush_wait returned GW_OK, while it appends the
+ * next.
  *
  * With GW_CAP_PARALLEL_SESSIONS (plugin.h) on both plugins, a mailbox may have
  * further sessions open at the same time, each on a thread of its own. Each
@@ -164,7 +167,33 @@ struct gw_sink_ops {
 	 * Optional.
 	 */
 	uint64_t (*size_limit)(void *session, void *folder, char set_by[GW_SINK_LIMIT_TEXT_MAX]);
+
+	/* ---- added in ABI 1.3 ---- */
+
+	/**
+	 * Start making everything appended since the last flush durable, and return
+	 * without waiting for it: the core goes on appending the next batch while
+	 * the sink flushes this one (on a thread of its own, say), and calls
+	 * flush_wait() before the next flush_begin(), flush() or close(). Appends
+	 * made after flush_begin() belong to the next flush. GW_OK: begun; any other
+	 * status: nothing was begun and nothing of the batch is known durable.
+	 * Optional, together with flush_wait; a sink without them is flushed with
+	 * flush() and the core waits.
+	 */
+	gw_status (*flush_begin)(void *session);
+
+	/**
+	 * Wait for the flush flush_begin() started; the result means what flush()'s
+	 * would, for the items appended before that flush_begin(). Called at most
+	 * once per flush_begin().
+	 */
+	gw_status (*flush_wait)(void *session);
 };
+
+/** True if @p ops is new enough to have @p member and sets it. */
+#define GW_SINK_HAS(ops, member)                                                                   \
+	((ops)->struct_size >= offsetof(struct gw_sink_ops, member) + sizeof((ops)->member) &&     \
+	 (ops)->member != NULL)
 
 #ifdef __cplusplus
 }
