@@ -2125,6 +2125,20 @@ static void batch_fini(struct batch *b)
 	free(b->kw);
 }
 
+/* How many messages a batch may hold when @p lanes copy the mailbox.
+ * batch_messages bounds the messages a mailbox has in flight, so that its
+ * batch buffers take as much memory whatever runs at once: the lanes share it
+ * out, and so do the two batches of a lane whose sink flushes in the
+ * background (one flushing, one fetched; the buffers stay larger, untouched
+ * beyond the bound). batch_bytes stays per batch: each flush is a syncfs, and
+ * halving it doubled them (bench/PROFILE.md, sixth pass). */
+static size_t batch_bound(const struct attempt *a, unsigned lanes)
+{
+	size_t in_flight = GW_SINK_HAS(a->snk_ops, flush_begin) ? 2 : 1;
+	size_t bound = a->cfg->batch_messages / (lanes * in_flight);
+	return bound > 0 ? bound : 1;
+}
+
 /* Buffers for batches of up to @p max messages. The held batch's stay
  * untouched (calloc: not resident) with a sink that has no flush_begin. */
 static void batch_alloc(struct attempt *a, size_t max)
@@ -2423,11 +2437,7 @@ static gw_status copy_in_lanes(struct attempt *a)
 		gw_budget_release_pair(job->source_budget, job->sink_budget);
 	if (st != GW_OK)
 		return st;
-	/* The lanes share batch_messages out: a mailbox's batch buffers take as much
-	 * memory on one lane as on several (the first lane's stay larger, untouched
-	 * beyond the bound). batch_bytes stays per lane: each lane's flush is a
-	 * syncfs, and halving it doubled them (bench/PROFILE.md, sixth pass). */
-	a->batch_max = a->cfg->batch_messages / lanes > 0 ? a->cfg->batch_messages / lanes : 1;
+	a->batch_max = batch_bound(a, lanes);
 	char *error = NULL;
 	unsigned opened = 1;
 	struct lane **others = gw_xcalloc(lanes, sizeof(*others));
@@ -2518,6 +2528,7 @@ gw_status gw_migrate_attempt(struct gw_mailbox_job *job, struct gw_worker_res *r
 	};
 	set_contexts(&a);
 	batch_alloc(&a, a.cfg->batch_messages);
+	a.batch_max = batch_bound(&a, 1);
 	job->report.attempts++;
 	gw_status st = run_attempt(&a);
 	close_sessions(&a);

@@ -51,7 +51,9 @@ class Kill(MigrationCase):
 
     def setUp(self):
         super().setUp()
-        # Batches of 1024 (the default, 4096, would make this mailbox one batch).
+        # 1024 messages in flight (the default, 4096, would make this mailbox one
+        # batch), shared by the mailbox's connections and, since the maildir sink
+        # flushes in the background, by the two batches each has in flight.
         self.work.write_profile(self.dv, [(ALICE, "alice", self.dv.users["alice"])],
                                 limits={"batch_messages": 1024})
 
@@ -116,7 +118,7 @@ class Kill(MigrationCase):
             # lock from the moment a batch is pending, so godwit's "done" commit
             # waits (busy timeout) after the sink's flush, and is killed there.
             ("inside a batch", self.sink_ahead_of_state(root)),
-            # Committed batches are 1024 messages (limits.batch_messages): this is after the last but one.
+            # At most 1024 messages are in flight (limits.batch_messages): this is near the end.
             ("late in the run", lambda: self.done_count() >= self.total - 1100),
         ]
         copied = []
@@ -145,18 +147,24 @@ class Kill(MigrationCase):
 
     def test_sigkill_with_two_batches_in_flight(self):
         # The maildir sink flushes a batch in the background while the next is
-        # fetched (flush_begin), so two batches are pending at once: killed
-        # then, the re-run settles both and copies the rest exactly once.
+        # fetched (flush_begin), so a connection has two batches pending at once.
+        # One connection: batches of 512 (batch_messages over the two in flight),
+        # so more than 512 pending are two batches. Killed then, the re-run
+        # settles both and copies the rest exactly once.
+        self.work.write_profile(self.dv, [(ALICE, "alice", self.dv.users["alice"])],
+                                limits={"batch_messages": 1024, "connections_per_mailbox": 1})
+
         def pending():
             try:
                 return self.work.pending_count()
             except sqlite3.OperationalError:
                 return 0  # schema not created yet
 
-        proc, out, err = self.stop_when(lambda: pending() > 1024, signal.SIGKILL)
+        proc, out, err = self.stop_when(lambda: pending() > 512, signal.SIGKILL)
         self.assertEqual(-signal.SIGKILL, proc.returncode)
         in_flight = self.work.pending_count()
-        self.assertGreater(in_flight, 1024, "two batches of 1024 were pending")
+        self.assertGreater(in_flight, 512, "two batches were pending")
+        self.assertLessEqual(in_flight, 1024)
         final = self.work.run()
         self.assertRun(final, 0)
         resolved = re.findall(r"(\d+) message\(s\) in flight when an earlier run stopped: "
