@@ -206,7 +206,7 @@ struct attempt {
 	size_t found;                   /* messages the scan found in the mailbox */
 	struct keyword_table kw;
 	/* A batch's message bound: the profile's batch_messages is per mailbox,
-	 * shared out between its lanes (batch_bytes is per lane: copy_in_lanes). */
+	 * shared out between its lanes and their batches in flight (batch_bound). */
 	size_t batch_max;
 	struct batch batch; /* the one being fetched */
 	/* With a sink that flushes in the background (flush_begin): the batch
@@ -1955,7 +1955,7 @@ static gw_status settle_held(struct attempt *a)
  * over, so the source streams while the sink's disk works. The batch before
  * is committed first: the state commits in order, and a sink flushes one
  * batch at a time. The last batch is held too, and settled when the copy
- * ends (copy_selected), as on any error. */
+ * ends (migrate_selected), as on any error. */
 static gw_status finish_batch(struct attempt *a, bool any_appended)
 {
 	gw_status st = settle_held(a);
