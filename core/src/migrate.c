@@ -211,9 +211,9 @@ struct attempt {
 	struct batch batch; /* the one being fetched */
 	/* With a sink that flushes in the background (flush_begin): the batch
 	 * before, whose flush runs while this one is fetched, committed once
-	 * flush_wait returned. Empty (count 0) otherwise. */
+	 * flush_wait returned. Empty (count 0) otherwise; a batch is held only
+	 * once its flush began, so a held batch always owes a flush_wait. */
 	struct batch held;
-	bool held_flushing;   /* held has appended items: flush_wait is owed */
 	bool pending_written; /* the batch's pending rows are in the state */
 	int64_t pending_us;   /* how long writing them took, for the debug log */
 	/* Scratch for committing a batch, batch_max each. */
@@ -1950,12 +1950,8 @@ static gw_status settle_held(struct attempt *a)
 {
 	if (a->held.count == 0)
 		return GW_OK;
-	gw_status flushed = GW_OK;
-	if (a->held_flushing) {
-		ctx_reset(&a->kctx);
-		flushed = flushed_sink(a, "flush", a->snk_ops->flush_wait(a->snk));
-		a->held_flushing = false;
-	}
+	ctx_reset(&a->kctx);
+	gw_status flushed = flushed_sink(a, "flush", a->snk_ops->flush_wait(a->snk));
 	swap_batches(a);
 	gw_status st = commit_batch(a, flushed);
 	batch_reset(&a->batch);
@@ -1983,7 +1979,6 @@ static gw_status finish_batch(struct attempt *a, bool any_appended)
 	if (st != GW_OK)
 		return commit_batch(a, flushed_sink(a, "flush_begin", st));
 	swap_batches(a); /* held now; its buffers are free (settled above) for the next */
-	a->held_flushing = true;
 	return GW_OK;
 }
 
