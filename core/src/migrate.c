@@ -186,6 +186,19 @@ struct batch {
 	struct gw_sink_outcome *outcomes;
 };
 
+/* The state writes of a batch whose flush ended, copied out of it so that
+ * the next batch can take its buffer: its done marks (strings in text) and
+ * the pending rows to drop of its messages that never reached the sink. */
+struct deferred_commit {
+	struct gw_state_record *done; /* batch_max each */
+	uint32_t *done_folders;
+	size_t done_count;
+	uint32_t *drop_uids, *drop_folders;
+	size_t drop_count;
+	char *text;
+	size_t text_cap;
+};
+
 struct attempt {
 	struct gw_mailbox_job *job;
 	struct gw_worker_res *res;
@@ -214,6 +227,9 @@ struct attempt {
 	 * flush_wait returned. Empty (count 0) otherwise; a batch is held only
 	 * once its flush began, so a held batch always owes a flush_wait. */
 	struct batch held;
+	/* With such a sink, the state writes of the batch whose flush ended last,
+	 * written with the next batch's pending rows (deferred_commit). */
+	struct deferred_commit deferred;
 	bool pending_written; /* the batch's pending rows are in the state */
 	int64_t pending_us;   /* how long writing them took, for the debug log */
 	/* Scratch for committing a batch, batch_max each. */
@@ -1817,13 +1833,12 @@ static gw_status flush_sink(struct attempt *a)
 	return flushed_sink(a, "flush", a->snk_ops->flush(a->snk));
 }
 
-static void count_migrated(struct attempt *a, struct batch_item *item)
+static void count_migrated(struct attempt *a, struct run_folder *rf, uint64_t size)
 {
-	struct run_folder *rf = item_folder(a, item);
 	rf->rep->migrated++;
-	rf->rep->bytes += item->size;
+	rf->rep->bytes += size;
 	atomic_fetch_add(&a->res->progress->done, 1);
-	atomic_fetch_add(&a->res->progress->bytes, item->size);
+	atomic_fetch_add(&a->res->progress->bytes, size);
 	settle_one(a);
 }
 
@@ -1922,9 +1937,123 @@ static gw_status commit_batch(struct attempt *a, gw_status flushed)
 		return st;
 	for (size_t i = 0; i < a->batch.count; i++) {
 		if (a->batch.items[i].outcome == ITEM_APPENDED)
-			count_migrated(a, &a->batch.items[i]);
+			count_migrated(a, item_folder(a, &a->batch.items[i]),
+			               a->batch.items[i].size);
 	}
 	return GW_OK;
+}
+
+/* Copy @p s into the deferred commit's text at *@p at. */
+static const char *defer_text(char **at, const char *s)
+{
+	if (s == NULL)
+		return NULL;
+	size_t n = strlen(s) + 1;
+	char *copy = memcpy(*at, s, n);
+	*at += n;
+	return copy;
+}
+
+static size_t text_size(const char *s)
+{
+	return s != NULL ? strlen(s) + 1 : 0;
+}
+
+/* The flush of a->batch ended well: copy its state writes out to be written
+ * later (write_deferred), as commit_batch would write them now. */
+static void defer_batch(struct attempt *a)
+{
+	struct deferred_commit *d = &a->deferred;
+	apply_outcomes(a);
+	size_t need = 0;
+	for (size_t i = 0; i < a->batch.count; i++) {
+		const struct batch_item *item = &a->batch.items[i];
+		if (item->outcome == ITEM_APPENDED)
+			need += text_size(item->origin_key) + text_size(item->sink_id) +
+			        text_size(item->sha256) + text_size(item->message_id);
+	}
+	if (need > d->text_cap) {
+		d->text_cap = need;
+		d->text = gw_xrealloc(d->text, need);
+	}
+	char *at = d->text;
+	for (size_t i = 0; i < a->batch.count; i++) {
+		const struct batch_item *item = &a->batch.items[i];
+		const struct run_folder *rf = item_folder(a, item);
+		if (item->outcome == ITEM_APPENDED) {
+			d->done_folders[d->done_count] = item->e.folder;
+			d->done[d->done_count++] = (struct gw_state_record){
+			        .uidvalidity = rf->uidvalidity,
+			        .uid = item->e.uid,
+			        .origin_key = defer_text(&at, item->origin_key),
+			        .sink_folder = rf->sink_id,
+			        .sink_id = defer_text(&at, item->sink_id),
+			        .size = item->size,
+			        .sha256_hex = defer_text(&at, item->sha256),
+			        .message_id = defer_text(&at, item->message_id),
+			        .internal_date = item->e.internal_date,
+			};
+		} else if (item->outcome == ITEM_FAILED || item->outcome == ITEM_MARKED) {
+			d->drop_folders[d->drop_count] = item->e.folder;
+			d->drop_uids[d->drop_count++] = item->e.uid;
+		}
+	}
+}
+
+/* The deferred rows, into the open group of writes: per folder, as they
+ * came (a batch is grouped by folder). */
+static gw_status write_deferred_rows(struct attempt *a)
+{
+	struct deferred_commit *d = &a->deferred;
+	char *error = NULL;
+	for (size_t first = 0, end; first < d->done_count; first = end) {
+		for (end = first + 1; end < d->done_count; end++)
+			if (d->done_folders[end] != d->done_folders[first])
+				break;
+		struct run_folder *rf = &a->folders[d->done_folders[first]];
+		if (!gw_state_mark_done(a->res->state, &rf->key, &d->done[first], end - first,
+		                        &error))
+			return stop_state(a, error);
+	}
+	for (size_t first = 0, end; first < d->drop_count; first = end) {
+		for (end = first + 1; end < d->drop_count; end++)
+			if (d->drop_folders[end] != d->drop_folders[first])
+				break;
+		struct run_folder *rf = &a->folders[d->drop_folders[first]];
+		if (!gw_state_drop_pending(a->res->state, &rf->key, &d->drop_uids[first],
+		                           rf->uidvalidity, end - first, &error))
+			return stop_state(a, error);
+	}
+	return GW_OK;
+}
+
+/* The deferred rows are committed: their messages count as migrated. */
+static void deferred_committed(struct attempt *a)
+{
+	struct deferred_commit *d = &a->deferred;
+	for (size_t i = 0; i < d->done_count; i++)
+		count_migrated(a, &a->folders[d->done_folders[i]], d->done[i].size);
+	d->done_count = d->drop_count = 0;
+}
+
+/* Commit the deferred rows on their own: the next batch brought no message
+ * to write them with, or the copy ends. */
+static gw_status write_deferred(struct attempt *a)
+{
+	struct deferred_commit *d = &a->deferred;
+	if (d->done_count + d->drop_count == 0)
+		return GW_OK;
+	char *error = NULL;
+	if (!gw_state_group_begin(a->res->state, false, &error))
+		return stop_state(a, error);
+	gw_status st = write_deferred_rows(a);
+	if (!gw_state_group_commit(a->res->state, &error)) {
+		gw_status cs = stop_state(a, error);
+		st = st != GW_OK ? st : cs;
+	}
+	if (st == GW_OK)
+		deferred_committed(a);
+	return st;
 }
 
 static void batch_reset(struct batch *b)
@@ -1944,8 +2073,12 @@ static void swap_batches(struct attempt *a)
 	a->held = t;
 }
 
-/* Wait for the held batch's flush and commit it (the state's commit works on
- * a->batch, so the two trade places meanwhile). */
+/* Wait for the held batch's flush. Its state writes are deferred to the next
+ * batch's first message (write_batch_pending): then the source streams while
+ * the state writes, where at the boundary the connection idled for them
+ * (bench/PROFILE.md, twelfth pass). A failed flush is committed at once (its
+ * pending rows dropped, nothing done). The batch's own functions work on
+ * a->batch, so the two trade places meanwhile. */
 static gw_status settle_held(struct attempt *a)
 {
 	if (a->held.count == 0)
@@ -1953,7 +2086,11 @@ static gw_status settle_held(struct attempt *a)
 	ctx_reset(&a->kctx);
 	gw_status flushed = flushed_sink(a, "flush", a->snk_ops->flush_wait(a->snk));
 	swap_batches(a);
-	gw_status st = commit_batch(a, flushed);
+	gw_status st = GW_OK;
+	if (flushed == GW_OK)
+		defer_batch(a);
+	else
+		st = commit_batch(a, flushed);
 	batch_reset(&a->batch);
 	swap_batches(a);
 	return st;
@@ -1962,13 +2099,15 @@ static gw_status settle_held(struct attempt *a)
 /* After its fetch: commit the batch, or, with a sink that flushes in the
  * background, begin its flush and hold it until the next batch's fetch is
  * over, so the source streams while the sink's disk works. The batch before
- * is committed first: the state commits in order, and a sink flushes one
- * batch at a time. The last batch is held too, and settled when the copy
- * ends (migrate_selected), as on any error. */
+ * is settled first (its state writes deferred): the state commits in order,
+ * and a sink flushes one batch at a time. The last batch is held too, and
+ * settled when the copy ends (migrate_selected), as on any error. */
 static gw_status finish_batch(struct attempt *a, bool any_appended)
 {
-	gw_status st = settle_held(a);
-	if (st != GW_OK) /* the sink failed: nothing of this batch is known durable either */
+	gw_status st = write_deferred(a); /* if this batch brought no message */
+	if (st == GW_OK)
+		st = settle_held(a);
+	if (st != GW_OK) /* the sink or the state failed: this batch is not flushed */
 		return commit_batch(a, st);
 	if (!any_appended)
 		return commit_batch(a, GW_OK);
@@ -2004,10 +2143,12 @@ static void mark_batch(struct attempt *a)
 
 /* Every message of the batch still to come is marked pending in the state
  * before the first reaches the sink, in one transaction (one WAL fsync per
- * batch). Called at the first message the source begins to deliver, so the
- * server already streams the batch while the state writes: at the boundary
- * the connection idled for it (bench/PROFILE.md, eleventh pass). On failure
- * nothing is pending and nothing of the batch is marked. */
+ * batch) that also holds the deferred writes of the batch flushed before.
+ * Called at the first message the source begins to deliver, so the server
+ * already streams the batch while the state writes: at the boundary the
+ * connection idled for it (bench/PROFILE.md, eleventh and twelfth passes).
+ * On failure nothing is pending and nothing of the batch is marked; the
+ * deferred writes wait for the next chance. */
 static gw_status write_batch_pending(struct attempt *a)
 {
 	int64_t began = gw_monotonic_us();
@@ -2015,7 +2156,7 @@ static gw_status write_batch_pending(struct attempt *a)
 	char *error = NULL;
 	if (!gw_state_group_begin(a->res->state, true, &error))
 		return stop_state(a, error);
-	gw_status st = GW_OK;
+	gw_status st = write_deferred_rows(a);
 	for (size_t first = 0; first < a->batch.count && st == GW_OK;) {
 		size_t end = group_end(a, first);
 		st = write_group_pending(a, item_folder(a, &a->batch.items[first]), first, end);
@@ -2025,6 +2166,8 @@ static gw_status write_batch_pending(struct attempt *a)
 		gw_status cs = stop_state(a, error);
 		st = st != GW_OK ? st : cs;
 	}
+	if (st == GW_OK)
+		deferred_committed(a);
 	if (st != GW_OK) {
 		for (size_t i = 0; i < a->batch.count; i++) {
 			if (a->batch.items[i].outcome == ITEM_MARKED)
@@ -2067,7 +2210,7 @@ static gw_status run_batch(struct attempt *a)
 	a->sctx.folder = NULL; /* the batch spans folders */
 	gw_log(&a->sctx, GW_LOG_DEBUG,
 	       "connection %u: batch of %zu message(s), %.1f MB, %zu folder(s): fetch %.1f ms "
-	       "(pending marks %.1f ms of it), flush and commit %.1f ms",
+	       "(state writes %.1f ms of it), boundary %.1f ms",
 	       a->lane + 1, count, (double)bytes / 1e6, groups, (double)(t2 - t1) / 1e3,
 	       (double)a->pending_us / 1e3, (double)(gw_monotonic_us() - t2) / 1e3);
 	return st != GW_OK ? st : commit;
@@ -2128,7 +2271,11 @@ static gw_status copy_batches(struct attempt *a)
 static gw_status migrate_selected(struct attempt *a)
 {
 	gw_status st = copy_batches(a);
-	gw_status held = settle_held(a);
+	gw_status held = write_deferred(a);
+	if (held == GW_OK)
+		held = settle_held(a);
+	if (held == GW_OK)
+		held = write_deferred(a);
 	return st != GW_OK ? st : held;
 }
 
@@ -2180,6 +2327,11 @@ static void batch_alloc(struct attempt *a, size_t max)
 	batch_init(&a->batch, max);
 	batch_init(&a->held, max);
 	a->records = gw_xcalloc(max, sizeof(*a->records));
+	a->deferred = (struct deferred_commit){
+	        .done = gw_xcalloc(max, sizeof(*a->deferred.done)),
+	        .done_folders = gw_xcalloc(max, sizeof(*a->deferred.done_folders)),
+	        .drop_uids = gw_xcalloc(max, sizeof(*a->deferred.drop_uids)),
+	        .drop_folders = gw_xcalloc(max, sizeof(*a->deferred.drop_folders))};
 	a->uids = gw_xcalloc(max, sizeof(*a->uids));
 	a->group_keys = gw_xcalloc(max, sizeof(*a->group_keys));
 }
@@ -2189,6 +2341,11 @@ static void batch_free(struct attempt *a)
 	batch_fini(&a->batch);
 	batch_fini(&a->held);
 	free(a->records);
+	free(a->deferred.done);
+	free(a->deferred.done_folders);
+	free(a->deferred.drop_uids);
+	free(a->deferred.drop_folders);
+	free(a->deferred.text);
 	free(a->uids);
 	free(a->group_keys);
 }

@@ -1,8 +1,9 @@
 """End to end: stopping a run at any moment loses nothing and duplicates nothing.
 
 SIGKILL at several points (between commits, while a batch is in the
-sink but not yet committed, and while one batch flushes in the background
-and the next is fetched), then a re-run: the Maildir holds every source
+sink but not yet committed, while one batch flushes in the background
+and the next is fetched, and while a flushed batch waits for its done marks),
+then a re-run: the Maildir holds every source
 message exactly once (hash multisets equal). SIGINT stops gracefully (the
 batch in flight is committed, nothing stays pending, status "interrupted");
 a second SIGINT stops at once.
@@ -22,6 +23,13 @@ from migrate_helpers import (MigrationCase, dovecot, mailbox_of, read_sink, seed
                              wait_until)
 
 ALICE = "alice@example.org"
+
+
+def in_flight_resolved(stderr):
+    """(messages in flight, of them found in the sink) per folder a run settled."""
+    return [(int(n), int(found)) for n, found in re.findall(
+        r"(\d+) message\(s\) in flight when an earlier run stopped: (\d+) found in the sink",
+        stderr)]
 
 
 def maildir_files(root):
@@ -87,6 +95,20 @@ class Kill(MigrationCase):
         self.assertEqual(self.total, self.done_count())
         self.assertEqual(0, self.work.pending_count())
 
+    def use_one_connection(self):
+        """Batches of 512: batch_messages over the two in flight on one connection."""
+        self.work.write_profile(self.dv, [(ALICE, "alice", self.dv.users["alice"])],
+                                limits={"batch_messages": 1024, "connections_per_mailbox": 1})
+
+    def rerun_settling(self, in_flight):
+        """The re-run settles exactly the messages left in flight; returns it and how
+        many of them it found in the sink."""
+        final = self.work.run()
+        self.assertRun(final, 0)
+        resolved = in_flight_resolved(final.stderr)
+        self.assertEqual(in_flight, sum(n for n, _found in resolved))
+        return final, sum(found for _n, found in resolved)
+
     def sink_ahead_of_state(self, root):
         """A predicate that is true once the sink holds 20+ messages the state has
         not committed, holding the state's write lock meanwhile (released at kill)."""
@@ -133,10 +155,9 @@ class Kill(MigrationCase):
         self.assertEqual(copied, sorted(copied), "each run went further")
         # Killed inside a batch: rows stayed pending, and the next run asked the sink.
         self.assertGreater(pending_after[1], 0)
-        resolved = re.findall(r"(\d+) message\(s\) in flight when an earlier run stopped: "
-                              r"(\d+) found in the sink", stderr_of_runs[2])
-        self.assertEqual(pending_after[1], sum(int(n) for n, _found in resolved))
-        self.assertGreater(sum(int(found) for _n, found in resolved), 0)
+        resolved = in_flight_resolved(stderr_of_runs[2])
+        self.assertEqual(pending_after[1], sum(n for n, _found in resolved))
+        self.assertGreater(sum(found for _n, found in resolved), 0)
         final = self.work.run()
         self.assertRun(final, 0)
         box = mailbox_of(self.work.report_of(final.stdout), ALICE)
@@ -151,8 +172,7 @@ class Kill(MigrationCase):
         # One connection: batches of 512 (batch_messages over the two in flight),
         # so more than 512 pending are two batches. Killed then, the re-run
         # settles both and copies the rest exactly once.
-        self.work.write_profile(self.dv, [(ALICE, "alice", self.dv.users["alice"])],
-                                limits={"batch_messages": 1024, "connections_per_mailbox": 1})
+        self.use_one_connection()
 
         def pending():
             try:
@@ -165,11 +185,32 @@ class Kill(MigrationCase):
         in_flight = self.work.pending_count()
         self.assertGreater(in_flight, 512, "two batches were pending")
         self.assertLessEqual(in_flight, 1024)
-        final = self.work.run()
-        self.assertRun(final, 0)
-        resolved = re.findall(r"(\d+) message\(s\) in flight when an earlier run stopped: "
-                              r"(\d+) found in the sink", final.stderr)
-        self.assertEqual(in_flight, sum(int(n) for n, _found in resolved))
+        self.rerun_settling(in_flight)
+        self.assertExactlyOnce()
+
+    def test_sigkill_with_a_flushed_batch_not_yet_marked_done(self):
+        # A batch's done marks are written with the pending marks of the batch
+        # after next, at its first message: from the moment the first batch's
+        # flush has put it into cur/ until then, the sink holds a whole batch
+        # that the state still has pending. Killed in that window, the re-run
+        # finds exactly those messages in the sink and copies the rest once.
+        self.use_one_connection()
+        root = self.work.maildir(ALICE)
+        proc, out, err = self.stop_when(
+            lambda: self.done_count() == 0 and maildir_files(root) >= 512, signal.SIGKILL)
+        self.assertEqual(-signal.SIGKILL, proc.returncode)
+        in_sink = maildir_files(root)
+        self.assertEqual(0, self.done_count())
+        # The first batch of 512 (the second's flight may have begun to land too).
+        self.assertTrue(512 <= in_sink <= 1024, in_sink)
+        in_flight = self.work.pending_count()
+        self.assertGreaterEqual(in_flight, in_sink)
+        self.assertLessEqual(in_flight, 1024)
+        final, found = self.rerun_settling(in_flight)
+        self.assertEqual(in_sink, found)
+        box = mailbox_of(self.work.report_of(final.stdout), ALICE)
+        self.assertEqual((self.total - in_sink, in_sink),
+                         (box["migrated"], box["already_present"]))
         self.assertExactlyOnce()
 
     def test_sigint_stops_gracefully_then_resumes(self):
