@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -19,6 +20,7 @@
 #include <openssl/x509v3.h>
 
 #include "log.h"
+#include "tls_trust.h"
 #include "util.h"
 
 static int64_t now_ms(void)
@@ -231,12 +233,14 @@ static gw_status configure_verification(struct imap_io *io, bool verify, const c
 		return GW_OK;
 	}
 	SSL_CTX_set_verify(io->ssl_ctx, SSL_VERIFY_PEER, NULL);
-	SSL_CTX_set_default_verify_paths(io->ssl_ctx);
-	if (ca_file && *ca_file && SSL_CTX_load_verify_locations(io->ssl_ctx, ca_file, NULL) != 1) {
-		char why[256];
-		openssl_reason(why, sizeof(why));
-		return gw_fail(io->ctx, GW_ERR_CONFIG, "cannot load ca_file %s: %s", ca_file, why);
+	char *error = NULL;
+	X509_STORE *store = gw_tls_trust_store(ca_file, &error);
+	if (store == NULL) {
+		gw_status st = gw_fail(io->ctx, GW_ERR_CONFIG, "%s", error);
+		free(error);
+		return st;
 	}
+	SSL_CTX_set_cert_store(io->ssl_ctx, store); /* the context takes our reference */
 	return GW_OK;
 }
 
