@@ -188,7 +188,8 @@ struct batch {
 
 /* The state writes of a batch whose flush ended, copied out of it so that
  * the next batch can take its buffer: its done marks (strings in text) and
- * the pending rows to drop of its messages that never reached the sink. */
+ * the pending rows to drop of its messages that never reached the sink.
+ * Empty between a batch's settling and the transaction that writes it. */
 struct deferred_commit {
 	struct gw_state_record *done; /* batch_max each */
 	uint32_t *done_folders;
@@ -227,12 +228,13 @@ struct attempt {
 	 * flush_wait returned. Empty (count 0) otherwise; a batch is held only
 	 * once its flush began, so a held batch always owes a flush_wait. */
 	struct batch held;
-	/* With such a sink, the state writes of the batch whose flush ended last,
-	 * written with the next batch's pending rows (deferred_commit). */
+	/* The state writes of a flushed batch (commit_batch writes them at once;
+	 * with a sink that flushes in the background, those of the batch whose
+	 * flush ended last wait for the next batch's pending rows). */
 	struct deferred_commit deferred;
 	bool pending_written; /* the batch's pending rows are in the state */
 	int64_t pending_us;   /* how long writing them took, for the debug log */
-	/* Scratch for committing a batch, batch_max each. */
+	/* Scratch for a batch's pending rows, fetch requests and grouping. */
 	struct gw_state_record *records;
 	uint32_t *uids;
 	uint64_t *group_keys;
@@ -1842,54 +1844,6 @@ static void count_migrated(struct attempt *a, struct run_folder *rf, uint64_t si
 	settle_one(a);
 }
 
-/* Mark the appended messages of one folder group done (in the batch's transaction). */
-static gw_status commit_group(struct attempt *a, size_t first, size_t end)
-{
-	struct gw_state_record *records = a->records;
-	size_t n = 0;
-	struct run_folder *rf = item_folder(a, &a->batch.items[first]);
-	for (size_t i = first; i < end; i++) {
-		const struct batch_item *item = &a->batch.items[i];
-		if (item->outcome != ITEM_APPENDED)
-			continue;
-		const struct gw_sel_entry *e = &item->e;
-		records[n++] = (struct gw_state_record){
-		        .uidvalidity = rf->uidvalidity,
-		        .uid = e->uid,
-		        .origin_key = item->origin_key,
-		        .sink_folder = rf->sink_id,
-		        .sink_id = item->sink_id,
-		        .size = item->size,
-		        .sha256_hex = item->sha256,
-		        .message_id = item->message_id,
-		        .internal_date = e->internal_date,
-		};
-	}
-	char *error = NULL;
-	if (n > 0 && !gw_state_mark_done(a->res->state, &rf->key, records, n, &error))
-		return stop_state(a, error);
-	return GW_OK;
-}
-
-/* Pending rows of messages that never reached the sink are forgotten, so the
- * next attempt copies them without asking the sink. */
-static gw_status drop_group_pending(struct attempt *a, size_t first, size_t end)
-{
-	uint32_t *uids = a->uids;
-	size_t n = 0;
-	struct run_folder *rf = item_folder(a, &a->batch.items[first]);
-	for (size_t i = first; i < end; i++) {
-		enum item_outcome o = a->batch.items[i].outcome;
-		if (o == ITEM_FAILED || o == ITEM_MARKED)
-			uids[n++] = a->batch.items[i].e.uid;
-	}
-	char *error = NULL;
-	if (n > 0 &&
-	    !gw_state_drop_pending(a->res->state, &rf->key, uids, rf->uidvalidity, n, &error))
-		return stop_state(a, error);
-	return GW_OK;
-}
-
 /* Items the sink refused after append() had returned (a pipelined APPEND's
  * late NO) are failures of their own: recorded, and their pending rows
  * dropped with the others that never reached the sink. */
@@ -1909,40 +1863,6 @@ static void apply_outcomes(struct attempt *a)
 	}
 }
 
-/* The state writes of a whole batch go into one transaction: the done marks
- * of every group and the pending rows dropped. Messages count as migrated
- * only once it committed. @p flushed: what the sink's flush of the batch
- * returned (GW_OK if nothing was appended). */
-static gw_status commit_batch(struct attempt *a, gw_status flushed)
-{
-	gw_status st = flushed;
-	apply_outcomes(a);
-	char *error = NULL;
-	if (!gw_state_group_begin(a->res->state, false, &error))
-		return st != GW_OK ? st : stop_state(a, error);
-	for (size_t first = 0; first < a->batch.count;) {
-		size_t end = group_end(a, first);
-		gw_status gs = st == GW_OK ? commit_group(a, first, end) : GW_OK;
-		if (gs == GW_OK)
-			gs = drop_group_pending(a, first, end);
-		if (st == GW_OK)
-			st = gs;
-		first = end;
-	}
-	if (!gw_state_group_commit(a->res->state, &error)) {
-		gw_status cs = stop_state(a, error);
-		return st != GW_OK ? st : cs;
-	}
-	if (st != GW_OK)
-		return st;
-	for (size_t i = 0; i < a->batch.count; i++) {
-		if (a->batch.items[i].outcome == ITEM_APPENDED)
-			count_migrated(a, item_folder(a, &a->batch.items[i]),
-			               a->batch.items[i].size);
-	}
-	return GW_OK;
-}
-
 /* Copy @p s into the deferred commit's text at *@p at. */
 static const char *defer_text(char **at, const char *s)
 {
@@ -1959,16 +1879,19 @@ static size_t text_size(const char *s)
 	return s != NULL ? strlen(s) + 1 : 0;
 }
 
-/* The flush of a->batch ended well: copy its state writes out to be written
- * later (write_deferred), as commit_batch would write them now. */
-static void defer_batch(struct attempt *a)
+/* Copy a->batch's state writes out of it (into a->deferred, empty before):
+ * if @p durable (its flush returned GW_OK), the done marks of its appended
+ * messages; in any case the pending rows to drop of those that never reached
+ * the sink, so the next attempt copies them without asking the sink. Without
+ * a durable flush the appended stay pending, for lookup. */
+static void defer_batch(struct attempt *a, bool durable)
 {
 	struct deferred_commit *d = &a->deferred;
 	apply_outcomes(a);
 	size_t need = 0;
 	for (size_t i = 0; i < a->batch.count; i++) {
 		const struct batch_item *item = &a->batch.items[i];
-		if (item->outcome == ITEM_APPENDED)
+		if (durable && item->outcome == ITEM_APPENDED)
 			need += text_size(item->origin_key) + text_size(item->sink_id) +
 			        text_size(item->sha256) + text_size(item->message_id);
 	}
@@ -1980,7 +1903,7 @@ static void defer_batch(struct attempt *a)
 	for (size_t i = 0; i < a->batch.count; i++) {
 		const struct batch_item *item = &a->batch.items[i];
 		const struct run_folder *rf = item_folder(a, item);
-		if (item->outcome == ITEM_APPENDED) {
+		if (durable && item->outcome == ITEM_APPENDED) {
 			d->done_folders[d->done_count] = item->e.folder;
 			d->done[d->done_count++] = (struct gw_state_record){
 			        .uidvalidity = rf->uidvalidity,
@@ -2027,33 +1950,44 @@ static gw_status write_deferred_rows(struct attempt *a)
 	return GW_OK;
 }
 
-/* The deferred rows are committed: their messages count as migrated. */
-static void deferred_committed(struct attempt *a)
+/* The transaction holding the deferred rows ended (@p committed or not):
+ * committed, their messages count as migrated; if not, they are dropped, as
+ * a crash would lose them: what they marked done stays pending and the next
+ * run's lookup finds it in the sink. */
+static void deferred_ended(struct attempt *a, bool committed)
 {
 	struct deferred_commit *d = &a->deferred;
-	for (size_t i = 0; i < d->done_count; i++)
+	for (size_t i = 0; committed && i < d->done_count; i++)
 		count_migrated(a, &a->folders[d->done_folders[i]], d->done[i].size);
 	d->done_count = d->drop_count = 0;
 }
 
-/* Commit the deferred rows on their own: the next batch brought no message
- * to write them with, or the copy ends. */
+/* Commit the deferred rows in a transaction of their own: the next batch
+ * brought no message to write them with, the copy ends, or the sink's flush
+ * is not in the background. */
 static gw_status write_deferred(struct attempt *a)
 {
 	struct deferred_commit *d = &a->deferred;
 	if (d->done_count + d->drop_count == 0)
 		return GW_OK;
 	char *error = NULL;
-	if (!gw_state_group_begin(a->res->state, false, &error))
-		return stop_state(a, error);
-	gw_status st = write_deferred_rows(a);
-	if (!gw_state_group_commit(a->res->state, &error)) {
-		gw_status cs = stop_state(a, error);
-		st = st != GW_OK ? st : cs;
-	}
-	if (st == GW_OK)
-		deferred_committed(a);
+	gw_status st = gw_state_group_begin(a->res->state, false, &error) ? write_deferred_rows(a)
+	                                                                  : stop_state(a, error);
+	if (st == GW_OK && !gw_state_group_commit(a->res->state, &error))
+		st = stop_state(a, error);
+	deferred_ended(a, st == GW_OK);
 	return st;
+}
+
+/* The state writes of a whole batch in one transaction, at once: the done
+ * marks of every folder group and the pending rows dropped. Messages count
+ * as migrated only once it committed. @p flushed: what the sink's flush of
+ * the batch returned (GW_OK if nothing was appended). */
+static gw_status commit_batch(struct attempt *a, gw_status flushed)
+{
+	defer_batch(a, flushed == GW_OK);
+	gw_status st = write_deferred(a);
+	return flushed != GW_OK ? flushed : st;
 }
 
 static void batch_reset(struct batch *b)
@@ -2088,7 +2022,7 @@ static gw_status settle_held(struct attempt *a)
 	swap_batches(a);
 	gw_status st = GW_OK;
 	if (flushed == GW_OK)
-		defer_batch(a);
+		defer_batch(a, true);
 	else
 		st = commit_batch(a, flushed);
 	batch_reset(&a->batch);
@@ -2147,8 +2081,8 @@ static void mark_batch(struct attempt *a)
  * Called at the first message the source begins to deliver, so the server
  * already streams the batch while the state writes: at the boundary the
  * connection idled for it (bench/PROFILE.md, eleventh and twelfth passes).
- * On failure nothing is pending and nothing of the batch is marked; the
- * deferred writes wait for the next chance. */
+ * On failure nothing is pending and nothing of the batch is marked, and the
+ * deferred writes are dropped (deferred_ended). */
 static gw_status write_batch_pending(struct attempt *a)
 {
 	int64_t began = gw_monotonic_us();
@@ -2166,8 +2100,7 @@ static gw_status write_batch_pending(struct attempt *a)
 		gw_status cs = stop_state(a, error);
 		st = st != GW_OK ? st : cs;
 	}
-	if (st == GW_OK)
-		deferred_committed(a);
+	deferred_ended(a, st == GW_OK);
 	if (st != GW_OK) {
 		for (size_t i = 0; i < a->batch.count; i++) {
 			if (a->batch.items[i].outcome == ITEM_MARKED)
