@@ -1923,6 +1923,15 @@ static void defer_batch(struct attempt *a, bool durable)
 	}
 }
 
+/* The end of the run of entries from @p first that share its folder. */
+static size_t folder_run_end(const uint32_t *folders, size_t first, size_t count)
+{
+	size_t end = first + 1;
+	while (end < count && folders[end] == folders[first])
+		end++;
+	return end;
+}
+
 /* The deferred rows, into the open group of writes: per folder, as they
  * came (a batch is grouped by folder). */
 static gw_status write_deferred_rows(struct attempt *a)
@@ -1930,18 +1939,14 @@ static gw_status write_deferred_rows(struct attempt *a)
 	struct deferred_commit *d = &a->deferred;
 	char *error = NULL;
 	for (size_t first = 0, end; first < d->done_count; first = end) {
-		for (end = first + 1; end < d->done_count; end++)
-			if (d->done_folders[end] != d->done_folders[first])
-				break;
+		end = folder_run_end(d->done_folders, first, d->done_count);
 		struct run_folder *rf = &a->folders[d->done_folders[first]];
 		if (!gw_state_mark_done(a->res->state, &rf->key, &d->done[first], end - first,
 		                        &error))
 			return stop_state(a, error);
 	}
 	for (size_t first = 0, end; first < d->drop_count; first = end) {
-		for (end = first + 1; end < d->drop_count; end++)
-			if (d->drop_folders[end] != d->drop_folders[first])
-				break;
+		end = folder_run_end(d->drop_folders, first, d->drop_count);
 		struct run_folder *rf = &a->folders[d->drop_folders[first]];
 		if (!gw_state_drop_pending(a->res->state, &rf->key, &d->drop_uids[first],
 		                           rf->uidvalidity, end - first, &error))
@@ -1962,6 +1967,36 @@ static void deferred_ended(struct attempt *a, bool committed)
 	d->done_count = d->drop_count = 0;
 }
 
+/* Begin a transaction for a batch's state writes; every one carries the
+ * deferred rows, written first (*@p st: how that went). False if it could not
+ * begin: the deferred rows are dropped, *@p st says why. */
+static bool begin_batch_writes(struct attempt *a, bool full_sync, gw_status *st)
+{
+	char *error = NULL;
+	if (gw_state_group_begin(a->res->state, full_sync, &error)) {
+		*st = write_deferred_rows(a);
+		return true;
+	}
+	deferred_ended(a, false);
+	*st = stop_state(a, error);
+	return false;
+}
+
+/* End what begin_batch_writes began, whatever @p st (the first failure of its
+ * writes) says: a failed write rolled the transaction back, and the commit
+ * ends it, so the state handle takes the next transaction (the worker keeps
+ * it for its next mailbox). */
+static gw_status end_batch_writes(struct attempt *a, gw_status st)
+{
+	char *error = NULL;
+	if (!gw_state_group_commit(a->res->state, &error)) {
+		gw_status cs = stop_state(a, error);
+		st = st != GW_OK ? st : cs;
+	}
+	deferred_ended(a, st == GW_OK);
+	return st;
+}
+
 /* Commit the deferred rows in a transaction of their own: the next batch
  * brought no message to write them with, the copy ends, or the sink's flush
  * is not in the background. */
@@ -1970,13 +2005,8 @@ static gw_status write_deferred(struct attempt *a)
 	struct deferred_commit *d = &a->deferred;
 	if (d->done_count + d->drop_count == 0)
 		return GW_OK;
-	char *error = NULL;
-	gw_status st = gw_state_group_begin(a->res->state, false, &error) ? write_deferred_rows(a)
-	                                                                  : stop_state(a, error);
-	if (st == GW_OK && !gw_state_group_commit(a->res->state, &error))
-		st = stop_state(a, error);
-	deferred_ended(a, st == GW_OK);
-	return st;
+	gw_status st;
+	return begin_batch_writes(a, false, &st) ? end_batch_writes(a, st) : st;
 }
 
 /* The state writes of a whole batch in one transaction, at once: the done
@@ -2087,20 +2117,16 @@ static gw_status write_batch_pending(struct attempt *a)
 {
 	int64_t began = gw_monotonic_us();
 	a->pending_written = true;
-	char *error = NULL;
-	if (!gw_state_group_begin(a->res->state, true, &error))
-		return stop_state(a, error);
-	gw_status st = write_deferred_rows(a);
-	for (size_t first = 0; first < a->batch.count && st == GW_OK;) {
-		size_t end = group_end(a, first);
-		st = write_group_pending(a, item_folder(a, &a->batch.items[first]), first, end);
-		first = end;
+	gw_status st;
+	if (begin_batch_writes(a, true, &st)) {
+		for (size_t first = 0; first < a->batch.count && st == GW_OK;) {
+			size_t end = group_end(a, first);
+			st = write_group_pending(a, item_folder(a, &a->batch.items[first]), first,
+			                         end);
+			first = end;
+		}
+		st = end_batch_writes(a, st);
 	}
-	if (!gw_state_group_commit(a->res->state, &error)) {
-		gw_status cs = stop_state(a, error);
-		st = st != GW_OK ? st : cs;
-	}
-	deferred_ended(a, st == GW_OK);
 	if (st != GW_OK) {
 		for (size_t i = 0; i < a->batch.count; i++) {
 			if (a->batch.items[i].outcome == ITEM_MARKED)

@@ -1,13 +1,15 @@
 """End to end: failures stay with the mailbox they belong to.
 
 A wrong password fails that mailbox with a clear message while the others
-complete (exit code 1); an unreachable server and an untrusted certificate
+complete (exit code 1), and so does a state write that fails (the worker's
+state handle goes on to the next mailbox); an unreachable server and an untrusted certificate
 are clear errors; tls_verify: false accepts the certificate. Passwords never
 appear in output, reports or state.
 """
 
 import os
 import socket
+import sqlite3
 import sys
 import time
 import unittest
@@ -80,6 +82,44 @@ class Errors(MigrationCase):
                       proc.stdout)
         self.assertNoSecretAnywhere(proc, WRONG)
         self.assertNoSecretAnywhere(proc, users["alice"])
+
+    def test_failed_state_write_fails_only_that_mailbox(self):
+        # One worker, so the mailboxes after the failed one use the same state
+        # handle: a write that fails inside a batch's transaction must end it.
+        users = self.dv.users
+        self.work.write_profile(self.dv, [(BOB, "bob", users["bob"])])
+        self.assertRun(self.work.run(), 0)
+        with sqlite3.connect(self.work.state, isolation_level=None) as con:
+            con.execute("CREATE TRIGGER refuse_alice BEFORE UPDATE ON messages "
+                        "WHEN NEW.status = 'done' AND NEW.folder_id IN "
+                        "(SELECT id FROM folders WHERE mailbox = '%s') "
+                        "BEGIN SELECT RAISE(ABORT, 'injected refusal'); END" % ALICE)
+        self.work.write_profile(self.dv, [(ALICE, "alice", users["alice"]),
+                                          (CAROL, "carol", users["carol"])],
+                                limits={"mailboxes_in_parallel": 1})
+        proc = self.work.run()
+        self.assertRun(proc, 1)
+        report = self.work.report_of(proc.stdout)
+        alice = mailbox_of(report, ALICE)
+        self.assertEqual("failed", alice["status"])
+        self.assertRegex(alice["error"], r"^state: .*injected refusal")
+        self.assertEqual(0, alice["migrated"])
+        carol = mailbox_of(report, CAROL)
+        self.assertEqual("completed", carol["status"], carol["error"])
+        self.assertEqual(self.counts["carol"], carol["migrated"])
+        self.assertSinkEqualsSource(self.dv, "carol", CAROL)
+        # Nothing of alice was recorded done; the re-run finds what reached her
+        # Maildir and copies the rest, each message once.
+        with sqlite3.connect(self.work.state, isolation_level=None) as con:
+            con.execute("DROP TRIGGER refuse_alice")
+        self.work.write_profile(self.dv, [(ALICE, "alice", users["alice"])])
+        again = self.work.run()
+        self.assertRun(again, 0)
+        alice = mailbox_of(self.work.report_of(again.stdout), ALICE)
+        self.assertEqual("completed", alice["status"], alice["error"])
+        self.assertEqual(self.counts["alice"], alice["migrated"] + alice["already_present"])
+        self.assertSinkEqualsSource(self.dv, "alice", ALICE)
+        self.assertEqual(0, self.work.pending_count())
 
     def test_unreachable_server(self):
         port = closed_port()
