@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import shutil
+import shlex
 import signal
 import subprocess
 import sys
@@ -68,6 +69,10 @@ def parse_args(argv):
                    "reclaim for its host on (DAMON, free page reporting; see hostmem.py)")
     p.add_argument("--keep", action="store_true", help="keep the work directory and Dovecot root")
     p.add_argument("--json", default=None, help="also write the results as JSON to this file")
+    p.add_argument("--serve", action="store_true", help="set up Dovecot and the corpus, write "
+                   "a run script for each godwit and limit case on the main mailbox, print "
+                   "them and wait until interrupted, then clean up: for profiling and A/B of "
+                   "builds against one held Dovecot (PROFILE.md)")
     args = p.parse_args(argv)
     # --quick changes the defaults; explicit values still win.
     defaults = (QUICK_MESSAGES, QUICK_SMALL, 1) if args.quick else (20000, 1000, 3)
@@ -220,12 +225,18 @@ def make_cases(bench, args):
                   tools.LimitCase(B, "limit 1 conn, TLS", "limit", tls=True),
                   tools.LimitCase(B, "limit+store 1 conn, plain", "limit", store=True),
                   tools.LimitCase(B, "limit+store 1 conn, TLS", "limit", tls=True, store=True),
+                  # ... and fingerprinted as godwit's state requires: the floor for the
+                  # rows without fsync, which hash every message all the same.
+                  tools.LimitCase(B, "limit+store+sha256 1 conn, plain", "limit", store=True,
+                                  sha256=True),
+                  tools.LimitCase(B, "limit+store+sha256 1 conn, TLS", "limit", tls=True,
+                                  store=True, sha256=True),
                   # ... and durably: the floor for the rows with fsync.
                   tools.LimitCase(B, "limit+store+sync 1 conn, plain", "limit", store=True,
                                   sync=True),
                   tools.LimitCase(B, "limit+store+sync 1 conn, TLS", "limit", tls=True,
                                   store=True, sync=True),
-                  # ... and fingerprinted as godwit's state requires.
+                  # ... durably and fingerprinted: the floor for the rows with fsync.
                   tools.LimitCase(B, "limit+store+sync+sha256 1 conn, plain", "limit",
                                   store=True, sync=True, sha256=True),
                   tools.LimitCase(B, "limit+store+sync+sha256 1 conn, TLS", "limit", tls=True,
@@ -267,14 +278,15 @@ def make_cases(bench, args):
     return cases
 
 
-def limit_n_cases(bench, args, results):
-    """The N-connection limit rows, N = what godwit's default runs used (or --connections)."""
+def limit_n_cases(bench, args, results, unmeasured=4):
+    """The N-connection limit rows, N = what godwit's default runs used (or --connections;
+    @unmeasured when no godwit run was measured)."""
     n = args.connections
     if n is None:
         used = [max(r.case.measured_connections) for r in results
                 if r.case.tool == "godwit" and r.case.connections is None
                 and r.case.user == "alice" and r.case.measured_connections]
-        n = max(used) if used else 4
+        n = max(used) if used else unmeasured
     if n <= 1:
         return []
     return [tools.LimitCase(bench, "limit %d conn, plain" % n, "limit", connections=n),
@@ -283,6 +295,10 @@ def limit_n_cases(bench, args, results):
                             store=True),
             tools.LimitCase(bench, "limit+store %d conn, TLS" % n, "limit", tls=True,
                             connections=n, store=True),
+            tools.LimitCase(bench, "limit+store+sha256 %d conn, plain" % n, "limit",
+                            connections=n, store=True, sha256=True),
+            tools.LimitCase(bench, "limit+store+sha256 %d conn, TLS" % n, "limit", tls=True,
+                            connections=n, store=True, sha256=True),
             tools.LimitCase(bench, "limit+store+sync %d conn, plain" % n, "limit",
                             connections=n, store=True, sync=True),
             tools.LimitCase(bench, "limit+store+sync %d conn, TLS" % n, "limit", tls=True,
@@ -291,6 +307,44 @@ def limit_n_cases(bench, args, results):
                             connections=n, store=True, sync=True, sha256=True),
             tools.LimitCase(bench, "limit+store+sync+sha256 %d conn, TLS" % n, "limit",
                             tls=True, connections=n, store=True, sync=True, sha256=True)]
+
+
+def serve(bench, args):
+    """--serve: two scripts per case on the main mailbox, then wait: fresh.sh empties
+    the destination (run it, and `sync`, before each timed run, as the bench does),
+    run.sh runs the tool. In run.sh GODWIT and GODWIT_PLUGINS replace godwit's
+    executable and plugin directory (an A/B of two builds); extra arguments go to the
+    tool (e.g. --log-level debug)."""
+    # N connections: godwit's default, as the bench would have measured it.
+    cases = [c for c in make_cases(bench, args) + limit_n_cases(bench, args, [], unmeasured=2)
+             if type(c) in (tools.LimitCase, tools.GodwitCase) and c.user == "alice"
+             and not getattr(c, "append", False) and c.available() is None]
+    lines = []
+    for case in cases:
+        command = case.prepare(1)
+        argv = [shlex.quote(a) for a in command.argv]
+        if case.tool == "godwit":
+            argv[0], argv[4] = '"${GODWIT:-%s}"' % argv[0], '"${GODWIT_PLUGINS:-%s}"' % argv[4]
+        env = {k: v for k, v in (command.env or {}).items() if os.environ.get(k) != v}
+        os.makedirs(case.workdir, exist_ok=True)
+        head = "#!/bin/sh\n# %s (bench/run --serve)\nset -e\ncd %s\n" % (
+            case.label, shlex.quote(case.workdir))
+        for name, body in (
+                ("fresh.sh", "rm -rf out state.db state.db-wal state.db-shm reports\n"),
+                ("run.sh", "".join("export %s=%s\n" % (k, shlex.quote(v))
+                                   for k, v in env.items()) +
+                 "exec %s \"$@\"\n" % " ".join(argv))):
+            with open(os.path.join(case.workdir, name), "w", encoding="utf-8") as f:
+                f.write(head + body)
+            os.chmod(os.path.join(case.workdir, name), 0o700)
+        lines.append("%-40s %s/{fresh,run}.sh" % (case.label, case.workdir))
+    sys.stdout.write("Dovecot: %s\n%s\n" % (bench.dv.describe(), "\n".join(lines)))
+    log("serving until interrupted (Ctrl-C or SIGTERM)")
+    try:
+        while True:
+            signal.pause()
+    except (KeyboardInterrupt, SystemExit):
+        return 0
 
 
 def run_cases(bench, cases, reps_of):
@@ -445,6 +499,8 @@ def run(args, reclaim):
         if not args.only or "godwit" in args.only:
             bench.godwit_bin, bench.plugin_dir, bench.godwit_missing = find_godwit(args)
         bench.seed("alice", args.messages, args.seed)
+        if args.serve:
+            return serve(bench, args)
         bench.seed("small", args.small_messages, args.seed + 1)
         def reps_of(case):
             return args.slow_reps if case.tool in ("offlineimap", "imapsync") else args.reps

@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 sys.path.insert(0, os.path.join(REPO, "bench"))
 
 from harness import testcase, verify  # noqa: E402
-from gwbench import check, delayproxy, hostmem, measure, report  # noqa: E402
+from gwbench import check, delayproxy, hostmem, measure, report, tools  # noqa: E402
 from gwbench import main as gwmain  # noqa: E402
 
 GODWIT_ROWS = [
@@ -124,7 +124,8 @@ class BenchQuick(unittest.TestCase):
         for label in ("limit 1 conn, plain", "limit 1 conn, TLS", "limit 100 msgs, plain"):
             self.assertEqual("read all (count, bytes)", rows[label]["verdict"], label)
         for label in ("limit+store 1 conn, plain", "limit+store 1 conn, TLS",
-                      "limit+store 100 msgs, plain", "limit+store+sync 1 conn, plain",
+                      "limit+store 100 msgs, plain", "limit+store+sha256 1 conn, plain",
+                      "limit+store+sha256 1 conn, TLS", "limit+store+sync 1 conn, plain",
                       "limit+store+sync 1 conn, TLS", "limit+store+sync+sha256 1 conn, plain",
                       "limit+store+sync+sha256 1 conn, TLS"):
             self.assertEqual("stored all (hashes)", rows[label]["verdict"], label)
@@ -303,6 +304,42 @@ class RssGrowthTarget(unittest.TestCase):
         self.assertEqual([("peak RSS not growing with mailbox size (<= 1 MiB)",
                            "5000 msgs 20.5 MiB, 80000 msgs 21.1 MiB; +0.6 MiB, 8 bytes a "
                            "message; medians of 3 run(s) each", "PASS")], target)
+
+
+class RatioTargetsNameTheirFloors(unittest.TestCase):
+    """Each ratio target also says what the minimal reader-writer reached against the same
+    yardstick in the same run: without fsync the store and the store that hashes (godwit
+    hashes every message whatever fsync says); against mbsync too."""
+
+    @staticmethod
+    def row(case, wall):
+        result = report.Result(case)
+        result.add(measure.Sample(wall, 1.0, 1000, 0, "", ""), check.Verdict(True, "exact"))
+        return result
+
+    def results(self):
+        L, G, M = tools.LimitCase, tools.GodwitCase, tools.MbsyncCase
+        mailbox = types.SimpleNamespace(count=lambda: 20000, total_bytes=lambda: 10 ** 9)
+        B = types.SimpleNamespace(sources={"alice": mailbox})
+        return [self.row(L(B, "limit 1 conn, plain", "limit"), 1.0),
+                self.row(L(B, "limit+store 1 conn, plain", "limit", store=True), 1.05),
+                self.row(L(B, "limit+store+sha256 1 conn, plain", "limit", store=True,
+                           sha256=True), 1.25),
+                self.row(L(B, "limit+store+sync+sha256 2 conn, plain", "limit", store=True,
+                           sync=True, sha256=True, connections=2), 1.6),
+                self.row(M(B, "mbsync plain, FSync no", "mbsync"), 2.0),
+                self.row(G(B, "godwit 1 conn, plain, no fsync", "godwit", fsync=False), 1.6),
+                self.row(G(B, "godwit default, plain, fsync", "godwit", connections=2), 1.9)]
+
+    def test_floors(self):
+        targets = {what: (text, verdict) for what, text, verdict in
+                   report.targets(self.results())}
+        self.assertEqual(("0.62 x (1.60 s vs 1.00 s); limit+store: 0.95 x; +sha256: 0.80 x",
+                          "FAIL"),
+                         targets["godwit 1 conn, plain, no fsync >= 0.90 x limit (same conns)"])
+        self.assertEqual(("1.05 x (1.90 s vs 2.00 s); limit+store: not measured; "
+                          "limit+store+sync: not measured; +sha256: 1.25 x", "FAIL"),
+                         targets["godwit default, plain, fsync >= 3.00 x mbsync FSync no"])
 
 
 class MachineIdleShare(unittest.TestCase):
