@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -666,6 +667,12 @@ static gw_status deliver_chunk(void *arg, const void *data, size_t len)
 	return fs->target->data(fs->target->arg, data, len);
 }
 
+static void *target_room(void *arg, size_t *len)
+{
+	struct fetch_state *fs = arg;
+	return fs->target->room(fs->target->arg, len);
+}
+
 /* Start delivering a body of @p size bytes for @p e; false if it is not wanted. */
 static bool begin_body(struct fetch_state *fs, struct fetch_slot *e, uint64_t size)
 {
@@ -708,7 +715,11 @@ static gw_status body_hook(void *arg, struct imap_parser *p, const struct imap_v
 	struct fetch_slot *e = waiting_entry(fs, uid_known, uid);
 	if (!e || !begin_body(fs, e, size))
 		return imap_parser_stream_literal(p, size, NULL, NULL, NULL);
-	return imap_parser_stream_literal(p, size, deliver_chunk, fs, &fs->current_status);
+	bool has_room = fs->target->struct_size >=
+	                        offsetof(struct gw_fetch_target, room) + sizeof(fs->target->room) &&
+	                fs->target->room != NULL;
+	return imap_parser_stream_literal_into(p, size, has_room ? target_room : NULL,
+	                                       deliver_chunk, fs, &fs->current_status);
 }
 
 /* A body small enough to come as a quoted string (or a literal the hook did not see). */

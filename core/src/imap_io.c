@@ -419,12 +419,15 @@ gw_status imap_io_write(struct imap_io *io, const void *data, size_t len)
 	return write_plain(io, data, len, deadline);
 }
 
-static gw_status read_plain(struct imap_io *io, int64_t deadline)
+/* One recv() or SSL_read() of up to @p max bytes into @p dst, waiting until
+ * @p deadline for the first byte. */
+static gw_status read_plain(struct imap_io *io, unsigned char *dst, size_t max, size_t *got,
+                            int64_t deadline)
 {
 	for (;;) {
-		ssize_t n = recv(io->fd, io->buf + io->end, GW_IMAP_READ_BUF - io->end, 0);
+		ssize_t n = recv(io->fd, dst, max, 0);
 		if (n > 0) {
-			io->end += (size_t)n;
+			*got = (size_t)n;
 			return GW_OK;
 		}
 		if (n == 0)
@@ -443,14 +446,16 @@ static gw_status read_plain(struct imap_io *io, int64_t deadline)
 	}
 }
 
-static gw_status read_tls(struct imap_io *io, int64_t deadline)
+static gw_status read_tls(struct imap_io *io, unsigned char *dst, size_t max, size_t *got,
+                          int64_t deadline)
 {
+	int chunk = max > INT32_MAX ? INT32_MAX : (int)max;
 	for (;;) {
 		ERR_clear_error();
 		errno = 0;
-		int n = SSL_read(io->ssl, io->buf + io->end, (int)(GW_IMAP_READ_BUF - io->end));
+		int n = SSL_read(io->ssl, dst, chunk);
 		if (n > 0) {
-			io->end += (size_t)n;
+			*got = (size_t)n;
 			return GW_OK;
 		}
 		gw_status st = ssl_wait(io, n, deadline, "waiting for");
@@ -459,11 +464,19 @@ static gw_status read_tls(struct imap_io *io, int64_t deadline)
 	}
 }
 
-gw_status imap_io_fill(struct imap_io *io)
+static gw_status read_some(struct imap_io *io, unsigned char *dst, size_t max, size_t *got)
 {
 	if (io->fd < 0)
 		return gw_fail(io->ctx, GW_ERR_SESSION, "connection to %s:%u is closed", io->host,
 		               io->port);
+	int64_t deadline = now_ms() + io->timeout_ms;
+	if (io->ssl)
+		return read_tls(io, dst, max, got, deadline);
+	return read_plain(io, dst, max, got, deadline);
+}
+
+gw_status imap_io_fill(struct imap_io *io)
+{
 	if (io->pos > 0) {
 		memmove(io->buf, io->buf + io->pos, io->end - io->pos);
 		io->end -= io->pos;
@@ -471,10 +484,19 @@ gw_status imap_io_fill(struct imap_io *io)
 	}
 	if (io->end == GW_IMAP_READ_BUF)
 		return gw_fail(io->ctx, GW_ERR_SESSION, "read buffer full (internal error)");
-	int64_t deadline = now_ms() + io->timeout_ms;
-	if (io->ssl)
-		return read_tls(io, deadline);
-	return read_plain(io, deadline);
+	size_t got = 0;
+	gw_status st = read_some(io, io->buf + io->end, GW_IMAP_READ_BUF - io->end, &got);
+	io->end += got;
+	return st;
+}
+
+gw_status imap_io_read_into(struct imap_io *io, void *dst, size_t max, size_t *got)
+{
+	*got = 0;
+	if (imap_io_available(io) > 0 || max == 0)
+		return gw_fail(io->ctx, GW_ERR_SESSION,
+		               "direct read with buffered bytes or no room (internal error)");
+	return read_some(io, dst, max, got);
 }
 
 void imap_io_close(struct imap_io *io)

@@ -1,5 +1,5 @@
 /* Byte transport of the IMAP client: a TCP connection, optionally wrapped
- * in TLS (OpenSSL), with a deadline on every read and write and one 64 KiB
+ * in TLS (OpenSSL), with a deadline on every read and write and one 256 KiB
  * read buffer that the parser consumes in place. Every failure is recorded
  * with gw_fail() on the connection's context and returned as a status:
  * GW_ERR_SESSION for network, timeout and TLS trouble, GW_ERR_CONFIG where
@@ -57,6 +57,12 @@ static inline size_t imap_io_available(const struct imap_io *io)
 {
 	return io->end - io->pos;
 }
+
+/* With nothing buffered: receive up to @p max bytes straight into @p dst (one
+ * recv() or SSL_read(), the same waits and failures as imap_io_fill), so a
+ * large literal reaches its consumer's memory without passing through the
+ * read buffer. *got is how many came. */
+gw_status imap_io_read_into(struct imap_io *io, void *dst, size_t max, size_t *got);
 
 /* Close the connection and free everything; safe to call twice. */
 void imap_io_close(struct imap_io *io);

@@ -147,11 +147,31 @@ static gw_status read_segment(struct imap_parser *p)
 gw_status imap_parser_stream_literal(struct imap_parser *p, uint64_t size, imap_chunk_fn sink,
                                      void *arg, gw_status *sink_status)
 {
+	return imap_parser_stream_literal_into(p, size, NULL, sink, arg, sink_status);
+}
+
+gw_status imap_parser_stream_literal_into(struct imap_parser *p, uint64_t size, imap_room_fn room,
+                                          imap_chunk_fn sink, void *arg, gw_status *sink_status)
+{
 	struct imap_io *io = p->io;
 	gw_status sunk = GW_OK;
 	uint64_t left = size;
 	while (left > 0) {
 		if (imap_io_available(io) == 0) {
+			size_t max = 0;
+			void *at = room && sink && sunk == GW_OK && left >= GW_IMAP_DIRECT_MIN
+			                   ? room(arg, &max)
+			                   : NULL;
+			if (at && max > 0) {
+				size_t got = 0;
+				gw_status st = imap_io_read_into(
+				        io, at, max < left ? max : (size_t)left, &got);
+				if (st != GW_OK)
+					return st;
+				sunk = sink(arg, at, got);
+				left -= got;
+				continue;
+			}
 			gw_status st = imap_io_fill(io);
 			if (st != GW_OK)
 				return st;

@@ -20,6 +20,9 @@
 #define GW_IMAP_MAX_RESPONSE       (8u * 1024u * 1024u)
 #define GW_IMAP_MAX_INLINE_LITERAL (1024u * 1024u)
 #define GW_IMAP_MAX_DEPTH          64
+/* Below this many bytes left of a literal, one read into the read buffer takes
+ * them together with what follows, which saves a call. */
+#define GW_IMAP_DIRECT_MIN (32u * 1024u)
 
 enum imap_vtype {
 	GW_IV_ATOM = 1, /* also numbers and flags; BODY[...]<n> is one atom */
@@ -76,6 +79,9 @@ typedef gw_status (*imap_literal_hook)(void *arg, struct imap_parser *parser,
 
 /* Receives streamed literal bytes; a non-GW_OK return discards the rest. */
 typedef gw_status (*imap_chunk_fn)(void *arg, const void *data, size_t len);
+/* Where the consumer of a streamed literal can take its next bytes in place:
+ * up to *len of them (NULL: nowhere). */
+typedef void *(*imap_room_fn)(void *arg, size_t *len);
 
 struct imap_parser {
 	struct imap_io *io;
@@ -104,6 +110,12 @@ void imap_response_free(struct imap_response *resp);
  * failure only for transport errors. */
 gw_status imap_parser_stream_literal(struct imap_parser *p, uint64_t size, imap_chunk_fn sink,
                                      void *arg, gw_status *sink_status);
+/* The same, and once the read buffer is empty, at least GW_IMAP_DIRECT_MIN
+ * bytes of the literal are left and @p room offers a place, the bytes are
+ * received straight into it and @p sink is called with that place: a large
+ * body then reaches its consumer without a copy through the read buffer. */
+gw_status imap_parser_stream_literal_into(struct imap_parser *p, uint64_t size, imap_room_fn room,
+                                          imap_chunk_fn sink, void *arg, gw_status *sink_status);
 
 /* True if the parser holds unread bytes beyond what was consumed (STARTTLS
  * must not see any: they would be plaintext injected before the handshake). */

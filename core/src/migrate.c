@@ -640,6 +640,13 @@ static gw_status on_spooled_data(void *arg, const void *bytes, size_t length)
 	return GW_OK;
 }
 
+static void *on_spooled_room(void *arg, size_t *length)
+{
+	struct spooled_fetch *sf = arg;
+	*length = 0;
+	return sf->current >= 0 ? gw_spool_tail(sf->a->res->spool, length) : NULL;
+}
+
 static gw_status on_spooled_end(void *arg, uint32_t uid)
 {
 	struct spooled_fetch *sf = arg;
@@ -686,7 +693,8 @@ static gw_status fetch_spooled(struct attempt *a, const uint32_t *uids, size_t c
 	                                 .begin = on_spooled_begin,
 	                                 .data = on_spooled_data,
 	                                 .end = on_spooled_end,
-	                                 .failed = on_spooled_failed};
+	                                 .failed = on_spooled_failed,
+	                                 .room = on_spooled_room};
 	ctx_reset(&a->sctx);
 	gw_status st = a->src_ops->fetch(a->src, &request, &target);
 	if (sf->stop != GW_OK)
@@ -1424,6 +1432,13 @@ static gw_status on_fetch_data(void *arg, const void *bytes, size_t length)
 	return GW_OK;
 }
 
+static void *on_fetch_room(void *arg, size_t *length)
+{
+	struct fetch_ctx *fc = arg;
+	*length = 0;
+	return fc->current >= 0 ? gw_spool_tail(fc->a->res->spool, length) : NULL;
+}
+
 static gw_status append_item(struct fetch_ctx *fc, struct batch_item *item,
                              const unsigned char *data, size_t len)
 {
@@ -1627,7 +1642,8 @@ static struct gw_fetch_target copy_target(struct fetch_ctx *fc)
 	                                .data = on_fetch_data,
 	                                .end = on_fetch_end,
 	                                .failed = on_fetch_failed,
-	                                .request = on_fetch_request};
+	                                .request = on_fetch_request,
+	                                .room = on_fetch_room};
 }
 
 /* The message a fetch stopped at: the one being received, else the next one due. */

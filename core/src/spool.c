@@ -192,6 +192,17 @@ static bool spool_drain_chunk(struct gw_spool *spool, char **error)
 	return true;
 }
 
+unsigned char *gw_spool_tail(struct gw_spool *spool, size_t *room)
+{
+	*room = 0;
+	if (spool->phase != SPOOL_WRITING)
+		return NULL;
+	uint64_t left = spool->expected - spool->received;
+	size_t free_bytes = spool->buf_cap - spool->buf_len;
+	*room = left < free_bytes ? (size_t)left : free_bytes;
+	return *room > 0 ? spool->buf + spool->buf_len : NULL;
+}
+
 /* File path: gather bytes into the chunk buffer, writing whenever it fills. */
 static bool spool_write_file(struct gw_spool *spool, const unsigned char *data, size_t len,
                              char **error)
@@ -200,6 +211,10 @@ static bool spool_write_file(struct gw_spool *spool, const unsigned char *data, 
 	if (at < SPOOL_HEAD_MAX)
 		memcpy(spool->head + at, data,
 		       len < SPOOL_HEAD_MAX - at ? len : SPOOL_HEAD_MAX - at);
+	if (data == spool->buf + spool->buf_len) { /* received in place (gw_spool_tail) */
+		spool->buf_len += len;
+		return spool->buf_len < spool->buf_cap || spool_drain_chunk(spool, error);
+	}
 	while (len > 0) {
 		size_t room = spool->buf_cap - spool->buf_len;
 		size_t take = len < room ? len : room;
@@ -230,7 +245,8 @@ bool gw_spool_write(struct gw_spool *spool, const void *data, size_t len, char *
 	spool->received += len;
 	if (spool->in_file)
 		return spool_write_file(spool, data, len, error);
-	memcpy(spool->buf + spool->buf_len, data, len);
+	if (data != spool->buf + spool->buf_len) /* else received in place (gw_spool_tail) */
+		memcpy(spool->buf + spool->buf_len, data, len);
 	spool->buf_len += len;
 	return true;
 }

@@ -19,6 +19,10 @@ void gw_spool_free(struct gw_spool *spool);
 /* Start a message of @p expected_size bytes (the server's literal size). */
 bool gw_spool_begin(struct gw_spool *spool, uint64_t expected_size, char **error);
 bool gw_spool_write(struct gw_spool *spool, const void *data, size_t len, char **error);
+/* Where the message's next bytes may be received in place, up to *room of them
+ * (NULL, *room 0: nowhere). Writing them with gw_spool_write from that very
+ * address takes them without a copy; the address is valid until that write. */
+unsigned char *gw_spool_tail(struct gw_spool *spool, size_t *room);
 /* Finish: the bytes (contiguous, read-only, valid until the next begin or
  * free), their length and lower-case hex SHA-256. Fails if fewer/more bytes
  * than announced arrived (write already refuses the first byte too many).

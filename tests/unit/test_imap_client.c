@@ -14,6 +14,7 @@
 
 #include "imap_client.h"
 #include "imap_fetch.h"
+#include "imap_parse.h"
 #include "log.h"
 #include "util.h"
 
@@ -455,7 +456,7 @@ static void test_fetch_pipelined(void **state)
 static void test_fetch_large_and_oversized(void **state)
 {
 	(void)state;
-	/* 200000 bytes stream through the 64 KiB buffer; 300000 > max_size is skipped
+	/* 200000 bytes stream through the read buffer; 300000 > max_size is skipped
 	 * without being buffered, and the next message still arrives. */
 	const struct peer_step steps[] = {
 	        LOGIN_STEPS,
@@ -487,6 +488,123 @@ static void test_fetch_large_and_oversized(void **state)
 	assert_memory_equal(r.bytes.data + 200000, "abc", 3);
 	record_free(&r);
 	finish(imap);
+}
+
+/* A target that offers room: a window of at most @p window bytes of its own
+ * buffer, and counts what arrives in it. */
+struct roomy {
+	struct record r;
+	unsigned char place[65536];
+	size_t window;
+	size_t calls;
+	size_t in_place;
+};
+
+static void *roomy_room(void *arg, size_t *length)
+{
+	struct roomy *y = arg;
+	y->calls++;
+	*length = y->window;
+	return y->window ? y->place : NULL;
+}
+
+static gw_status roomy_data(void *arg, const void *bytes, size_t length)
+{
+	struct roomy *y = arg;
+	if (bytes == y->place)
+		y->in_place += length;
+	return rec_data(&y->r, bytes, length);
+}
+
+static gw_status roomy_begin(void *arg, uint32_t uid, uint64_t size)
+{
+	return rec_begin(&((struct roomy *)arg)->r, uid, size);
+}
+
+static gw_status roomy_end(void *arg, uint32_t uid)
+{
+	return rec_end(&((struct roomy *)arg)->r, uid);
+}
+
+static void roomy_failed(void *arg, uint32_t uid, gw_status status, const char *reason)
+{
+	rec_failed(&((struct roomy *)arg)->r, uid, status, reason);
+}
+
+/* One fetch of UIDs 5 (a 1 MB literal), 6 (3 bytes) and 7 (40,000 bytes)
+ * into @p y, whose target is @p target_size bytes long. */
+static void fetch_into_room(struct roomy *y, size_t target_size)
+{
+	const struct peer_step steps[] = {
+	        LOGIN_STEPS,
+	        EXAMINE_STEPS(3),
+	        {P_EXPECT, "UID FETCH 5 (BODY.PEEK[])", 0},
+	        {P_EXPECT, "UID FETCH 6 (BODY.PEEK[])", 0},
+	        {P_EXPECT, "UID FETCH 7 (BODY.PEEK[])", 0},
+	        {P_SEND, "* 1 FETCH (UID 5 BODY[] {1000000}\r\n", 0},
+	        {P_LITERAL, NULL, 1000000},
+	        {P_SEND,
+	         ")\r\nA3 OK done\r\n* 2 FETCH (UID 6 BODY[] {3}\r\nabc)\r\nA4 OK done\r\n"
+	         "* 3 FETCH (UID 7 BODY[] {40000}\r\n",
+	         0},
+	        {P_LITERAL, NULL, 40000},
+	        {P_SEND, ")\r\nA5 OK done\r\n", 0},
+	};
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 0);
+	select_inbox(imap, 3);
+	gw_buf_append(&y->r.events, "", 0);
+	gw_buf_append(&y->r.bytes, "", 0);
+	struct gw_fetch_target target = {.struct_size = target_size,
+	                                 .arg = y,
+	                                 .begin = roomy_begin,
+	                                 .data = roomy_data,
+	                                 .end = roomy_end,
+	                                 .failed = roomy_failed,
+	                                 .room = roomy_room};
+	const uint32_t uids[] = {5, 6, 7};
+	struct gw_fetch_request request = {
+	        .struct_size = sizeof(request), .uids = uids, .count = 3};
+	assert_int_equal(api->fetch(imap, &request, &target), GW_OK);
+	assert_string_equal(y->r.events.data, "begin 5 1000000|end 5|begin 6 3|end 6|"
+	                                      "begin 7 40000|end 7|");
+	assert_int_equal(y->r.bytes.len, 1040003);
+	for (size_t i = 0; i < 1000000; i++)
+		if ((unsigned char)y->r.bytes.data[i] != i % 251)
+			fail_msg("byte %zu of UID 5 differs", i);
+	assert_memory_equal(y->r.bytes.data + 1000000, "abc", 3);
+	for (size_t i = 0; i < 40000; i++)
+		if ((unsigned char)y->r.bytes.data[1000003 + i] != i % 251)
+			fail_msg("byte %zu of UID 7 differs", i);
+	record_free(&y->r);
+	finish(imap);
+}
+
+static void test_fetch_into_room(void **state)
+{
+	(void)state;
+	/* Once the read buffer (256 KiB) is empty, the rest of a large literal is
+	 * received in the target's room, window by window; below 32 KiB left, the
+	 * read buffer takes the rest with what follows. */
+	struct roomy *y = calloc(1, sizeof(*y));
+	y->window = 50000;
+	fetch_into_room(y, sizeof(struct gw_fetch_target));
+	assert_true(y->calls > 0);
+	assert_true(y->in_place >= 1000000 - GW_IMAP_READ_BUF - GW_IMAP_DIRECT_MIN);
+	assert_true(y->in_place <= 1000000);
+
+	/* A target of ABI 1.3 has no room member: it is never called. */
+	memset(y, 0, sizeof(*y));
+	y->window = 50000;
+	fetch_into_room(y, offsetof(struct gw_fetch_target, room));
+	assert_int_equal(y->calls, 0);
+	assert_int_equal(y->in_place, 0);
+
+	/* No room offered: the bytes come through the read buffer. */
+	memset(y, 0, sizeof(*y));
+	fetch_into_room(y, sizeof(struct gw_fetch_target));
+	assert_true(y->calls > 0);
+	assert_int_equal(y->in_place, 0);
+	free(y);
 }
 
 static void test_fetch_bye_midway(void **state)
@@ -1139,6 +1257,7 @@ int main(void)
 	        cmocka_unit_test_setup(test_scan_empty_folder_sends_nothing, setup),
 	        cmocka_unit_test_setup(test_fetch_pipelined, setup),
 	        cmocka_unit_test_setup(test_fetch_large_and_oversized, setup),
+	        cmocka_unit_test_setup(test_fetch_into_room, setup),
 	        cmocka_unit_test_setup(test_fetch_bye_midway, setup),
 	        cmocka_unit_test_setup(test_fetch_eof_in_literal, setup),
 	        cmocka_unit_test_setup(test_fetch_throttled, setup),

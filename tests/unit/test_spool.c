@@ -160,6 +160,76 @@ static void test_file_path(void **state)
 	free(msg);
 }
 
+/* Feed @p data as a reader with a place to receive into would: up to @p take
+ * bytes at a time straight into gw_spool_tail's room, every third piece (and
+ * whatever the room cannot take) through an ordinary buffer instead. */
+static void spool_in_place(struct gw_spool *sp, const unsigned char *data, size_t len, size_t take,
+                           const unsigned char **out, size_t *out_len, char hex[65],
+                           size_t *in_place)
+{
+	char *err = NULL;
+	size_t room = 0;
+	*in_place = 0;
+	assert_null(gw_spool_tail(sp, &room)); /* no message begun */
+	assert_int_equal(room, 0);
+	assert_true(gw_spool_begin(sp, len, &err));
+	for (size_t off = 0, piece = 0; off < len; piece++) {
+		size_t n = len - off < take ? len - off : take;
+		unsigned char *at = gw_spool_tail(sp, &room);
+		assert_non_null(at);
+		assert_true(room > 0 && room <= len - off);
+		if (piece % 3 == 2 || room < n) {
+			unsigned char copy[4096];
+			n = n < sizeof(copy) ? n : sizeof(copy);
+			memcpy(copy, data + off, n);
+			assert_true(gw_spool_write(sp, copy, n, &err));
+		} else {
+			memcpy(at, data + off, n); /* what recv()/SSL_read() into it does */
+			assert_true(gw_spool_write(sp, at, n, &err));
+			*in_place += n;
+		}
+		off += n;
+	}
+	assert_null(gw_spool_tail(sp, &room)); /* every byte arrived */
+	assert_int_equal(room, 0);
+	assert_true(gw_spool_finish(sp, out, out_len, hex, &err));
+	assert_null(err);
+}
+
+static void test_received_in_place(void **state)
+{
+	const size_t size = 3u * 1000 * 1000 + 7;
+	struct gw_spool *sp = gw_spool_new(tmpdir, 1024 * 1024);
+	unsigned char *msg = pattern(size, 3);
+	const unsigned char *data;
+	size_t len, in_place;
+	char hex[65], want[65];
+
+	/* In memory: the room is the rest of the message. */
+	spool_in_place(sp, msg, 700000, 50000, &data, &len, hex, &in_place);
+	sha256_hex(msg, 700000, want);
+	assert_int_equal(len, 700000);
+	assert_memory_equal(data, msg, 700000);
+	assert_string_equal(hex, want);
+	assert_true(in_place >= 400000);
+
+	/* In the file: the room is what the chunk being gathered has left, and the
+	 * head kept for the Message-ID is filled all the same. */
+	static const char header[] = "Message-ID: <in-place@example.org>\r\n\r\n";
+	memcpy(msg, header, sizeof(header) - 1);
+	spool_in_place(sp, msg, size, 100000, &data, &len, hex, &in_place);
+	sha256_hex(msg, size, want);
+	assert_int_equal(len, size);
+	assert_memory_equal(data, msg, size);
+	assert_string_equal(hex, want);
+	assert_true(in_place >= size / 2);
+	char *id = gw_spool_message_id(sp);
+	assert_string_equal(id, "<in-place@example.org>");
+	free(id);
+	gw_spool_free(sp);
+	free(msg);
+}
+
 static void test_empty_message(void **state)
 {
 	struct gw_spool *sp = gw_spool_new(NULL, 0);
@@ -334,7 +404,7 @@ int main(void)
 	        cmocka_unit_test(test_memory_path),      cmocka_unit_test(test_file_path),
 	        cmocka_unit_test(test_empty_message),    cmocka_unit_test(test_size_mismatch),
 	        cmocka_unit_test(test_bad_tmpdir),       cmocka_unit_test(test_message_id),
-	        cmocka_unit_test(test_spool_message_id),
+	        cmocka_unit_test(test_spool_message_id), cmocka_unit_test(test_received_in_place),
 	};
 	return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
 }

@@ -88,6 +88,13 @@ struct gw_fetch_target {
 	 * scan's, with uid 0 and GW_ERR_SESSION, and the fetch stops.
 	 */
 	void (*request)(void *arg, size_t index);
+	/**
+	 * ABI 1.4, optional: memory where the current message's next bytes may be
+	 * placed, up to *length of them (NULL: none; valid until data() is called).
+	 * A source that receives bytes straight into it passes that pointer to data(),
+	 * which then keeps them where they are instead of copying them.
+	 */
+	void *(*room)(void *arg, size_t *length);
 };
 
 /** Parameters of a fetch from the selected folder. */
