@@ -2,6 +2,7 @@
 
 import argparse
 import datetime
+import fcntl
 import json
 import os
 import platform
@@ -437,8 +438,33 @@ def tool_versions(args):
     return out
 
 
+def machine_lock(path=None):
+    """One bench at a time on a machine: two would time each other's load, and the
+    second would take the first's held-off reclaim settings for the machine's own and
+    put those back at its exit. (file, None) while held, else (None, the holder's pid)."""
+    path = path or os.environ.get("GODWIT_BENCH_LOCK") or os.path.join(
+        "/run/lock" if os.path.isdir("/run/lock") else tempfile.gettempdir(), "godwit-bench.lock")
+    f = open(path, "a+", encoding="ascii")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "unknown"
+        f.close()
+        return None, holder
+    f.truncate(0)
+    f.write("%d\n" % os.getpid())
+    f.flush()
+    return f, None
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    lock, holder = machine_lock()
+    if lock is None:
+        log("another bench/run is running on this machine (pid %s): the two would time each "
+            "other; wait for it or stop it" % holder)
+        return 2
     ensure_packages(args.no_install)
     if not os.access(measure.GNU_TIME, os.X_OK):
         log("GNU time (%s) is required: apt-get install time" % measure.GNU_TIME)

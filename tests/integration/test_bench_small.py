@@ -243,6 +243,30 @@ class ReclaimHoldOnOwnTree(unittest.TestCase):
         self.assertEqual("none found", hostmem.left_alone())
 
 
+class OneBenchAtATime(unittest.TestCase):
+    """A second bench/run on the machine stops at once and says who holds it."""
+
+    def test_second_run_refused(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "lock")
+            held, _ = gwmain.machine_lock(path)
+            self.assertIsNotNone(held)
+            try:
+                self.assertEqual((None, str(os.getpid())), gwmain.machine_lock(path))
+                env = dict(os.environ, GODWIT_BENCH_LOCK=path)
+                r = subprocess.run([sys.executable, os.path.join(REPO, "bench", "run"),
+                                    "--quick", "--no-install"], capture_output=True, text=True,
+                                   env=env, timeout=60)
+                self.assertEqual(2, r.returncode, r.stderr)
+                self.assertIn("bench: another bench/run is running on this machine (pid %d)"
+                              % os.getpid(), r.stdout + r.stderr)
+            finally:
+                held.close()
+            again, _ = gwmain.machine_lock(path)
+            self.assertIsNotNone(again)
+            again.close()
+
+
 class InterleavedRepetitions(unittest.TestCase):
     """bench/run runs repetition r of every case before repetition r + 1 of any."""
 
