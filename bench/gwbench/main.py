@@ -316,7 +316,9 @@ def serve(bench, args):
     run.sh runs the tool. In run.sh GODWIT and GODWIT_PLUGINS replace godwit's
     executable and plugin directory (an A/B of two builds); extra arguments go to the
     tool (e.g. --log-level debug)."""
-    # N connections: godwit's default, as the bench would have measured it.
+    # The cases that start from an empty destination of their own (not the re-run, the
+    # imap sink or limit+append, which need a fresh user per run); N connections:
+    # godwit's default, as the bench would have measured it.
     cases = [c for c in make_cases(bench, args) + limit_n_cases(bench, args, [], unmeasured=2)
              if type(c) in (tools.LimitCase, tools.GodwitCase) and c.user == "alice"
              and not getattr(c, "append", False) and c.available() is None]
@@ -325,7 +327,9 @@ def serve(bench, args):
         command = case.prepare(1)
         argv = [shlex.quote(a) for a in command.argv]
         if case.tool == "godwit":
-            argv[0], argv[4] = '"${GODWIT:-%s}"' % argv[0], '"${GODWIT_PLUGINS:-%s}"' % argv[4]
+            plugins = command.argv.index("--plugin-path") + 1
+            argv[0] = '"${GODWIT:-%s}"' % argv[0]
+            argv[plugins] = '"${GODWIT_PLUGINS:-%s}"' % argv[plugins]
         env = {k: v for k, v in (command.env or {}).items() if os.environ.get(k) != v}
         os.makedirs(case.workdir, exist_ok=True)
         head = "#!/bin/sh\n# %s (bench/run --serve)\nset -e\ncd %s\n" % (

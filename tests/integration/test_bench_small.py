@@ -243,6 +243,57 @@ class ReclaimHoldOnOwnTree(unittest.TestCase):
         self.assertEqual("none found", hostmem.left_alone())
 
 
+class BenchServe(unittest.TestCase):
+    """bench/run --serve: one Dovecot held for profiling. Its scripts run godwit and the
+    limit reader on the held mailbox, fresh.sh starts a case over, and SIGTERM ends it
+    with exit 0, Dovecot stopped."""
+
+    def test_serve_runs_cases_then_stops(self):
+        env = testcase.godwit_env()
+        with tempfile.TemporaryDirectory(prefix="godwit-bench-serve-") as tmp:
+            argv = [sys.executable, os.path.join(REPO, "bench", "run"), "--serve", "--quick",
+                    "--no-install", "--godwit-bin", env["bin"], "--plugin-dir",
+                    env["plugin_dir"], "--build-dir", env["build_dir"], "--workdir",
+                    os.path.join(tmp, "work")]
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True)
+            try:
+                scripts, dovecot_pid, out = {}, None, []
+                deadline = time.monotonic() + 300
+                for line in proc.stdout:
+                    out.append(line)
+                    if line.startswith("bench: dovecot pid "):
+                        dovecot_pid = int(line.split()[3])
+                    if "{fresh,run}.sh" in line:
+                        label, path = line.rsplit(None, 1)
+                        scripts[label.strip()] = path[:-len("/{fresh,run}.sh")]
+                    if "serving until interrupted" in line or time.monotonic() > deadline:
+                        break
+                self.assertIn("bench: serving until interrupted (Ctrl-C or SIGTERM)\n", out,
+                              "".join(out)[-4000:])
+                for label in ("godwit 1 conn, plain, fsync", "limit 1 conn, plain"):
+                    self.assertIn(label, scripts, "".join(out)[-4000:])
+                godwit = scripts["godwit 1 conn, plain, fsync"]
+                for attempt in (1, 2):  # the second after fresh.sh: everything again
+                    subprocess.run(["sh", os.path.join(godwit, "fresh.sh")], check=True)
+                    r = subprocess.run(["sh", os.path.join(godwit, "run.sh")],
+                                       capture_output=True, text=True, timeout=120)
+                    self.assertEqual(0, r.returncode, r.stderr[-2000:])
+                    self.assertIn("messages:  300 migrated, 0 already present, 0 failed",
+                                  r.stdout, (attempt, r.stdout))
+                limit = scripts["limit 1 conn, plain"]
+                r = subprocess.run(["sh", os.path.join(limit, "run.sh")], capture_output=True,
+                                   text=True, timeout=120)
+                self.assertEqual(0, r.returncode, r.stderr[-2000:])
+                self.assertRegex(r.stdout, r"messages=300 bytes=[1-9]\d*")
+            finally:
+                proc.terminate()
+                rest, _ = proc.communicate(timeout=120)
+            self.assertEqual(0, proc.returncode, rest[-4000:])
+            self.assertIsNotNone(dovecot_pid)
+            self.assertFalse(os.path.exists("/proc/%d" % dovecot_pid), "Dovecot still runs")
+
+
 class OneBenchAtATime(unittest.TestCase):
     """A second bench/run on the machine stops at once and says who holds it."""
 
