@@ -590,7 +590,8 @@ static void test_fetch_into_room(void **state)
 	fetch_into_room(y, sizeof(struct gw_fetch_target));
 	assert_true(y->calls > 0);
 	assert_true(y->in_place >= 1000000 - GW_IMAP_READ_BUF - GW_IMAP_DIRECT_MIN);
-	assert_true(y->in_place <= 1000000);
+	/* UID 7 too, when its literal had not arrived yet as its line was parsed. */
+	assert_true(y->in_place <= 1000000 + 40000);
 
 	/* A target of ABI 1.3 has no room member: it is never called. */
 	memset(y, 0, sizeof(*y));
