@@ -1895,7 +1895,8 @@ static size_t text_size(const char *s)
 	return s != NULL ? strlen(s) + 1 : 0;
 }
 
-/* Copy a->batch's state writes out of it (into a->deferred, empty before):
+/* Copy a->batch's state writes out of it (into a->deferred, which must be
+ * empty: its text buffer is filled from the start):
  * if @p durable (its flush returned GW_OK), the done marks of its appended
  * messages; in any case the pending rows to drop of those that never reached
  * the sink, so the next attempt copies them without asking the sink. Without
@@ -2028,12 +2029,15 @@ static gw_status write_deferred(struct attempt *a)
 /* The state writes of a whole batch in one transaction, at once: the done
  * marks of every folder group and the pending rows dropped. Messages count
  * as migrated only once it committed. @p flushed: what the sink's flush of
- * the batch returned (GW_OK if nothing was appended). */
+ * the batch returned (GW_OK if nothing was appended). A batch settled before
+ * it whose writes still wait (finish_batch) is written first: the state
+ * commits in order. */
 static gw_status commit_batch(struct attempt *a, gw_status flushed)
 {
-	defer_batch(a, flushed == GW_OK);
+	gw_status before = write_deferred(a);
+	defer_batch(a, flushed == GW_OK && before == GW_OK);
 	gw_status st = write_deferred(a);
-	return flushed != GW_OK ? flushed : st;
+	return flushed != GW_OK ? flushed : before != GW_OK ? before : st;
 }
 
 static void batch_reset(struct batch *b)
