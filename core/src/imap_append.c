@@ -7,14 +7,26 @@
  * Where the server offers MULTIAPPEND (RFC 3502), small messages for one
  * folder share one APPEND command, which the server stores in one transaction
  * instead of one each (godwit into a Dovecot on tmpfs: 2,000 messages in
- * 0.62-0.71 s instead of 0.89-0.91 s). Only the first message of such a command is sent as a
- * non-synchronising literal; each later one waits for the server's "+". A
- * server that refuses a message ends the command at once (Dovecot does), and
- * bytes already sent after it would be read as commands: message text must
- * never reach the server outside a literal it asked for. A command is atomic,
- * so its refusal because of one message is retried one message at a time,
- * from copies kept until the answer. Each "+" costs a round trip: where those
- * are slow, pipelined single APPENDs are faster and grouping is switched off. */
+ * 0.62-0.71 s instead of 0.89-0.91 s). A command is atomic, so its refusal
+ * because of one message is retried one message at a time, from copies kept
+ * until the answer.
+ *
+ * Message text must never reach the server outside a literal it will read as
+ * one. How a server treats the rest of a MULTIAPPEND after refusing one of its
+ * messages decides how the later messages go out:
+ * - Dovecot (2.x, named so by ID) answers NO at once and reads the command on
+ *   to its last line, throwing the later literals away. So every message goes
+ *   with a non-synchronising literal, without waiting: one round trip for the
+ *   whole command, as RFC 3502 intends with LITERAL+.
+ * - Any other server may end the command at the refusal, and bytes sent after
+ *   it would be read as commands. There only the first message goes with the
+ *   command line; each later one announces a synchronising literal and is sent
+ *   after the server's "+". Each "+" costs a round trip: where those are slow,
+ *   pipelined single APPENDs are faster and grouping is switched off.
+ * Either way, while a command is half written, no answer is read but the "+"
+ * awaited and nothing is sent again: a server that answered early and reads on
+ * would take the next command's line as more of this one, and the literal
+ * after it as commands. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -274,7 +286,8 @@ bool imap_append_complete(struct gw_imap *imap, const struct imap_response *resp
 	if (resp->kind != GW_IMAP_TAGGED || !resp->tag ||
 	    !find_command(imap, resp->tag, &first, &end))
 		return false;
-	/* An answer to the MULTIAPPEND still being written: the server ended it. */
+	/* An answer to the MULTIAPPEND still being written, instead of the "+" for
+	 * its next message: the server ended it. */
 	bool cut_short = imap->group.open && strcmp(imap->group.tag, resp->tag) == 0;
 	if (cut_short)
 		group_forget(imap);
@@ -348,9 +361,17 @@ gw_status imap_append_close_group(struct gw_imap *imap)
 	return st;
 }
 
-/* Send, each as its own APPEND, the messages of a command refused as a whole. */
+/* Send, each as its own APPEND, the messages of a command refused as a whole.
+ * Not inside a MULTIAPPEND still open: the server would take the command line
+ * for more of it, and the literal after it for commands. */
 static gw_status send_queued(struct gw_imap *imap)
 {
+	bool any = false;
+	for (size_t i = 0; i < imap->append_count && !any; i++)
+		any = imap->appends[i].queued;
+	gw_status closed = any ? imap_append_close_group(imap) : GW_OK;
+	if (closed != GW_OK)
+		return closed;
 	for (size_t i = 0; i < imap->append_count; i++) {
 		struct imap_pending_append *p = &imap->appends[i];
 		if (!p->queued)
@@ -491,6 +512,44 @@ static gw_status await_group_continuation(struct gw_imap *imap, bool *ended)
 		       (double)g->shortest_wait_us / 1000.0, imap->io.host);
 	}
 	return GW_OK;
+}
+
+/* Whether the ID reply names the server Dovecot. */
+static gw_status note_server_name(void *arg, struct gw_imap *imap, const struct imap_response *resp)
+{
+	(void)imap;
+	bool *dovecot = arg;
+	const struct imap_value *fields = imap_list_item(&resp->data, 1);
+	if (!imap_value_is_atom(imap_list_item(&resp->data, 0), "ID") || !fields ||
+	    fields->type != GW_IV_LIST)
+		return GW_OK;
+	for (size_t i = 0; i + 1 < fields->count; i += 2) {
+		const struct imap_value *key = &fields->items[i], *value = &fields->items[i + 1];
+		if (key->type == GW_IV_STRING && strcasecmp(key->str, "name") == 0 &&
+		    value->type == GW_IV_STRING && strcasecmp(value->str, "Dovecot") == 0)
+			*dovecot = true;
+	}
+	return GW_OK;
+}
+
+/* Ask once, after login (a proxy answers for itself before it), which server
+ * this is: only Dovecot is known to read a refused MULTIAPPEND to its end. A
+ * server without ID, or that does not say, gets the waiting way. */
+static gw_status learn_group_mode(struct gw_imap *imap)
+{
+	struct imap_append_group *g = &imap->group;
+	g->server_known = true;
+	if (!imap_has_cap(imap, "ID"))
+		return GW_OK;
+	bool dovecot = false;
+	struct imap_response tagged;
+	gw_status st = imap_command(imap, "ID NIL", note_server_name, &dovecot, &tagged);
+	g->ahead = st == GW_OK && tagged.cond == GW_IMAP_OK && dovecot;
+	imap_response_free(&tagged);
+	gw_log(imap->ctx, GW_LOG_DEBUG, "MULTIAPPEND to %s: %s", imap->io.host,
+	       g->ahead ? "every message without waiting (Dovecot)"
+	                : "later messages after the server's \"+\"");
+	return st;
 }
 
 /* " APPEND "<folder>" (<flags>) "<date>" {<n>[+]}\r\n", the command after its
@@ -641,7 +700,8 @@ static gw_status send_single(struct gw_imap *imap, const struct gw_imap_append *
 /* Add the message to the MULTIAPPEND of its folder, opening one if needed.
  * @p cmd: " APPEND <folder> <message part>" with a non-synchronising literal,
  * @p message_part where the message part starts. The first message goes out
- * with the command line; a later one's part is sent with a synchronising
+ * with the command line; a later one's part follows it as it is where the
+ * server reads refused commands to their end, else with a synchronising
  * literal, and its bytes only after the server's "+". *ended: the server
  * ended the command instead; the message was not sent. */
 static gw_status send_in_group(struct gw_imap *imap, const struct gw_imap_append *m,
@@ -657,6 +717,8 @@ static gw_status send_in_group(struct gw_imap *imap, const struct gw_imap_append
 		imap->group.folder = gw_xstrdup(m->folder);
 		gw_buf_puts(&out, imap->group.tag);
 		gw_buf_append(&out, cmd->data, cmd->len);
+	} else if (imap->group.ahead) {
+		gw_buf_append(&out, cmd->data + message_part, cmd->len - message_part);
 	} else {
 		/* "{n+}\r\n" -> "{n}\r\n": wait to be asked for the bytes. */
 		gw_buf_append(&out, cmd->data + message_part, cmd->len - message_part - 4);
@@ -702,9 +764,12 @@ gw_status imap_append(struct gw_imap *imap, const struct gw_imap_append *message
 	if (st != GW_OK)
 		return st;
 	bool grouped = may_group(imap, message);
-	if (imap->group.open && (!grouped || strcmp(imap->group.folder, message->folder) != 0 ||
-	                         imap->group.count >= GROUP_MAX_MESSAGES ||
-	                         imap->group.bytes + message->size > GROUP_MAX_BYTES))
+	if (grouped && !imap->group.server_known)
+		st = learn_group_mode(imap);
+	if (st == GW_OK && imap->group.open &&
+	    (!grouped || strcmp(imap->group.folder, message->folder) != 0 ||
+	     imap->group.count >= GROUP_MAX_MESSAGES ||
+	     imap->group.bytes + message->size > GROUP_MAX_BYTES))
 		st = imap_append_close_group(imap);
 	if (st == GW_OK && !find_target(imap, message->folder))
 		st = imap_mailbox_info(imap, message->folder, NULL);
@@ -716,10 +781,19 @@ gw_status imap_append(struct gw_imap *imap, const struct gw_imap_append *message
 		               "message of %zu bytes is larger than the destination accepts in "
 		               "\"%s\" (APPENDLIMIT %" PRIu64 " bytes); not sent",
 		               message->size, message->folder, t->append_limit);
-	st = send_queued(imap);
-	while (st == GW_OK && (imap->append_commands >= imap->pipeline_depth ||
-	                       (grouped && imap->copies_kept > GROUP_COPIES_MAX)))
-		st = read_one(imap);
+	/* Room in the pipeline, and for the copies: an answer read may queue a
+	 * refused command's messages, whose copies go only once they are sent. */
+	for (;;) {
+		st = send_queued(imap);
+		if (st != GW_OK || (imap->append_commands < imap->pipeline_depth &&
+		                    (!grouped || imap->copies_kept <= GROUP_COPIES_MAX)))
+			break;
+		st = imap_append_close_group(imap); /* answers only between commands */
+		if (st == GW_OK)
+			st = read_one(imap);
+		if (st != GW_OK)
+			break;
+	}
 	if (st != GW_OK)
 		return st;
 

@@ -62,6 +62,11 @@ struct imap_append_group {
 	uint64_t shortest_wait_us;
 	unsigned waits;
 	bool off;
+	/* Whether the server keeps reading a MULTIAPPEND it has refused up to
+	 * its last line (learnt from ID once): then every message of a command
+	 * goes out with a non-synchronising literal, without waiting. */
+	bool server_known;
+	bool ahead;
 };
 
 struct gw_imap {

@@ -93,8 +93,9 @@ class Run:
     def argv(self):
         return [godwit_bin(), "run", self.profile, "--plugin-path", plugin_dir()]
 
-    def run(self):
-        return subprocess.run(self.argv(), capture_output=True, text=True, timeout=600)
+    def run(self, *extra):
+        return subprocess.run(self.argv() + list(extra), capture_output=True, text=True,
+                              timeout=600)
 
     def start(self):
         return subprocess.Popen(self.argv(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -296,10 +297,11 @@ class ToCourierStyle(SinkCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.src = dovecot.Dovecot()
+        cls.src = dovecot.Dovecot(users=dict(dovecot.DEFAULT_USERS, mallory="Mallory-pw-9"))
         cls.dst = dovecot.Dovecot(separator=".", prefix="INBOX.")
         cls.limited = dovecot.Dovecot(append_limit=60_000)
-        cls.quiet_limit = dovecot.Dovecot(extra_config=QUIET_LIMIT)
+        cls.quiet_limit = dovecot.Dovecot(extra_config=QUIET_LIMIT,
+                                          users=dict(dovecot.DEFAULT_USERS, trent="Trent-pw-9"))
         for dv in (cls.src, cls.dst, cls.limited, cls.quiet_limit):
             dv.start()
         seeded = seed.seed_user(cls.src, "alice", generated=150)
@@ -402,6 +404,55 @@ class ToCourierStyle(SinkCase):
         expected.noselect = source.noselect
         diffs = verify.compare(expected, dest, folder_map=lambda name: name)
         self.assertEqual([], diffs, verify.format_differences(diffs))
+
+    def test_refused_message_inside_multiappend_leaves_no_text_read_as_commands(self):
+        """Into Dovecot every message of a MULTIAPPEND goes out without waiting for
+        "+" (plugins/sink-imap/README.md). Dovecot refuses the messages over its size
+        limit in the middle of such commands and reads each command on to its end: the
+        messages after a refused one, whose every line is an IMAP command, are never
+        executed, each arrives once (its command is sent again one message at a time),
+        and only the refused messages fail."""
+        # 6 MB: more than the client keeps copies of (4 MB), so answers are read, and
+        # refused commands sent again, while later commands are being written.
+        messages, refused = [], set()
+        for i in range(96):
+            if i % 4 == 1:  # a refused message in every group, never the last
+                data = mailgen_sized(b"Subject: over the limit %d\r\n" % i, 70_000)
+                refused.add(hashlib.sha256(data).hexdigest())
+            else:  # each line a command that would create a folder
+                lines = b"".join(b"h%d.%d CREATE Injected%d-%d\r\n" % (i, n, i, n)
+                                 for n in range(1800))
+                data = b"Subject: commands %d\r\n\r\n" % i + lines
+            # Newest first: the order of the UIDs, so refused ones sit inside groups.
+            messages.append(mailgen.GenMessage("hostile/%d" % i, data,
+                                               1_700_000_000 - i * 3600, ()))
+        client = self.src.imap("mallory")
+        try:
+            seed.append_messages(client, "INBOX", messages)
+        finally:
+            client.logout()
+        run = self.new_run(self.src, "mallory", self.quiet_limit, "trent", pipeline_depth=16)
+        proc = run.run("--log-level", "debug")
+        self.assertRun(proc, 1)  # partial: the refused messages
+        # The case under test happened: commands sent ahead, refused as a whole.
+        self.assertIn("MULTIAPPEND to 127.0.0.1: every message without waiting (Dovecot)",
+                      proc.stderr)
+        self.assertRegex(proc.stderr, r"MULTIAPPEND of \d+ message\(s\) refused")
+        dest = manifest(self.quiet_limit, "trent")
+        self.assertEqual([], [f for f in dest if "Injected" in f])
+        box = mailbox_of(run.report(proc.stdout), ALICE)
+        self.assertEqual((len(messages) - len(refused), len(refused)),
+                         (box["migrated"], box["failed"]))
+        sent = sorted(m.sha256 for m in messages if m.sha256 not in refused)
+        self.assertEqual(sent, sorted(m["sha256"] for m in dest["INBOX"]))
+
+
+def mailgen_sized(head, size):
+    """A CRLF message of exactly @size bytes: @head, a blank line, a filler body."""
+    head += b"\r\n"
+    line = b"x" * 76 + b"\r\n"
+    body = (line * (size // len(line) + 1))[:size - len(head) - 2] + b"\r\n"
+    return head + body
 
 
 def message_without_id(tag, size):

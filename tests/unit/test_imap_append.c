@@ -219,6 +219,22 @@ static void test_large_literal_read_from_its_file(void **state)
 
 /* ---- MULTIAPPEND ---- */
 
+/* Append "one", "two" (\\Seen) and "three" to INBOX: no result before the
+ * wait, @p want after it. */
+static void append_one_two_three(struct gw_imap *imap, const char *want)
+{
+	struct gw_imap_append m1 = message("m1", "one");
+	struct gw_imap_append m2 = message("m2", "two");
+	m2.flags = GW_FLAG_SEEN;
+	struct gw_imap_append m3 = message("m3", "three");
+	assert_int_equal(api->append(imap, &m1, on_result, NULL), GW_OK);
+	assert_int_equal(api->append(imap, &m2, on_result, NULL), GW_OK);
+	assert_int_equal(api->append(imap, &m3, on_result, NULL), GW_OK);
+	assert_string_equal(take_results(), "");
+	assert_int_equal(api->append_wait(imap), GW_OK);
+	assert_string_equal(take_results(), want);
+}
+
 static void test_multiappend_one_command_per_folder(void **state)
 {
 	(void)state;
@@ -238,16 +254,7 @@ static void test_multiappend_one_command_per_folder(void **state)
 	};
 	struct gw_imap *imap = open_session(PEER_STEPS(steps), 4);
 	describe_inbox(imap, 0, false);
-	struct gw_imap_append m1 = message("m1", "one");
-	struct gw_imap_append m2 = message("m2", "two");
-	m2.flags = GW_FLAG_SEEN;
-	struct gw_imap_append m3 = message("m3", "three");
-	assert_int_equal(api->append(imap, &m1, on_result, NULL), GW_OK);
-	assert_int_equal(api->append(imap, &m2, on_result, NULL), GW_OK);
-	assert_int_equal(api->append(imap, &m3, on_result, NULL), GW_OK);
-	assert_string_equal(take_results(), "");
-	assert_int_equal(api->append_wait(imap), GW_OK);
-	assert_string_equal(take_results(), "[m1 ok 7:100][m2 ok 7:101][m3 ok 7:105]");
+	append_one_two_three(imap, "[m1 ok 7:100][m2 ok 7:101][m3 ok 7:105]");
 	finish(imap);
 }
 
@@ -316,6 +323,106 @@ static void test_multiappend_off_when_round_trips_are_slow(void **state)
 		assert_int_equal(api->append(imap, &m, on_result, NULL), GW_OK);
 		gw_buf_printf(&want, "[m%d ok 7:%d]", i + 1, i + 1);
 	}
+	assert_int_equal(api->append_wait(imap), GW_OK);
+	assert_string_equal(take_results(), want.data);
+	gw_buf_free(&want);
+	finish(imap);
+}
+
+static void test_multiappend_ahead_into_dovecot(void **state)
+{
+	(void)state;
+	/* A server that names itself Dovecot in its ID reply (asked once, after
+	 * login, before the first group) reads a refused MULTIAPPEND on to its
+	 * end: every message goes with a non-synchronising literal, no "+" is
+	 * waited for. A refusal of the command still sends each message again
+	 * alone. */
+	const struct peer_step steps[] = {
+	        {P_SEND, "* OK [CAPABILITY IMAP4rev1 ID] hi\r\n", 0},
+	        {P_EXPECT_PREFIX, "ID (\"name\" \"godwit\" \"version\" \"", 0},
+	        {P_SEND, "* ID (\"name\" \"Dovecot\")\r\n$T OK id\r\n", 0},
+	        {P_EXPECT, "LOGIN \"user\" \"secret\"", 0},
+	        {P_SEND, "$T OK [CAPABILITY IMAP4rev1 ID LITERAL+ UIDPLUS MULTIAPPEND] in\r\n", 0},
+	        SELECT_STEPS("(\\Seen \\Flagged)"),
+	        {P_EXPECT, "ID NIL", 0},
+	        {P_SEND, "* ID (\"name\" \"Dovecot\" \"version\" \"2.3.19\")\r\n$T OK id\r\n", 0},
+	        {P_EXPECT, "APPEND \"INBOX\" () {3+}", 0},
+	        {P_EXPECT_RAW, "one (\\Seen) {3+}", 0},
+	        {P_EXPECT_RAW, "two () {5+}", 0},
+	        {P_EXPECT_RAW, "three", 0},
+	        {P_SEND, "$T NO [LIMIT] too large\r\n", 0},
+	        {P_EXPECT, "APPEND \"INBOX\" () {3+}", 0},
+	        {P_EXPECT_RAW, "one", 0},
+	        {P_EXPECT, "APPEND \"INBOX\" (\\Seen) {3+}", 0},
+	        {P_EXPECT_RAW, "two", 0},
+	        {P_EXPECT, "APPEND \"INBOX\" () {5+}", 0},
+	        {P_EXPECT_RAW, "three", 0},
+	        {P_SEND,
+	         "A6 OK [APPENDUID 7 100] ok\r\nA7 NO [LIMIT] too large\r\n"
+	         "A8 OK [APPENDUID 7 101] ok\r\n",
+	         0},
+	};
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 4);
+	describe_inbox(imap, 0, false);
+	append_one_two_three(imap, "[m1 ok 7:100][m2 message 0:0 \"too large\"][m3 ok 7:101]");
+	finish(imap);
+}
+
+static void test_multiappend_resent_messages_never_inside_an_open_command(void **state)
+{
+	(void)state;
+	/* A server that does not name itself gets the waiting way. The refusal of
+	 * a full group (64 messages, A3) arrives while the client waits for the
+	 * "+" of the next group's second message (A4). A3's messages go again one
+	 * by one, but only once A4 is ended (its CRLF): a command line inside it
+	 * would be read as more of it, and the literal after it as commands. */
+	enum { GROUP = 64 /* GROUP_MAX_MESSAGES */ };
+	static struct peer_step steps[8 + 4 * GROUP + 16];
+	static char answers[GROUP * 48 + 64];
+	size_t n = 0, used = 0;
+	const struct peer_step head[] = {
+	        LOGIN_WITH("LITERAL+ UIDPLUS MULTIAPPEND"),
+	        SELECT_STEPS("(\\Seen)"),
+	        {P_EXPECT, "APPEND \"INBOX\" () {1+}", 0},
+	};
+	for (size_t i = 0; i < sizeof(head) / sizeof(head[0]); i++)
+		steps[n++] = head[i];
+	for (int i = 1; i < GROUP; i++) {
+		steps[n++] = (struct peer_step){P_EXPECT_RAW, "x () {1}", 0};
+		steps[n++] = (struct peer_step){P_SEND, "+ go\r\n", 0};
+	}
+	steps[n++] = (struct peer_step){P_EXPECT_RAW, "x", 0}; /* A3 ends: full */
+	steps[n++] = (struct peer_step){P_EXPECT, "APPEND \"INBOX\" () {1+}", 0};
+	steps[n++] = (struct peer_step){P_EXPECT_RAW, "y () {1}", 0};
+	steps[n++] = (struct peer_step){P_SEND, "A3 NO [LIMIT] refused\r\n+ go\r\n", 0};
+	steps[n++] = (struct peer_step){P_EXPECT_RAW, "y", 0}; /* A4 ends before the resends */
+	used += (size_t)snprintf(answers, sizeof(answers), "A4 OK [APPENDUID 7 164:165] ok\r\n");
+	for (int i = 0; i < GROUP; i++) {
+		steps[n++] = (struct peer_step){P_EXPECT, "APPEND \"INBOX\" () {1+}", 0};
+		steps[n++] = (struct peer_step){P_EXPECT_RAW, "x", 0};
+		used += (size_t)snprintf(answers + used, sizeof(answers) - used,
+		                         "A%d OK [APPENDUID 7 %d] ok\r\n", 5 + i, 100 + i);
+	}
+	steps[n++] = (struct peer_step){P_SEND, answers, 0};
+	steps[n++] = (struct peer_step){P_EXPECT, "APPEND \"INBOX\" () {1+}", 0};
+	steps[n++] = (struct peer_step){P_EXPECT_RAW, "y", 0};
+	steps[n++] = (struct peer_step){P_SEND, "$T OK [APPENDUID 7 166] ok\r\n", 0};
+	struct gw_imap *imap = open_session(steps, n, 4);
+	describe_inbox(imap, 0, false);
+	struct gw_buf want = {0};
+	gw_buf_puts(&want, "[y1 ok 7:164][y2 ok 7:165]");
+	for (int i = 0; i < GROUP; i++) {
+		struct gw_imap_append m = message("x", "x");
+		assert_int_equal(api->append(imap, &m, on_result, NULL), GW_OK);
+		gw_buf_printf(&want, "[x ok 7:%d]", 100 + i);
+	}
+	gw_buf_puts(&want, "[y3 ok 7:166]");
+	struct gw_imap_append y1 = message("y1", "y");
+	struct gw_imap_append y2 = message("y2", "y");
+	struct gw_imap_append y3 = message("y3", "y");
+	assert_int_equal(api->append(imap, &y1, on_result, NULL), GW_OK);
+	assert_int_equal(api->append(imap, &y2, on_result, NULL), GW_OK);
+	assert_int_equal(api->append(imap, &y3, on_result, NULL), GW_OK);
 	assert_int_equal(api->append_wait(imap), GW_OK);
 	assert_string_equal(take_results(), want.data);
 	gw_buf_free(&want);
@@ -643,6 +750,9 @@ int main(void)
 	        cmocka_unit_test_setup(test_multiappend_one_command_per_folder, setup),
 	        cmocka_unit_test_setup(test_multiappend_refused_goes_again_alone, setup),
 	        cmocka_unit_test_setup(test_multiappend_off_when_round_trips_are_slow, setup),
+	        cmocka_unit_test_setup(test_multiappend_ahead_into_dovecot, setup),
+	        cmocka_unit_test_setup(
+	                test_multiappend_resent_messages_never_inside_an_open_command, setup),
 	        cmocka_unit_test_setup(test_synchronising_literal, setup),
 	        cmocka_unit_test_setup(test_literal_minus, setup),
 	        cmocka_unit_test_setup(test_refusals_mapped, setup),
