@@ -219,7 +219,7 @@ static void test_large_literal_read_from_its_file(void **state)
 
 /* ---- MULTIAPPEND ---- */
 
-/* Append "one", "two" (\\Seen) and "three" to INBOX: no result before the
+/* Append "one", "two" (\Seen) and "three" to INBOX: no result before the
  * wait, @p want after it. */
 static void append_one_two_three(struct gw_imap *imap, const char *want)
 {
