@@ -53,6 +53,7 @@ struct sink_folder {
 	uint64_t append_limit; /* APPENDLIMIT (server-wide or this folder's); 0: none */
 	uint32_t *claimed;     /* UIDs lookup() already matched to a message */
 	size_t claimed_count;
+	bool settled; /* no earlier session was seen still storing into it */
 };
 
 /* One APPEND whose result is still due (or arrived and awaits flush). */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sink_imap.h"
 
@@ -81,14 +82,32 @@ static bool claim(struct sink_folder *f, uint32_t uid)
 	return true;
 }
 
+/* A run killed with APPENDs in flight leaves them in the server's input, and
+ * its session goes on storing them after this one has connected (a MULTIAPPEND
+ * sent whole is stored when the server gets to it): a message looked up before
+ * its copy lands would be copied again. So the first lookup in a folder waits
+ * until the folder's UIDNEXT has held still for SETTLE_MS (at most
+ * SETTLE_MAX_MS; only runs that resolve messages left pending pay it). */
+#define SETTLE_MS     250
+#define SETTLE_MAX_MS 10000
+
 static gw_status select_for_lookup(struct imap_session *s, struct sink_folder *f)
 {
 	if (s->selected == f)
 		return GW_OK;
 	struct gw_folder_status status = {.struct_size = sizeof(status)};
 	gw_status st = s->api->select(s->imap, f->name, false, &status);
+	for (unsigned waited = 0; st == GW_OK && !f->settled && waited < SETTLE_MAX_MS;
+	     waited += SETTLE_MS) {
+		uint32_t before = status.uidnext;
+		struct timespec pause = {.tv_sec = 0, .tv_nsec = SETTLE_MS * 1000000L};
+		nanosleep(&pause, NULL);
+		st = s->api->select(s->imap, f->name, false, &status);
+		f->settled = st == GW_OK && status.uidnext == before;
+	}
 	if (st != GW_OK)
 		return st;
+	f->settled = true;
 	f->uidvalidity = status.uidvalidity;
 	s->selected = f;
 	return GW_OK;
