@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 
 #include "loader.h"
+#include "util.h"
 #include "log.h"
 #include "optbind.h"
 
@@ -141,15 +142,17 @@ static void *ensure_inbox(struct fixture *f)
 		P_SEND, "* LIST (\\HasNoChildren) \"/\" INBOX\r\n$T OK done\r\n", 0                \
 	}
 
-#define SELECT_INBOX                                                                               \
+#define SELECT_INBOX_AT(uidnext)                                                                   \
 	{P_EXPECT, "SELECT \"INBOX\"", 0},                                                         \
 	{                                                                                          \
 		P_SEND,                                                                            \
 		        "* FLAGS (\\Seen)\r\n* OK [PERMANENTFLAGS (\\Seen \\*)] ok\r\n"            \
-		        "* 3 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n* OK [UIDNEXT 100] ok\r\n"       \
+		        "* 3 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n* OK [UIDNEXT " uidnext          \
+		        "] ok\r\n"                                                                 \
 		        "$T OK [READ-WRITE] done\r\n",                                             \
 		        0                                                                          \
 	}
+#define SELECT_INBOX SELECT_INBOX_AT("100")
 
 /* A message to hand to the sink, with the fields the core fills. */
 struct msg {
@@ -307,6 +310,7 @@ static void test_lookup_skips_recorded_uids(void **unused)
 	        OPEN_STEPS("LITERAL+ UIDPLUS"),
 	        SELECT_INBOX,
 	        SELECT_INBOX,
+	        SELECT_INBOX, /* UIDNEXT held still: no APPEND of an earlier run lands */
 	        {P_EXPECT, "UID SEARCH LARGER 9 SMALLER 11 HEADER Message-ID \"<a@b>\"", 0},
 	        {P_SEND, "* SEARCH 9 5\r\n$T OK done\r\n", 0},
 	        {P_EXPECT, "UID SEARCH LARGER 9 SMALLER 11 HEADER Message-ID \"<a@b>\"", 0},
@@ -336,20 +340,21 @@ static void test_lookup_duplicates_by_bytes(void **unused)
 	        OPEN_STEPS("LITERAL+ UIDPLUS"),
 	        SELECT_INBOX,
 	        SELECT_INBOX,
+	        SELECT_INBOX, /* UIDNEXT held still: no APPEND of an earlier run lands */
 	        {P_EXPECT, "UID SEARCH LARGER 4 SMALLER 6", 0},
 	        {P_SEND, "* SEARCH 3 4 6\r\n$T OK done\r\n", 0},
 	        {P_EXPECT, "UID FETCH 3:4,6 (BODY.PEEK[])", 0},
 	        {P_SEND,
 	         "* 1 FETCH (UID 3 BODY[] {5}\r\nother)\r\n"
 	         "* 2 FETCH (UID 4 BODY[] {5}\r\nsame!)\r\n"
-	         "* 3 FETCH (UID 6 BODY[] {5}\r\nsame!)\r\nA7 OK done\r\n",
+	         "* 3 FETCH (UID 6 BODY[] {5}\r\nsame!)\r\nA8 OK done\r\n",
 	         0},
 	        {P_EXPECT, "UID SEARCH LARGER 4 SMALLER 6", 0},
 	        {P_SEND, "* SEARCH 3 4 6\r\n$T OK done\r\n", 0},
 	        {P_EXPECT, "UID FETCH 3,6 (BODY.PEEK[])", 0},
 	        {P_SEND,
 	         "* 1 FETCH (UID 3 BODY[] {5}\r\nother)\r\n"
-	         "* 3 FETCH (UID 6 BODY[] {5}\r\nsame!)\r\nA9 OK done\r\n",
+	         "* 3 FETCH (UID 6 BODY[] {5}\r\nsame!)\r\nA10 OK done\r\n",
 	         0},
 	        {P_EXPECT, "UID SEARCH LARGER 4 SMALLER 6", 0},
 	        {P_SEND, "* SEARCH 3 4 6\r\n$T OK done\r\n", 0},
@@ -369,6 +374,32 @@ static void test_lookup_duplicates_by_bytes(void **unused)
 	assert_string_equal(second.id, "7:6");
 	const char *both[] = {"7:4", "7:6"};
 	assert_false(look_up(f, inbox, &third, both, 2));
+	stop(f);
+}
+
+static void test_lookup_waits_for_an_earlier_session_to_land(void **unused)
+{
+	(void)unused;
+	/* A killed run's session still stores messages after this one connected:
+	 * UIDNEXT moves from 100 to 103 between two SELECTs, then holds still,
+	 * and only then is the message looked up (and found among the new). */
+	const struct peer_step steps[] = {
+	        OPEN_STEPS("LITERAL+ UIDPLUS"),
+	        SELECT_INBOX,
+	        SELECT_INBOX_AT("100"),
+	        SELECT_INBOX_AT("103"),
+	        SELECT_INBOX_AT("103"),
+	        {P_EXPECT, "UID SEARCH LARGER 9 SMALLER 11 HEADER Message-ID \"<a@b>\"", 0},
+	        {P_SEND, "* SEARCH 102\r\n$T OK done\r\n", 0},
+	};
+	struct fixture *f = start(PEER_STEPS(steps));
+	void *inbox = ensure_inbox(f);
+	struct msg m;
+	make_msg(&m, "landed at!", "<a@b>");
+	int64_t started = gw_monotonic_us();
+	assert_true(look_up(f, inbox, &m, NULL, 0));
+	assert_string_equal(m.id, "7:102");
+	assert_true(gw_monotonic_us() - started >= 2 * 250000); /* two pauses of 250 ms */
 	stop(f);
 }
 
@@ -399,6 +430,7 @@ int main(void)
 	        cmocka_unit_test(test_no_size_limit),
 	        cmocka_unit_test(test_lookup_skips_recorded_uids),
 	        cmocka_unit_test(test_lookup_duplicates_by_bytes),
+	        cmocka_unit_test(test_lookup_waits_for_an_earlier_session_to_land),
 	        cmocka_unit_test(test_lookup_without_bytes_or_message_id_finds_nothing),
 	};
 	return cmocka_run_group_tests(tests, load_plugin, unload_plugin);
