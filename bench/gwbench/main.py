@@ -316,15 +316,19 @@ def serve(bench, args):
     run.sh runs the tool. In run.sh GODWIT and GODWIT_PLUGINS replace godwit's
     executable and plugin directory (an A/B of two builds); extra arguments go to the
     tool (e.g. --log-level debug)."""
-    # The cases that start from an empty destination of their own (not the re-run, the
-    # imap sink or limit+append, which need a fresh user per run); N connections:
-    # godwit's default, as the bench would have measured it.
+    # The cases on the main mailbox that start from an empty destination (not the
+    # re-run); N connections: godwit's default, as the bench would have measured it. The
+    # imap sink and limit+append write into a user of the held Dovecot (their first
+    # repetition's), whose mail fresh.sh removes.
+    served = (tools.LimitCase, tools.GodwitCase, tools.GodwitImapSinkCase)
     cases = [c for c in make_cases(bench, args) + limit_n_cases(bench, args, [], unmeasured=2)
-             if type(c) in (tools.LimitCase, tools.GodwitCase) and c.user == "alice"
-             and not getattr(c, "append", False) and c.available() is None]
+             if type(c) in served and c.user == "alice" and c.available() is None]
     lines = []
     for case in cases:
         command = case.prepare(1)
+        fresh = "rm -rf out state.db state.db-wal state.db-shm reports\n"
+        if getattr(case, "target", None):  # Dovecot makes the Maildir again at login
+            fresh += "find %s -mindepth 1 -delete\n" % shlex.quote(bench.dv.home_of(case.target))
         argv = [shlex.quote(a) for a in command.argv]
         if case.tool == "godwit":
             plugins = command.argv.index("--plugin-path") + 1
@@ -335,7 +339,7 @@ def serve(bench, args):
         head = "#!/bin/sh\n# %s (bench/run --serve)\nset -e\ncd %s\n" % (
             case.label, shlex.quote(case.workdir))
         for name, body in (
-                ("fresh.sh", "rm -rf out state.db state.db-wal state.db-shm reports\n"),
+                ("fresh.sh", fresh),
                 ("run.sh", "".join("export %s=%s\n" % (k, shlex.quote(v))
                                    for k, v in env.items()) +
                  "exec %s \"$@\"\n" % " ".join(argv))):

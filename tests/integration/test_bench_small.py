@@ -258,12 +258,13 @@ class BenchServe(unittest.TestCase):
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     text=True)
             try:
-                scripts, dovecot_pid, out = {}, None, []
+                scripts, dovecot_pid, dovecot_root, out = {}, None, None, []
                 deadline = time.monotonic() + 300
                 for line in proc.stdout:
                     out.append(line)
                     if line.startswith("bench: dovecot pid "):
                         dovecot_pid = int(line.split()[3])
+                        dovecot_root = line.rsplit(" root ", 1)[1].strip()
                     if "{fresh,run}.sh" in line:
                         label, path = line.rsplit(None, 1)
                         scripts[label.strip()] = path[:-len("/{fresh,run}.sh")]
@@ -271,21 +272,29 @@ class BenchServe(unittest.TestCase):
                         break
                 self.assertIn("bench: serving until interrupted (Ctrl-C or SIGTERM)\n", out,
                               "".join(out)[-4000:])
-                for label in ("godwit 1 conn, plain, fsync", "limit 1 conn, plain"):
+                for label in ("godwit 1 conn, plain, fsync", "limit 1 conn, plain",
+                              "godwit -> Dovecot (imap sink)", "limit+append 2 conn, plain"):
                     self.assertIn(label, scripts, "".join(out)[-4000:])
-                godwit = scripts["godwit 1 conn, plain, fsync"]
-                for attempt in (1, 2):  # the second after fresh.sh: everything again
-                    subprocess.run(["sh", os.path.join(godwit, "fresh.sh")], check=True)
-                    r = subprocess.run(["sh", os.path.join(godwit, "run.sh")],
+                sink_mail = os.path.join(dovecot_root, "home", "sink1")
+                for label in ("godwit 1 conn, plain, fsync", "godwit -> Dovecot (imap sink)"):
+                    godwit = scripts[label]
+                    for attempt in (1, 2):  # the second after fresh.sh: everything again
+                        subprocess.run(["sh", os.path.join(godwit, "fresh.sh")], check=True)
+                        r = subprocess.run(["sh", os.path.join(godwit, "run.sh")],
+                                           capture_output=True, text=True, timeout=120)
+                        self.assertEqual(0, r.returncode, r.stderr[-2000:])
+                        self.assertIn("messages:  300 migrated, 0 already present, 0 failed",
+                                      r.stdout, (label, attempt, r.stdout))
+                # fresh.sh emptied the imap sink's destination user: one copy of each.
+                self.assertEqual(300, sum(len(files) for path, _dirs, files in os.walk(sink_mail)
+                                          if os.path.basename(path) in ("cur", "new")))
+                for label in ("limit 1 conn, plain", "limit+append 2 conn, plain"):
+                    limit = scripts[label]
+                    subprocess.run(["sh", os.path.join(limit, "fresh.sh")], check=True)
+                    r = subprocess.run(["sh", os.path.join(limit, "run.sh")],
                                        capture_output=True, text=True, timeout=120)
                     self.assertEqual(0, r.returncode, r.stderr[-2000:])
-                    self.assertIn("messages:  300 migrated, 0 already present, 0 failed",
-                                  r.stdout, (attempt, r.stdout))
-                limit = scripts["limit 1 conn, plain"]
-                r = subprocess.run(["sh", os.path.join(limit, "run.sh")], capture_output=True,
-                                   text=True, timeout=120)
-                self.assertEqual(0, r.returncode, r.stderr[-2000:])
-                self.assertRegex(r.stdout, r"messages=300 bytes=[1-9]\d*")
+                    self.assertRegex(r.stdout, r"messages=300 bytes=[1-9]\d*")
             finally:
                 proc.terminate()
                 rest, _ = proc.communicate(timeout=120)
