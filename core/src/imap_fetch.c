@@ -715,9 +715,7 @@ static gw_status body_hook(void *arg, struct imap_parser *p, const struct imap_v
 	struct fetch_slot *e = waiting_entry(fs, uid_known, uid);
 	if (!e || !begin_body(fs, e, size))
 		return imap_parser_stream_literal(p, size, NULL, NULL, NULL);
-	bool has_room = fs->target->struct_size >=
-	                        offsetof(struct gw_fetch_target, room) + sizeof(fs->target->room) &&
-	                fs->target->room != NULL;
+	bool has_room = GW_FETCH_TARGET_HAS(fs->target, room);
 	return imap_parser_stream_literal_into(p, size, has_room ? target_room : NULL,
 	                                       deliver_chunk, fs, &fs->current_status);
 }
@@ -933,14 +931,10 @@ static gw_status fill_pipeline(struct fetch_state *fs)
 static gw_status check_target(struct gw_imap *imap, const struct gw_fetch_target *target,
                               bool folders)
 {
-	if (!target ||
-	    target->struct_size <
-	            offsetof(struct gw_fetch_target, failed) + sizeof(target->failed) ||
-	    !target->begin || !target->data || !target->end || !target->failed)
+	if (!target || !GW_FETCH_TARGET_HAS(target, failed) || !target->begin || !target->data ||
+	    !target->end)
 		return gw_fail(imap->ctx, GW_ERR_CONFIG, "incomplete fetch target");
-	if (folders && (target->struct_size < offsetof(struct gw_fetch_target, request) +
-	                                              sizeof(target->request) ||
-	                !target->request))
+	if (folders && !GW_FETCH_TARGET_HAS(target, request))
 		return gw_fail(imap->ctx, GW_ERR_CONFIG, "fetch target without request()");
 	return GW_OK;
 }

@@ -640,11 +640,17 @@ static gw_status on_spooled_data(void *arg, const void *bytes, size_t length)
 	return GW_OK;
 }
 
+/* The spool's room for a body being received (none for one not wanted). */
+static void *spool_room(struct attempt *a, bool receiving, size_t *length)
+{
+	*length = 0;
+	return receiving ? gw_spool_tail(a->res->spool, length) : NULL;
+}
+
 static void *on_spooled_room(void *arg, size_t *length)
 {
 	struct spooled_fetch *sf = arg;
-	*length = 0;
-	return sf->current >= 0 ? gw_spool_tail(sf->a->res->spool, length) : NULL;
+	return spool_room(sf->a, sf->current >= 0, length);
 }
 
 static gw_status on_spooled_end(void *arg, uint32_t uid)
@@ -1435,8 +1441,7 @@ static gw_status on_fetch_data(void *arg, const void *bytes, size_t length)
 static void *on_fetch_room(void *arg, size_t *length)
 {
 	struct fetch_ctx *fc = arg;
-	*length = 0;
-	return fc->current >= 0 ? gw_spool_tail(fc->a->res->spool, length) : NULL;
+	return spool_room(fc->a, fc->current >= 0, length);
 }
 
 static gw_status append_item(struct fetch_ctx *fc, struct batch_item *item,

@@ -417,7 +417,7 @@ class ToCourierStyle(SinkCase):
         messages, refused = [], set()
         for i in range(96):
             if i % 4 == 1:  # a refused message in every group, never the last
-                data = mailgen_sized(b"Subject: over the limit %d\r\n" % i, 70_000)
+                data = mailgen.message_of_size(70_000, seed=i)
                 refused.add(hashlib.sha256(data).hexdigest())
             else:  # each line a command that would create a folder
                 lines = b"".join(b"h%d.%d CREATE Injected%d-%d\r\n" % (i, n, i, n)
@@ -445,14 +445,6 @@ class ToCourierStyle(SinkCase):
                          (box["migrated"], box["failed"]))
         sent = sorted(m.sha256 for m in messages if m.sha256 not in refused)
         self.assertEqual(sent, sorted(m["sha256"] for m in dest["INBOX"]))
-
-
-def mailgen_sized(head, size):
-    """A CRLF message of exactly @size bytes: @head, a blank line, a filler body."""
-    head += b"\r\n"
-    line = b"x" * 76 + b"\r\n"
-    body = (line * (size // len(line) + 1))[:size - len(head) - 2] + b"\r\n"
-    return head + body
 
 
 def message_without_id(tag, size):

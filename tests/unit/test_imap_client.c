@@ -453,6 +453,14 @@ static void test_fetch_pipelined(void **state)
 	finish(imap);
 }
 
+/* @p bytes must be the peer's P_LITERAL pattern (byte i is i % 251). */
+static void assert_peer_literal(const char *bytes, size_t len, uint32_t uid)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)bytes[i] != i % 251)
+			fail_msg("byte %zu of UID %u differs", i, (unsigned)uid);
+}
+
 static void test_fetch_large_and_oversized(void **state)
 {
 	(void)state;
@@ -482,9 +490,7 @@ static void test_fetch_large_and_oversized(void **state)
 	                    "bytes|"
 	                    "begin 7 3|end 7|");
 	assert_int_equal(r.bytes.len, 200003);
-	for (size_t i = 0; i < 200000; i++)
-		if ((unsigned char)r.bytes.data[i] != i % 251)
-			fail_msg("byte %zu differs", i);
+	assert_peer_literal(r.bytes.data, 200000, 5);
 	assert_memory_equal(r.bytes.data + 200000, "abc", 3);
 	record_free(&r);
 	finish(imap);
@@ -568,13 +574,9 @@ static void fetch_into_room(struct roomy *y, size_t target_size)
 	assert_string_equal(y->r.events.data, "begin 5 1000000|end 5|begin 6 3|end 6|"
 	                                      "begin 7 40000|end 7|");
 	assert_int_equal(y->r.bytes.len, 1040003);
-	for (size_t i = 0; i < 1000000; i++)
-		if ((unsigned char)y->r.bytes.data[i] != i % 251)
-			fail_msg("byte %zu of UID 5 differs", i);
+	assert_peer_literal(y->r.bytes.data, 1000000, 5);
 	assert_memory_equal(y->r.bytes.data + 1000000, "abc", 3);
-	for (size_t i = 0; i < 40000; i++)
-		if ((unsigned char)y->r.bytes.data[1000003 + i] != i % 251)
-			fail_msg("byte %zu of UID 7 differs", i);
+	assert_peer_literal(y->r.bytes.data + 1000003, 40000, 7);
 	record_free(&y->r);
 	finish(imap);
 }

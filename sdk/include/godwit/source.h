@@ -97,6 +97,12 @@ struct gw_fetch_target {
 	void *(*room)(void *arg, size_t *length);
 };
 
+/** True if @p target is new enough to have @p member and sets it. */
+#define GW_FETCH_TARGET_HAS(target, member)                                                        \
+	((target)->struct_size >=                                                                  \
+	         offsetof(struct gw_fetch_target, member) + sizeof((target)->member) &&            \
+	 (target)->member != NULL)
+
 /** Parameters of a fetch from the selected folder. */
 struct gw_fetch_request {
 	size_t struct_size;
