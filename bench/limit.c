@@ -25,10 +25,12 @@
  *
  * With --append USER each connection also logs in to the same server as USER
  * and APPENDs every message it reads into a folder of the same name, the
- * fastest way an IMAP server can be fed: MULTIAPPEND commands (up to 64
- * messages or 1 MiB; larger messages alone) whose literals are all
- * non-synchronising, so nothing ever waits for a "+", and the tagged answers
- * read only at the end (about 80 bytes per command, which the loopback
+ * fastest way an IMAP server can be fed: one MULTIAPPEND command per folder
+ * (Dovecot stores a command in one transaction, which costs it about as much
+ * as a message: 64 messages or 1 MiB a command, larger messages alone, took
+ * Dovecot 25 % more CPU; bench/PROFILE.md, fifteenth pass) whose literals are
+ * all non-synchronising, so nothing ever waits for a "+", and the tagged
+ * answers read only at the end (about 80 bytes per command, which the loopback
  * socket buffers hold for far more than the bench's mailboxes). No flags, no
  * dates. Safe only for a server known to accept every message: when one is
  * refused inside a MULTIAPPEND, the rest of the command would be read as
@@ -95,8 +97,6 @@ struct conn {
 	char error[512];
 	/* --append, on the destination connection: the open MULTIAPPEND command. */
 	bool group_open;
-	unsigned group_count;
-	unsigned long long group_bytes;
 	unsigned unanswered; /* APPEND commands sent, answers not read yet */
 };
 
@@ -425,10 +425,6 @@ static bool conn_store(struct conn *c, const char *dir, unsigned long long n)
 
 /* ---- --append --------------------------------------------------------------------------- */
 
-#define GROUP_MAX_MESSAGES 64
-#define GROUP_MAX_BYTES    (1024 * 1024)
-#define GROUP_MAX_MEMBER   (256 * 1024)
-
 static bool append_close_group(struct conn *d)
 {
 	if (!d->group_open)
@@ -438,30 +434,20 @@ static bool append_close_group(struct conn *d)
 }
 
 /* One message of @p n bytes from @p c straight into @p d's MULTIAPPEND to
- * @p quoted_folder, starting a new command when the group is full. */
+ * @p quoted_folder, the folder's command opened by its first message. */
 static bool conn_append(struct conn *c, struct conn *d, const char *quoted_folder,
                         unsigned long long n)
 {
-	bool alone = n > GROUP_MAX_MEMBER;
-	if (d->group_open &&
-	    (alone || d->group_count >= GROUP_MAX_MESSAGES ||
-	     d->group_bytes + n > GROUP_MAX_BYTES) &&
-	    !append_close_group(d))
-		return false;
 	char head[1200];
 	int len = d->group_open ? snprintf(head, sizeof(head), " {%llu+}\r\n", n)
 	                        : snprintf(head, sizeof(head), "p%u APPEND %s {%llu+}\r\n",
 	                                   ++d->tag, quoted_folder, n);
 	if (!d->group_open) {
 		d->group_open = true;
-		d->group_count = 0;
-		d->group_bytes = 0;
 		d->unanswered++;
 	}
 	if (!conn_write(d, head, (size_t)len))
 		return false;
-	d->group_count++;
-	d->group_bytes += n;
 	while (n > 0) {
 		if (c->pos == c->len && !conn_fill(c))
 			return false;
@@ -472,7 +458,7 @@ static bool conn_append(struct conn *c, struct conn *d, const char *quoted_folde
 		c->pos += take;
 		n -= take;
 	}
-	return !alone || append_close_group(d);
+	return true;
 }
 
 /* Read the answers of every APPEND sent; any NO or BAD fails. */

@@ -143,8 +143,9 @@ class LimitCase(Case):
     the floor of a copy that survives a power cut. With @sha256 too, also take each
     message's SHA-256 as it is written (godwit keeps it in its state, DESIGN.md): the
     floor of a durable copy that can tell later what it copied. With @append, APPEND
-    each message into a fresh user of the same Dovecot the fastest way (MULTIAPPEND,
-    every literal non-synchronising, no flags or dates): the floor of IMAP -> IMAP."""
+    each message into a fresh user of the same Dovecot the fastest way (one MULTIAPPEND
+    per folder, every literal non-synchronising, no flags or dates): the floor of
+    IMAP -> IMAP."""
 
     def __init__(self, *args, store=False, sync=False, sha256=False, append=False, **kwargs):
         super().__init__(*args, **kwargs)

@@ -412,8 +412,9 @@ class ToCourierStyle(SinkCase):
         messages after a refused one, whose every line is an IMAP command, are never
         executed, each arrives once (its command is sent again one message at a time),
         and only the refused messages fail."""
-        # 6 MB: more than the client keeps copies of (4 MB), so answers are read, and
-        # refused commands sent again, while later commands are being written.
+        # 5.6 MB: more than the copies the client keeps before it opens a command
+        # (2 MiB), so answers are read, and refused commands sent again, while later
+        # commands are being written.
         messages, refused = [], set()
         for i in range(96):
             if i % 4 == 1:  # a refused message in every group, never the last

@@ -77,6 +77,20 @@ static struct gw_imap *open_session(const struct peer_step *steps, size_t count,
 		P_SEND, "$T OK [CAPABILITY IMAP4rev1 " caps "] in\r\n", 0                          \
 	}
 
+/* A server that names itself Dovecot in its ID replies: asked once before
+ * login, and again (ID NIL) after it, before the first MULTIAPPEND. */
+#define DOVECOT_LOGIN_AND_ID                                                                       \
+	{P_SEND, "* OK [CAPABILITY IMAP4rev1 ID] hi\r\n", 0},                                      \
+	        {P_EXPECT_PREFIX, "ID (\"name\" \"godwit\" \"version\" \"", 0},                    \
+	        {P_SEND, "* ID (\"name\" \"Dovecot\")\r\n$T OK id\r\n", 0},                        \
+	        {P_EXPECT, "LOGIN \"user\" \"secret\"", 0},                                        \
+	        {P_SEND, "$T OK [CAPABILITY IMAP4rev1 ID LITERAL+ UIDPLUS MULTIAPPEND] in\r\n",    \
+	         0},                                                                               \
+	        SELECT_STEPS("(\\Seen \\Flagged)"), {P_EXPECT, "ID NIL", 0},                       \
+	{                                                                                          \
+		P_SEND, "* ID (\"name\" \"Dovecot\" \"version\" \"2.3.19\")\r\n$T OK id\r\n", 0    \
+	}
+
 static void finish(struct gw_imap *imap)
 {
 	api->close(imap);
@@ -338,14 +352,7 @@ static void test_multiappend_ahead_into_dovecot(void **state)
 	 * waited for. A refusal of the command still sends each message again
 	 * alone. */
 	const struct peer_step steps[] = {
-	        {P_SEND, "* OK [CAPABILITY IMAP4rev1 ID] hi\r\n", 0},
-	        {P_EXPECT_PREFIX, "ID (\"name\" \"godwit\" \"version\" \"", 0},
-	        {P_SEND, "* ID (\"name\" \"Dovecot\")\r\n$T OK id\r\n", 0},
-	        {P_EXPECT, "LOGIN \"user\" \"secret\"", 0},
-	        {P_SEND, "$T OK [CAPABILITY IMAP4rev1 ID LITERAL+ UIDPLUS MULTIAPPEND] in\r\n", 0},
-	        SELECT_STEPS("(\\Seen \\Flagged)"),
-	        {P_EXPECT, "ID NIL", 0},
-	        {P_SEND, "* ID (\"name\" \"Dovecot\" \"version\" \"2.3.19\")\r\n$T OK id\r\n", 0},
+	        DOVECOT_LOGIN_AND_ID,
 	        {P_EXPECT, "APPEND \"INBOX\" () {3+}", 0},
 	        {P_EXPECT_RAW, "one (\\Seen) {3+}", 0},
 	        {P_EXPECT_RAW, "two () {5+}", 0},
@@ -365,6 +372,63 @@ static void test_multiappend_ahead_into_dovecot(void **state)
 	struct gw_imap *imap = open_session(PEER_STEPS(steps), 4);
 	describe_inbox(imap, 0, false);
 	append_one_two_three(imap, "[m1 ok 7:100][m2 message 0:0 \"too large\"][m3 ok 7:101]");
+	finish(imap);
+}
+
+/* A message of @p size bytes of the peer's pattern (byte i is i % 251). */
+static struct gw_imap_append pattern_message(const char *name, size_t size)
+{
+	unsigned char *bytes = gw_xmalloc(size);
+	for (size_t i = 0; i < size; i++)
+		bytes[i] = (unsigned char)(i % 251);
+	return (struct gw_imap_append){.struct_size = sizeof(struct gw_imap_append),
+	                               .folder = "INBOX",
+	                               .data = bytes,
+	                               .size = size,
+	                               .user = (void *)name};
+}
+
+static void test_multiappend_groups_large_messages_without_waiting(void **state)
+{
+	(void)state;
+	/* Messages up to 2 MiB share a command (Dovecot stores a command in one
+	 * transaction, which costs it about as much as a message), up to 4 MiB a
+	 * command. A message that fits the open command joins it even when the
+	 * copies kept for a resend are over their bound (2 MiB): only a new
+	 * command waits for answers, so waiting never cuts a group short. Here the
+	 * server answers nothing until the sixth message needs a command of its
+	 * own. */
+	enum { LARGE = 600000, LARGER = 1500000 };
+	const struct peer_step steps[] = {
+	        DOVECOT_LOGIN_AND_ID,
+	        {P_EXPECT, "APPEND \"INBOX\" () {600000+}", 0},
+	        {P_EXPECT_LITERAL, NULL, LARGE},
+	        {P_EXPECT_RAW, " () {600000+}", 0},
+	        {P_EXPECT_LITERAL, NULL, LARGE},
+	        {P_EXPECT_RAW, " () {600000+}", 0},
+	        {P_EXPECT_LITERAL, NULL, LARGE},
+	        {P_EXPECT_RAW, " () {600000+}", 0},
+	        {P_EXPECT_LITERAL, NULL, LARGE},
+	        {P_EXPECT_RAW, " () {600000+}", 0}, /* 2.4 MB of copies: joins all the same */
+	        {P_EXPECT_LITERAL, NULL, LARGE},
+	        {P_EXPECT_RAW, "", 0}, /* 4.5 MB would not fit: the command ends */
+	        {P_SEND, "$T OK [APPENDUID 7 100:104] ok\r\n", 0},
+	        {P_EXPECT, "APPEND \"INBOX\" () {1500000+}", 0},
+	        {P_EXPECT_LITERAL, NULL, LARGER},
+	        {P_EXPECT_RAW, "", 0},
+	        {P_SEND, "$T OK [APPENDUID 7 105] ok\r\n", 0},
+	};
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 4);
+	describe_inbox(imap, 0, false);
+	static const char *names[] = {"m1", "m2", "m3", "m4", "m5", "m6"};
+	for (size_t i = 0; i < 6; i++) {
+		struct gw_imap_append m = pattern_message(names[i], i < 5 ? LARGE : LARGER);
+		assert_int_equal(api->append(imap, &m, on_result, NULL), GW_OK);
+		free((void *)m.data); /* the client keeps its own copy */
+	}
+	assert_int_equal(api->append_wait(imap), GW_OK);
+	assert_string_equal(take_results(), "[m1 ok 7:100][m2 ok 7:101][m3 ok 7:102][m4 ok 7:103]"
+	                                    "[m5 ok 7:104][m6 ok 7:105]");
 	finish(imap);
 }
 
@@ -751,6 +815,8 @@ int main(void)
 	        cmocka_unit_test_setup(test_multiappend_refused_goes_again_alone, setup),
 	        cmocka_unit_test_setup(test_multiappend_off_when_round_trips_are_slow, setup),
 	        cmocka_unit_test_setup(test_multiappend_ahead_into_dovecot, setup),
+	        cmocka_unit_test_setup(test_multiappend_groups_large_messages_without_waiting,
+	                               setup),
 	        cmocka_unit_test_setup(
 	                test_multiappend_resent_messages_never_inside_an_open_command, setup),
 	        cmocka_unit_test_setup(test_synchronising_literal, setup),

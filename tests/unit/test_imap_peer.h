@@ -20,15 +20,16 @@
 
 enum peer_op {
 	P_END = 0,
-	P_SEND,          /* text, "$T" replaced by the tag of the last expected command */
-	P_CHUNKED,       /* text in pieces of `size` bytes with a pause between them */
-	P_EXPECT,        /* read a command line: "<tag> <text>" must match exactly */
-	P_EXPECT_RAW,    /* read a line that must equal text exactly (no tag) */
-	P_EXPECT_PREFIX, /* read a command line: "<tag> <text>..." */
-	P_LITERAL,       /* send `size` bytes of the pattern byte i%251 (a literal body) */
-	P_RAW_BYTES,     /* send `size` bytes of 'a' with no line end */
-	P_SLEEP,         /* pause `size` milliseconds */
-	P_CLOSE,         /* close the connection now */
+	P_SEND,           /* text, "$T" replaced by the tag of the last expected command */
+	P_CHUNKED,        /* text in pieces of `size` bytes with a pause between them */
+	P_EXPECT,         /* read a command line: "<tag> <text>" must match exactly */
+	P_EXPECT_RAW,     /* read a line that must equal text exactly (no tag) */
+	P_EXPECT_PREFIX,  /* read a command line: "<tag> <text>..." */
+	P_LITERAL,        /* send `size` bytes of the pattern byte i%251 (a literal body) */
+	P_EXPECT_LITERAL, /* read `size` bytes that must be that pattern (a literal sent) */
+	P_RAW_BYTES,      /* send `size` bytes of 'a' with no line end */
+	P_SLEEP,          /* pause `size` milliseconds */
+	P_CLOSE,          /* close the connection now */
 };
 
 struct peer_step {
@@ -146,6 +147,29 @@ static void peer_send_pattern(struct peer *p, size_t size, bool pattern)
 	}
 }
 
+static void peer_expect_pattern(struct peer *p, size_t size)
+{
+	char buf[16384];
+	size_t done = 0;
+	while (done < size) {
+		size_t want = size - done < sizeof(buf) ? size - done : sizeof(buf);
+		ssize_t n = recv(p->fd, buf, want, 0);
+		if (n <= 0) {
+			peer_note(p, "the rest of a literal", "(EOF)");
+			return;
+		}
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] != (char)((done + (size_t)i) % 251)) {
+				char at[64];
+				snprintf(at, sizeof(at), "another byte at %zu", done + (size_t)i);
+				peer_note(p, "the literal's pattern", at);
+				return;
+			}
+		}
+		done += (size_t)n;
+	}
+}
+
 static void *peer_main(void *arg)
 {
 	struct peer *p = arg;
@@ -165,6 +189,7 @@ static void *peer_main(void *arg)
 		case P_EXPECT_RAW: peer_expect(p, s->text, false, false); break;
 		case P_EXPECT_PREFIX: peer_expect(p, s->text, true, true); break;
 		case P_LITERAL: peer_send_pattern(p, s->size, true); break;
+		case P_EXPECT_LITERAL: peer_expect_pattern(p, s->size); break;
 		case P_RAW_BYTES: peer_send_pattern(p, s->size, false); break;
 		case P_SLEEP: peer_sleep_ms((unsigned)s->size); break;
 		default: break;
