@@ -412,18 +412,19 @@ class ToCourierStyle(SinkCase):
         messages after a refused one, whose every line is an IMAP command, are never
         executed, each arrives once (its command is sent again one message at a time),
         and only the refused messages fail."""
-        # 5.6 MB: more than the copies the client keeps before it opens a command
-        # (2 MiB), so answers are read, and refused commands sent again, while later
-        # commands are being written.
+        # 9 MB: more than twice the copies the client keeps before it opens a
+        # command (4 MiB), so answers are read, and refused commands sent again, while
+        # later commands are being written.
         messages, refused = [], set()
-        for i in range(96):
+        for i in range(160):
             if i % 4 == 1:  # a refused message in every group, never the last
                 data = mailgen.message_of_size(70_000, seed=i)
                 refused.add(hashlib.sha256(data).hexdigest())
-            else:  # each line a command that would create a folder
+            else:  # each line a command that would create a folder; under the limit
                 lines = b"".join(b"h%d.%d CREATE Injected%d-%d\r\n" % (i, n, i, n)
-                                 for n in range(1800))
+                                 for n in range(1600))
                 data = b"Subject: commands %d\r\n\r\n" % i + lines
+                self.assertLess(len(data), 60_000)
             # Newest first: the order of the UIDs, so refused ones sit inside groups.
             messages.append(mailgen.GenMessage("hostile/%d" % i, data,
                                                1_700_000_000 - i * 3600, ()))

@@ -394,41 +394,45 @@ static void test_multiappend_groups_large_messages_without_waiting(void **state)
 	/* Messages up to 2 MiB share a command (Dovecot stores a command in one
 	 * transaction, which costs it about as much as a message), up to 4 MiB a
 	 * command. A message that fits the open command joins it even when the
-	 * copies kept for a resend are over their bound (2 MiB): only a new
-	 * command waits for answers, so waiting never cuts a group short. Here the
-	 * server answers nothing until the sixth message needs a command of its
-	 * own. */
-	enum { LARGE = 600000, LARGER = 1500000 };
+	 * copies kept for a resend are over their bound (4 MiB): only a new
+	 * command waits for answers, so waiting never cuts a group short. The
+	 * server answers nothing until the seventh message needs a third command. */
+	enum { SIZE = 1200000, COUNT = 7 };
+#define LARGE_NEXT                                                                                 \
+	{P_EXPECT_LITERAL, NULL, SIZE},                                                            \
+	{                                                                                          \
+		P_EXPECT_RAW, " () {1200000+}", 0                                                  \
+	}
 	const struct peer_step steps[] = {
 	        DOVECOT_LOGIN_AND_ID,
-	        {P_EXPECT, "APPEND \"INBOX\" () {600000+}", 0},
-	        {P_EXPECT_LITERAL, NULL, LARGE},
-	        {P_EXPECT_RAW, " () {600000+}", 0},
-	        {P_EXPECT_LITERAL, NULL, LARGE},
-	        {P_EXPECT_RAW, " () {600000+}", 0},
-	        {P_EXPECT_LITERAL, NULL, LARGE},
-	        {P_EXPECT_RAW, " () {600000+}", 0},
-	        {P_EXPECT_LITERAL, NULL, LARGE},
-	        {P_EXPECT_RAW, " () {600000+}", 0}, /* 2.4 MB of copies: joins all the same */
-	        {P_EXPECT_LITERAL, NULL, LARGE},
-	        {P_EXPECT_RAW, "", 0}, /* 4.5 MB would not fit: the command ends */
-	        {P_SEND, "$T OK [APPENDUID 7 100:104] ok\r\n", 0},
-	        {P_EXPECT, "APPEND \"INBOX\" () {1500000+}", 0},
-	        {P_EXPECT_LITERAL, NULL, LARGER},
+	        {P_EXPECT, "APPEND \"INBOX\" () {1200000+}", 0}, /* A5 */
+	        LARGE_NEXT,
+	        LARGE_NEXT,
+	        {P_EXPECT_LITERAL, NULL, SIZE},
+	        {P_EXPECT_RAW, "", 0}, /* a fourth would not fit: A5 ends, 3.6 MB of copies */
+	        {P_EXPECT, "APPEND \"INBOX\" () {1200000+}", 0}, /* A6 */
+	        LARGE_NEXT, /* 6 MB of copies: joins all the same */
+	        LARGE_NEXT,
+	        {P_EXPECT_LITERAL, NULL, SIZE},
 	        {P_EXPECT_RAW, "", 0},
-	        {P_SEND, "$T OK [APPENDUID 7 105] ok\r\n", 0},
+	        {P_SEND, "A5 OK [APPENDUID 7 100:102] ok\r\n", 0},
+	        {P_EXPECT, "APPEND \"INBOX\" () {1200000+}", 0}, /* A7, once A5 is answered */
+	        {P_EXPECT_LITERAL, NULL, SIZE},
+	        {P_EXPECT_RAW, "", 0},
+	        {P_SEND, "A6 OK [APPENDUID 7 103:105] ok\r\nA7 OK [APPENDUID 7 106] ok\r\n", 0},
 	};
+#undef LARGE_NEXT
 	struct gw_imap *imap = open_session(PEER_STEPS(steps), 4);
 	describe_inbox(imap, 0, false);
-	static const char *names[] = {"m1", "m2", "m3", "m4", "m5", "m6"};
-	for (size_t i = 0; i < 6; i++) {
-		struct gw_imap_append m = pattern_message(names[i], i < 5 ? LARGE : LARGER);
+	static const char *names[COUNT] = {"m1", "m2", "m3", "m4", "m5", "m6", "m7"};
+	for (size_t i = 0; i < COUNT; i++) {
+		struct gw_imap_append m = pattern_message(names[i], SIZE);
 		assert_int_equal(api->append(imap, &m, on_result, NULL), GW_OK);
 		free((void *)m.data); /* the client keeps its own copy */
 	}
 	assert_int_equal(api->append_wait(imap), GW_OK);
 	assert_string_equal(take_results(), "[m1 ok 7:100][m2 ok 7:101][m3 ok 7:102][m4 ok 7:103]"
-	                                    "[m5 ok 7:104][m6 ok 7:105]");
+	                                    "[m5 ok 7:104][m6 ok 7:105][m7 ok 7:106]");
 	finish(imap);
 }
 
