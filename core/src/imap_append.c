@@ -679,7 +679,7 @@ static bool literal_is_sync(const struct gw_imap *imap, size_t size)
 static bool may_group(const struct gw_imap *imap, const struct gw_imap_append *m)
 {
 	return imap->pipeline_depth > 1 && !imap->group.off && m->size <= GROUP_MAX_MEMBER &&
-	       !m->in_file && imap_has_cap(imap, "MULTIAPPEND") && imap_has_cap(imap, "LITERAL+");
+	       !from_file(m) && imap_has_cap(imap, "MULTIAPPEND") && imap_has_cap(imap, "LITERAL+");
 }
 
 /* One APPEND command of its own. @p cmd: " APPEND ..." up to the literal. */

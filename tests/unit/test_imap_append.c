@@ -272,6 +272,38 @@ static void test_multiappend_one_command_per_folder(void **state)
 	finish(imap);
 }
 
+static void test_multiappend_from_an_abi_1_0_caller(void **state)
+{
+	(void)state;
+	/* A sink built against ABI 1.0 passes a gw_imap_append that ends before
+	 * in_file: grouping must not read past it (under ASan a read there fails). */
+	const struct peer_step steps[] = {
+	        LOGIN_WITH("LITERAL+ UIDPLUS MULTIAPPEND"),
+	        SELECT_STEPS("(\\Seen \\Flagged)"),
+	        {P_EXPECT, "APPEND \"INBOX\" () {3+}", 0},
+	        {P_EXPECT_RAW, "one () {3}", 0},
+	        {P_SEND, "+ go\r\n", 0},
+	        {P_EXPECT_RAW, "two", 0},
+	        {P_SEND, "$T OK [APPENDUID 7 100:101] done\r\n", 0},
+	};
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 4);
+	describe_inbox(imap, 0, false);
+	const size_t abi_1_0 = offsetof(struct gw_imap_append, in_file);
+	const char *bodies[] = {"one", "two"};
+	static const char *names[] = {"m1", "m2"};
+	for (size_t i = 0; i < 2; i++) {
+		struct gw_imap_append full = message(names[i], bodies[i]);
+		full.struct_size = abi_1_0;
+		struct gw_imap_append *old = gw_xmalloc(abi_1_0); /* exactly the old size */
+		memcpy(old, &full, abi_1_0);
+		assert_int_equal(api->append(imap, old, on_result, NULL), GW_OK);
+		free(old);
+	}
+	assert_int_equal(api->append_wait(imap), GW_OK);
+	assert_string_equal(take_results(), "[m1 ok 7:100][m2 ok 7:101]");
+	finish(imap);
+}
+
 static void test_multiappend_refused_goes_again_alone(void **state)
 {
 	(void)state;
@@ -816,6 +848,7 @@ int main(void)
 	        cmocka_unit_test_setup(test_literal_plus_pipelined, setup),
 	        cmocka_unit_test_setup(test_large_literal_read_from_its_file, setup),
 	        cmocka_unit_test_setup(test_multiappend_one_command_per_folder, setup),
+	        cmocka_unit_test_setup(test_multiappend_from_an_abi_1_0_caller, setup),
 	        cmocka_unit_test_setup(test_multiappend_refused_goes_again_alone, setup),
 	        cmocka_unit_test_setup(test_multiappend_off_when_round_trips_are_slow, setup),
 	        cmocka_unit_test_setup(test_multiappend_ahead_into_dovecot, setup),
