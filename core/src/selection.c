@@ -5,10 +5,15 @@
  *   cache and is written to an unlinked temporary file only once the cache
  *   is full, so a small mailbox never touches the disk.
  * - page_size 1 KiB, cache_size 256 KiB: the bound on what the selection
- *   costs in memory. The sorter of the cursor's ORDER BY keeps at most 250
- *   pages (SQLite's minimum, so 250 KiB with these pages) before it spills
- *   sorted runs to temporary files. Measured: no slower than 4 KiB pages and a
- *   512 KiB cache on 20,000 messages, and memory flat from 5,000 messages up.
+ *   costs in memory. Measured: no slower than 4 KiB pages and a 512 KiB cache
+ *   on 20,000 messages.
+ * - An index in newest-first order holding every column, built once the scan
+ *   is complete (one sort, cheaper than keeping it up to date through every
+ *   insert): the count cap and the lanes' cursors walk it instead of sorting,
+ *   and read no table row. A sort keeps up to 250 pages (SQLite's minimum) of
+ *   its rows in memory, a cursor's for as long as its lane copies, so memory
+ *   grew with the mailbox until each lane held 370 KiB (bench/PROFILE.md,
+ *   sixteenth pass); a walking cursor now holds 15 KiB.
  * - FULLMUTEX: the lanes of a copy walk their cursors from their own threads
  *   on this one connection (a private temporary database has no other).
  * - synchronous OFF: the file dies with the attempt; nothing needs to survive
@@ -50,10 +55,12 @@ static const char *const sel_sql[SEL__COUNT] = {
         [SEL_SET_STATE] = "UPDATE scanned SET state = ?3 WHERE folder = ?1 AND uid = ?2",
 };
 
-/* A lane's walk, newest first. */
+/* A lane's walk, newest first. SQLite's planner would rather look the lane's
+ * folders up by the primary key and sort them: the index is named. A join,
+ * not "folder IN (SELECT ...)", whose temporary table costs 100 KiB. */
 #define CURSOR_SQL                                                                                 \
-	"SELECT " ENTRY_COLUMNS " FROM scanned WHERE state = 0 AND folder IN (SELECT folder "      \
-	"FROM lane_of WHERE lane = ?1) ORDER BY " NEWEST_FIRST
+	"SELECT " ENTRY_COLUMNS " FROM scanned INDEXED BY scanned_newest JOIN lane_of USING "      \
+	"(folder) WHERE lane = ?1 AND state = 0 ORDER BY " NEWEST_FIRST
 /* A folder's entries after the cursor's last key (?2 = 0: nothing passed yet), in
  * cursor order; the folder is fixed, so "folder > last folder" compares ?1 with ?4. */
 #define AHEAD_SQL                                                                                  \
@@ -306,6 +313,11 @@ bool gw_selection_apply(struct gw_selection *sel, const struct gw_selection_rule
                         uint64_t *todo, char **error)
 {
 	*todo = 0;
+	if (!exec_sql(sel,
+	              "CREATE INDEX IF NOT EXISTS scanned_newest ON scanned (" NEWEST_FIRST
+	              ", state, size, tz, flags, keywords)",
+	              "indexing the selection newest first", error))
+		return false;
 	bool any_limit = false;
 	if (!load_size_limits(sel, rules, &any_limit, error))
 		return false;

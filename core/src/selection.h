@@ -73,8 +73,9 @@ struct gw_selection_rules {
 	void *arg;
 };
 
-/* Apply the rules, in this order: size, date, then the count cap over the
- * newest-first order. *todo: entries left to copy. */
+/* Once every folder is scanned: apply the rules, in this order: size, date,
+ * then the count cap over the newest-first order. *todo: entries left to
+ * copy. */
 bool gw_selection_apply(struct gw_selection *sel, const struct gw_selection_rules *rules,
                         uint64_t *todo, char **error);
 
@@ -94,8 +95,8 @@ bool gw_selection_plan_lanes(struct gw_selection *sel, const uint32_t *group_of,
                              char **error);
 
 /* A lane's cursor over its GW_SEL_TODO entries, newest first; ties by
- * folder, then by UID descending (later arrivals first). The lanes must be
- * planned first. Each cursor is used by one thread at a time; cursors of
+ * folder, then by UID descending (later arrivals first). The rules must be
+ * applied and the lanes planned first. Each cursor is used by one thread at a time; cursors of
  * different lanes may be walked at the same time. Close every cursor before
  * the selection. */
 struct gw_sel_cursor;
