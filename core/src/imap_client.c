@@ -211,7 +211,7 @@ static bool client_has_capability(struct gw_imap *imap, const char *capability)
 
 /* ---- SELECT / EXAMINE ---- */
 
-static void clear_permanent_flags(struct gw_imap *imap)
+void imap_clear_permanent_flags(struct gw_imap *imap)
 {
 	for (size_t i = 0; i < imap->permanent_scratch_count; i++)
 		free(imap->permanent_scratch[i]);
@@ -224,7 +224,7 @@ static void clear_permanent_flags(struct gw_imap *imap)
 /* Kept for mailbox_info: which flags APPEND may set in this folder. */
 static void note_permanent_flags(struct gw_imap *imap, const struct imap_value *list)
 {
-	clear_permanent_flags(imap);
+	imap_clear_permanent_flags(imap);
 	if (!list || list->type != GW_IV_LIST)
 		return;
 	imap->permanent_seen = true;
@@ -292,7 +292,7 @@ gw_status imap_select(struct gw_imap *imap, const char *folder, bool read_only,
 	struct imap_response tagged;
 	imap->selected = false;
 	imap->exists = 0;
-	clear_permanent_flags(imap);
+	imap_clear_permanent_flags(imap);
 	st = imap_command(imap, cmd.data, imap_select_untagged, &found, &tagged);
 	gw_buf_free(&cmd);
 	if (st == GW_OK && tagged.cond != GW_IMAP_OK) {
@@ -390,6 +390,7 @@ static const struct gw_imap_api imap_api = {
         .fetch_meta = imap_fetch_meta,
         .fetch_folders = imap_fetch_folders,
         .scan_folders = imap_scan_folders,
+        .prepare_folders = imap_prepare_folders,
 };
 
 const struct gw_imap_api *gw_imap_client_api(void)

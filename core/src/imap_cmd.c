@@ -223,6 +223,38 @@ gw_status imap_command(struct gw_imap *imap, const char *command, imap_untagged_
 	return imap_wait(imap, tag, fn, arg, tagged);
 }
 
+/* Take the command a tagged reply answers out of a pipeline's queue (@p count
+ * elements of @p size bytes, oldest first, each starting with its tag) into
+ * @p out. False if it answers none of them: then it may be an APPEND's. */
+bool imap_take_answered(struct gw_imap *imap, void *queue, size_t *count, size_t size,
+                        const struct imap_response *resp, void *out)
+{
+	unsigned char *q = queue;
+	size_t i = 0;
+	while (i < *count && strcmp((const char *)(q + i * size), resp->tag) != 0)
+		i++;
+	if (i == *count) {
+		if (!imap_append_complete(imap, resp))
+			gw_log(imap->ctx, GW_LOG_DEBUG, "ignoring tagged reply %s", resp->tag);
+		return false;
+	}
+	memcpy(out, q + i * size, size);
+	memmove(q + i * size, q + (i + 1) * size, (*count - i - 1) * size);
+	--*count;
+	return true;
+}
+
+/* Send (and free) the commands a pipeline queued in @p out, after ending an
+ * open MULTIAPPEND: no other command may go out inside one. */
+gw_status imap_send_queued(struct gw_imap *imap, struct gw_buf *out)
+{
+	gw_status st = out->len ? imap_append_close_group(imap) : GW_OK;
+	if (st == GW_OK && out->len)
+		st = imap_send_raw(imap, out->data, out->len, NULL);
+	gw_buf_free(out);
+	return st;
+}
+
 void imap_append_quoted(struct gw_buf *out, const char *s)
 {
 	gw_buf_append(out, "\"", 1);

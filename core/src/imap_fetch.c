@@ -273,38 +273,6 @@ gw_status imap_fetch_meta(struct gw_imap *imap, const uint32_t *uids, size_t cou
 /* No folder is open: a selection failed, or none was sent yet. */
 #define NO_FOLDER SIZE_MAX
 
-/* Take the command a tagged reply answers out of a pipeline's queue (@p count
- * elements of @p size bytes, oldest first, each starting with its tag) into
- * @p out. False if it answers none of them: then it may be an APPEND's. */
-static bool take_answered(struct gw_imap *imap, void *queue, size_t *count, size_t size,
-                          const struct imap_response *resp, void *out)
-{
-	unsigned char *q = queue;
-	size_t i = 0;
-	while (i < *count && strcmp((const char *)(q + i * size), resp->tag) != 0)
-		i++;
-	if (i == *count) {
-		if (!imap_append_complete(imap, resp))
-			gw_log(imap->ctx, GW_LOG_DEBUG, "ignoring tagged reply %s", resp->tag);
-		return false;
-	}
-	memcpy(out, q + i * size, size);
-	memmove(q + i * size, q + (i + 1) * size, (*count - i - 1) * size);
-	--*count;
-	return true;
-}
-
-/* Send (and free) the commands a pipeline queued in @p out, after ending an
- * open MULTIAPPEND: no other command may go out inside one. */
-static gw_status send_queued(struct gw_imap *imap, struct gw_buf *out)
-{
-	gw_status st = out->len ? imap_append_close_group(imap) : GW_OK;
-	if (st == GW_OK && out->len)
-		st = imap_send_raw(imap, out->data, out->len, NULL);
-	gw_buf_free(out);
-	return st;
-}
-
 /* A pipelined EXAMINE of @p folder is answered: GW_OK with *status as its untagged
  * responses said (*examining is reset for the next); else GW_ERR_THROTTLED (the
  * pipeline stops, *stop set unless it was) or GW_ERR_FOLDER (the folder will not
@@ -338,7 +306,7 @@ static gw_status examine_answered(struct gw_imap *imap, const struct imap_respon
  * a folder's tagged EXAMINE and its tagged FETCH are that folder's. */
 
 struct scan_command {
-	char tag[GW_IMAP_TAG_MAX]; /* first: see take_answered */
+	char tag[GW_IMAP_TAG_MAX]; /* first: see imap_take_answered */
 	size_t folder;
 	bool examine;
 };
@@ -407,7 +375,7 @@ static gw_status scan_pipe_fill(struct scan_pipe *p)
 		}
 		p->queued++;
 	}
-	return send_queued(imap, &out);
+	return imap_send_queued(imap, &out);
 }
 
 static void scan_pipe_examined(struct scan_pipe *p, const struct scan_command *c,
@@ -467,7 +435,7 @@ static void scan_pipe_scanned(struct scan_pipe *p, const struct scan_command *c,
 static void scan_pipe_complete(struct scan_pipe *p, const struct imap_response *resp)
 {
 	struct scan_command c;
-	if (!take_answered(p->imap, p->queue, &p->queued, sizeof(c), resp, &c))
+	if (!imap_take_answered(p->imap, p->queue, &p->queued, sizeof(c), resp, &c))
 		return;
 	if (c.examine)
 		scan_pipe_examined(p, &c, resp);
@@ -573,7 +541,7 @@ struct fetch_folder {
 /* One command in flight: the EXAMINE of a folder, or a UID FETCH of the slots
  * [first, end) of one, sorted by UID. */
 struct inflight {
-	char tag[GW_IMAP_TAG_MAX]; /* first: see take_answered */
+	char tag[GW_IMAP_TAG_MAX]; /* first: see imap_take_answered */
 	size_t folder;
 	bool examine;
 	size_t first, end;
@@ -837,7 +805,7 @@ static void complete_fetch(struct fetch_state *fs, const struct inflight *c,
 static void complete_command(struct fetch_state *fs, const struct imap_response *resp)
 {
 	struct inflight c;
-	if (!take_answered(fs->imap, fs->queue, &fs->queued, sizeof(c), resp, &c))
+	if (!imap_take_answered(fs->imap, fs->queue, &fs->queued, sizeof(c), resp, &c))
 		return;
 	if (c.examine)
 		complete_examine(fs, &c, resp);
@@ -925,7 +893,7 @@ static gw_status fill_pipeline(struct fetch_state *fs)
 		put_uid_set(&batch, fs->slots, c->first, c->end);
 		gw_buf_puts(&batch, " (BODY.PEEK[])\r\n");
 	}
-	return send_queued(imap, &batch);
+	return imap_send_queued(imap, &batch);
 }
 
 static gw_status check_target(struct gw_imap *imap, const struct gw_fetch_target *target,

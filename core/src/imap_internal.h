@@ -135,6 +135,16 @@ gw_status imap_read(struct gw_imap *imap, struct imap_response *resp);
 gw_status imap_wait(struct gw_imap *imap, const char *tag, imap_untagged_fn fn, void *arg,
                     struct imap_response *tagged);
 
+/* Take the command a tagged reply answers out of a pipeline's queue (@p count
+ * elements of @p size bytes, oldest first, each starting with its tag) into
+ * @p out. False if it answers none of them: then it may be an APPEND's. */
+bool imap_take_answered(struct gw_imap *imap, void *queue, size_t *count, size_t size,
+                        const struct imap_response *resp, void *out);
+/* Send (and free) the commands a pipeline queued in @p out, after ending an
+ * open MULTIAPPEND: no other command may go out inside one. */
+struct gw_buf;
+gw_status imap_send_queued(struct gw_imap *imap, struct gw_buf *out);
+
 /* imap_send + imap_wait with a fresh tag. */
 gw_status imap_command(struct gw_imap *imap, const char *command, imap_untagged_fn fn, void *arg,
                        struct imap_response *tagged);
@@ -189,6 +199,10 @@ gw_status imap_mailbox_info(struct gw_imap *imap, const char *folder,
                             struct gw_imap_mailbox_info *info);
 gw_status imap_get_namespace(struct gw_imap *imap, struct gw_imap_namespace *ns);
 gw_status imap_create(struct gw_imap *imap, const char *folder, bool *created);
+gw_status imap_prepare_folders(struct gw_imap *imap, struct gw_imap_folder_prep *requests,
+                               size_t count);
+/* Forget the PERMANENTFLAGS collected for a SELECT (imap_select_untagged). */
+void imap_clear_permanent_flags(struct gw_imap *imap);
 gw_status imap_subscribe(struct gw_imap *imap, const char *folder);
 gw_status imap_search(struct gw_imap *imap, const char *criteria, gw_imap_uid_cb cb, void *arg);
 gw_status imap_fetch_meta(struct gw_imap *imap, const uint32_t *uids, size_t count, gw_meta_cb cb,

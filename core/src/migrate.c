@@ -451,8 +451,34 @@ static void read_size_limit(struct attempt *a, struct run_folder *rf)
 	rf->size_limit = min_limit(a->cfg->max_size, limit);
 }
 
+/* Name to the sink the folders ensure_folder is about to be asked for on this
+ * lane's session (gw_sink_ops::prepare_folders): a remote sink prepares them
+ * together, where one at a time costs round trips per folder (0.9 s for 30
+ * new IMAP folders over 10 ms; bench/PROFILE.md, sixteenth pass). */
+static gw_status prepare_sink_folders(struct attempt *a, bool this_lane_only)
+{
+	if (!GW_SINK_HAS(a->snk_ops, prepare_folders))
+		return GW_OK;
+	const struct gw_folder_path **paths =
+	        gw_xcalloc(a->folder_count ? a->folder_count : 1, sizeof(*paths));
+	size_t count = 0;
+	for (size_t i = 0; i < a->folder_count; i++) {
+		const struct run_folder *rf = &a->folders[i];
+		if (!rf->failed && (!this_lane_only || (rf->lane == a->lane && rf->ensured)))
+			paths[count++] = &rf->mapped->path;
+	}
+	ctx_reset(&a->kctx);
+	gw_status st = count > 0 ? a->snk_ops->prepare_folders(a->snk, paths, count) : GW_OK;
+	free(paths);
+	return st == GW_OK ? GW_OK
+	                   : stop_plugin(a, &a->kctx, a->rt->sink_label, "preparing folders", st);
+}
+
 static gw_status ensure_folders(struct attempt *a)
 {
+	gw_status prepared = prepare_sink_folders(a, false);
+	if (prepared != GW_OK)
+		return prepared;
 	const char **ids = gw_xcalloc(a->folder_count ? a->folder_count : 1, sizeof(*ids));
 	for (size_t i = 0; i < a->folder_count; i++) {
 		struct run_folder *rf = &a->folders[i];
@@ -2485,6 +2511,8 @@ static gw_status open_lane(struct attempt *l)
 		if (st != GW_OK)
 			return stop_plugin(l, &l->sctx, l->rt->source_label, "listing folders", st);
 	}
+	if (st == GW_OK)
+		st = prepare_sink_folders(l, true);
 	for (size_t i = 0; st == GW_OK && i < l->folder_count; i++) {
 		struct run_folder *rf = &l->folders[i];
 		if (rf->lane != l->lane || !rf->ensured || rf->failed)

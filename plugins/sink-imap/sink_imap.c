@@ -139,6 +139,7 @@ static const struct gw_sink_ops ops = {
         .fini = sink_fini,
         .open = sink_open,
         .ensure_folder = imap_sink_ensure_folder,
+        .prepare_folders = imap_sink_prepare_folders,
         .append = imap_sink_append,
         .lookup = imap_sink_lookup,
         .flush = imap_sink_flush,

@@ -56,6 +56,15 @@ struct sink_folder {
 	bool settled; /* no earlier session was seen still storing into it */
 };
 
+/* What prepare_folders found for a destination folder, for ensure_folder. */
+struct prepared_folder {
+	char *name; /* UTF-8 full name on the destination */
+	gw_status status;
+	char *error; /* with a status other than GW_OK */
+	uint32_t uidvalidity;
+	uint64_t append_limit;
+};
+
 /* One APPEND whose result is still due (or arrived and awaits flush). */
 struct append_record {
 	struct imap_session *session;
@@ -84,6 +93,8 @@ struct imap_session {
 	size_t dest_count;
 	struct sink_folder **folders;
 	size_t folder_count;
+	struct prepared_folder *prepared;
+	size_t prepared_count;
 	const struct sink_folder *selected; /* for lookup */
 
 	struct append_record **records; /* appended since the last flush */
@@ -94,6 +105,8 @@ struct imap_session {
 gw_status imap_sink_read_folders(struct imap_session *s);
 gw_status imap_sink_ensure_folder(void *session, const struct gw_folder_path *path, void **folder,
                                   char folder_id[GW_SINK_ID_MAX]);
+gw_status imap_sink_prepare_folders(void *session, const struct gw_folder_path *const *paths,
+                                    size_t count);
 uint64_t imap_sink_size_limit(void *session, void *folder, char set_by[GW_SINK_LIMIT_TEXT_MAX]);
 void imap_sink_folders_free(struct imap_session *s);
 /* The destination name of @p path under the mapping rules (README.md); caller frees. */

@@ -262,8 +262,9 @@ static struct sink_folder *handle_of(struct imap_session *s, const char *name, u
 	return f;
 }
 
-/* Where @p path lands, before creation: role folder, or the mapped name (maybe a case variant). */
-static char *target_name(struct imap_session *s, const struct gw_folder_path *path)
+/* Where @p path lands, before creation: role folder, or the mapped name (maybe
+ * a case variant, said once: by ensure_folder, @p warn). */
+static char *target_name(struct imap_session *s, const struct gw_folder_path *path, bool warn)
 {
 	const char *by_role = role_folder(s, role_of(path));
 	if (by_role)
@@ -273,14 +274,104 @@ static char *target_name(struct imap_session *s, const struct gw_folder_path *pa
 		return name;
 	struct dest_folder *d = find_dest(s, name, true);
 	if (d && strcmp(d->name, name) != 0 && !(is_inbox(d->name) && is_inbox(name))) {
-		s->host->log(s->ctx, GW_LOG_WARN,
-		             "folder \"%s\" is merged into the existing \"%s\": the names differ "
-		             "only in case (merge_case_variants)",
-		             name, d->name);
+		if (warn)
+			s->host->log(s->ctx, GW_LOG_WARN,
+			             "folder \"%s\" is merged into the existing \"%s\": the names "
+			             "differ only in case (merge_case_variants)",
+			             name, d->name);
 		free(name);
 		name = strdup(d->name);
 	}
 	return name;
+}
+
+static const struct prepared_folder *find_prepared(const struct imap_session *s, const char *name)
+{
+	for (size_t i = 0; i < s->prepared_count; i++)
+		if (strcmp(s->prepared[i].name, name) == 0)
+			return &s->prepared[i];
+	return NULL;
+}
+
+/* Take over a request's outcome (and its name). */
+static gw_status keep_prepared(struct imap_session *s, struct gw_imap_folder_prep *r)
+{
+	struct prepared_folder *grown =
+	        realloc(s->prepared, (s->prepared_count + 1) * sizeof(*s->prepared));
+	char *error = r->status != GW_OK ? strdup(r->error) : NULL;
+	if (grown)
+		s->prepared = grown;
+	if (!grown || (r->status != GW_OK && !error)) {
+		free(error);
+		return s->host->fail(s->ctx, GW_ERR_SESSION, "out of memory");
+	}
+	s->prepared[s->prepared_count++] = (struct prepared_folder){
+	        .name = (char *)r->folder,
+	        .status = r->status,
+	        .error = error,
+	        .uidvalidity = r->info.uidvalidity,
+	        .append_limit = r->info.append_limit,
+	};
+	r->folder = NULL;
+	return r->status == GW_OK ? remember_created(s, s->prepared[s->prepared_count - 1].name)
+	                          : GW_OK;
+}
+
+/* The request for @p path into *@p r; none (r->folder left NULL) where it
+ * repeats one, or where ensure_folder reports the folder's problem itself. */
+static gw_status prep_request(struct imap_session *s, const struct gw_folder_path *path,
+                              const struct gw_imap_folder_prep *taken, size_t n,
+                              struct gw_imap_folder_prep *r)
+{
+	char *name = path && path->count > 0 ? target_name(s, path, false) : NULL;
+	if (path && path->count > 0 && !name)
+		return s->host->fail(s->ctx, GW_ERR_SESSION, "out of memory");
+	bool skip = !name || strlen(name) >= GW_SINK_ID_MAX || find_prepared(s, name);
+	for (size_t i = 0; i < n && !skip; i++)
+		skip = strcmp(taken[i].folder, name) == 0; /* two source folders merged */
+	const struct dest_folder *d = skip ? NULL : find_dest(s, name, false);
+	bool exists = d && d->selectable;
+	if (skip || (!exists && !s->sink->cfg->create_folders)) {
+		free(name);
+		return GW_OK;
+	}
+	*r = (struct gw_imap_folder_prep){.struct_size = sizeof(*r),
+	                                  .folder = name,
+	                                  .create = !exists,
+	                                  .subscribe = s->sink->cfg->subscribe,
+	                                  .info = {.struct_size = sizeof(r->info)}};
+	return GW_OK;
+}
+
+/* The core names the folders it will ensure: CREATE, SUBSCRIBE and SELECT go
+ * out for all of them at once (gw_imap_api.prepare_folders), and
+ * ensure_folder then answers from what came back. */
+gw_status imap_sink_prepare_folders(void *session, const struct gw_folder_path *const *paths,
+                                    size_t count)
+{
+	struct imap_session *s = session;
+	if (!GW_IMAP_HAS(s->api, prepare_folders) || count == 0)
+		return GW_OK;
+	struct gw_imap_folder_prep *requests = calloc(count, sizeof(*requests));
+	if (!requests)
+		return s->host->fail(s->ctx, GW_ERR_SESSION, "out of memory");
+	size_t n = 0;
+	gw_status st = GW_OK;
+	for (size_t i = 0; i < count && st == GW_OK; i++) {
+		st = prep_request(s, paths[i], requests, n, &requests[n]);
+		if (requests[n].folder)
+			n++;
+	}
+	if (st == GW_OK && n > 0)
+		st = s->api->prepare_folders(s->imap, requests, n);
+	s->selected = NULL; /* lookup selects what it needs */
+	for (size_t i = 0; i < n; i++) {
+		if (st == GW_OK)
+			st = keep_prepared(s, &requests[i]);
+		free((char *)requests[i].folder);
+	}
+	free(requests);
+	return st;
 }
 
 gw_status imap_sink_ensure_folder(void *session, const struct gw_folder_path *path, void **folder,
@@ -291,7 +382,7 @@ gw_status imap_sink_ensure_folder(void *session, const struct gw_folder_path *pa
 	folder_id[0] = '\0';
 	if (!path || path->count == 0)
 		return s->host->fail(s->ctx, GW_ERR_FOLDER, "empty folder path");
-	char *name = target_name(s, path);
+	char *name = target_name(s, path, true);
 	if (!name)
 		return s->host->fail(s->ctx, GW_ERR_SESSION, "out of memory");
 	gw_status st = GW_OK;
@@ -299,11 +390,18 @@ gw_status imap_sink_ensure_folder(void *session, const struct gw_folder_path *pa
 		st = s->host->fail(s->ctx, GW_ERR_FOLDER,
 		                   "destination folder name \"%s\" is longer than %d bytes", name,
 		                   GW_SINK_ID_MAX - 1);
-	if (st == GW_OK)
-		st = make_folder(s, name);
+	const struct prepared_folder *prepared = st == GW_OK ? find_prepared(s, name) : NULL;
 	struct gw_imap_mailbox_info info = {.struct_size = sizeof(info)};
-	if (st == GW_OK)
-		st = s->api->mailbox_info(s->imap, name, &info);
+	if (prepared && prepared->status != GW_OK) {
+		st = s->host->fail(s->ctx, prepared->status, "%s", prepared->error);
+	} else if (prepared) {
+		info.uidvalidity = prepared->uidvalidity;
+		info.append_limit = prepared->append_limit;
+	} else if (st == GW_OK) {
+		st = make_folder(s, name);
+		if (st == GW_OK)
+			st = s->api->mailbox_info(s->imap, name, &info);
+	}
 	if (st == GW_OK) {
 		s->selected = NULL; /* mailbox_info selected it: lookup selects again */
 		struct sink_folder *f = handle_of(s, name, info.uidvalidity);
@@ -334,6 +432,13 @@ uint64_t imap_sink_size_limit(void *session, void *folder, char set_by[GW_SINK_L
 
 void imap_sink_folders_free(struct imap_session *s)
 {
+	for (size_t i = 0; i < s->prepared_count; i++) {
+		free(s->prepared[i].name);
+		free(s->prepared[i].error);
+	}
+	free(s->prepared);
+	s->prepared = NULL;
+	s->prepared_count = 0;
 	for (size_t i = 0; i < s->dest_count; i++)
 		free(s->dest[i].name);
 	free(s->dest);

@@ -208,7 +208,7 @@ class Usage(unittest.TestCase):
     def test_version(self):
         r = godwit("--version")
         self.assertEqual(r.returncode, 0)
-        self.assertRegex(r.stdout, r"^godwit \d+\.\d+\.\d+ \(plugin ABI 1\.4\)\n$")
+        self.assertRegex(r.stdout, r"^godwit \d+\.\d+\.\d+ \(plugin ABI 1\.5\)\n$")
 
     def test_help_documents_exit_codes(self):
         r = godwit("--help")

@@ -705,6 +705,86 @@ static void test_results_during_other_commands(void **state)
 	finish(imap);
 }
 
+/* ---- several folders prepared at once ---- */
+
+static void test_prepare_folders_pipelined(void **state)
+{
+	(void)state;
+	/* Depth 4: the three CREATEs go out before any answer; SUBSCRIBE only for
+	 * the folder CREATE made; SELECT (each with its STATUS, limits differ per
+	 * folder) only for the folders that exist, two folders' worth at first and
+	 * the third's once the first is answered. A refused name and a SELECT that
+	 * fails fail their folder alone. */
+	const struct peer_step steps[] = {
+	        LOGIN_WITH("LITERAL+ APPENDLIMIT"),
+	        {P_EXPECT_RAW, "A2 CREATE \"Entw&APw-rfe\"", 0},
+	        {P_EXPECT_RAW, "A3 CREATE \"Sent\"", 0},
+	        {P_EXPECT_RAW, "A4 CREATE \"bad*name\"", 0},
+	        {P_SEND,
+	         "A2 OK created\r\nA3 NO [ALREADYEXISTS] Mailbox exists\r\n"
+	         "A4 NO Invalid mailbox name\r\n",
+	         0},
+	        {P_EXPECT_RAW, "A5 SUBSCRIBE \"Entw&APw-rfe\"", 0},
+	        {P_SEND, "A5 OK done\r\n", 0},
+	        {P_EXPECT_RAW, "A6 SELECT \"Entw&APw-rfe\"", 0},
+	        {P_EXPECT_RAW, "A7 STATUS \"Entw&APw-rfe\" (APPENDLIMIT)", 0},
+	        {P_EXPECT_RAW, "A8 SELECT \"Sent\"", 0},
+	        {P_EXPECT_RAW, "A9 STATUS \"Sent\" (APPENDLIMIT)", 0},
+	        {P_SEND,
+	         "* FLAGS (\\Seen)\r\n* OK [PERMANENTFLAGS (\\Seen \\*)] ok\r\n* 0 EXISTS\r\n"
+	         "* OK [UIDVALIDITY 11] ok\r\n* OK [UIDNEXT 1] ok\r\nA6 OK [READ-WRITE] done\r\n",
+	         0},
+	        {P_EXPECT_RAW, "A10 SELECT \"INBOX\"", 0},
+	        {P_EXPECT_RAW, "A11 STATUS \"INBOX\" (APPENDLIMIT)", 0},
+	        {P_SEND,
+	         "* STATUS \"Entw&APw-rfe\" (APPENDLIMIT 2048)\r\nA7 OK done\r\n"
+	         "A8 NO [NONEXISTENT] gone\r\nA9 NO [NONEXISTENT] gone\r\n"
+	         "* FLAGS (\\Seen)\r\n* OK [PERMANENTFLAGS (\\Seen)] ok\r\n* 3 EXISTS\r\n"
+	         "* OK [UIDVALIDITY 7] ok\r\n* OK [UIDNEXT 100] ok\r\nA10 OK [READ-WRITE] done\r\n"
+	         "* STATUS INBOX (APPENDLIMIT 4096)\r\nA11 OK done\r\n",
+	         0},
+	};
+	struct gw_imap *imap = open_session(PEER_STEPS(steps), 4);
+	const char *names[] = {"Entwürfe", "Sent", "bad*name", "INBOX"};
+	struct gw_imap_folder_prep r[4];
+	for (size_t i = 0; i < 4; i++)
+		r[i] = (struct gw_imap_folder_prep){.struct_size = sizeof(r[i]),
+		                                    .folder = names[i],
+		                                    .create = i < 3,
+		                                    .subscribe = true,
+		                                    .info = {.struct_size = sizeof(r[i].info)}};
+	assert_int_equal(api->prepare_folders(imap, r, 4), GW_OK);
+	assert_int_equal(r[0].status, GW_OK);
+	assert_true(r[0].created);
+	assert_int_equal(r[0].info.uidvalidity, 11);
+	assert_int_equal(r[0].info.append_limit, 2048);
+	assert_true(r[0].info.any_keyword);
+	assert_int_equal(r[1].status, GW_ERR_FOLDER);
+	assert_false(r[1].created);
+	assert_string_equal(r[1].error, "cannot select folder \"Sent\": gone");
+	assert_int_equal(r[2].status, GW_ERR_FOLDER);
+	assert_string_equal(
+	        r[2].error,
+	        "the server refused to create folder \"bad*name\": Invalid mailbox name");
+	assert_int_equal(r[3].status, GW_OK);
+	assert_false(r[3].created);
+	assert_int_equal(r[3].info.uidvalidity, 7);
+	assert_int_equal(r[3].info.uidnext, 100);
+	assert_int_equal(r[3].info.exists, 3);
+	assert_int_equal(r[3].info.append_limit, 4096);
+	assert_false(r[3].info.any_keyword);
+	assert_int_equal(r[3].info.permanent_count, 1);
+	assert_string_equal(r[3].info.permanent_flags[0], "\\Seen");
+	/* What append() must respect was remembered: over the folder's limit, not sent. */
+	char big[2050];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	struct gw_imap_append m = message("big", big);
+	m.folder = "Entwürfe";
+	assert_int_equal(api->append(imap, &m, on_result, NULL), GW_ERR_MESSAGE);
+	finish(imap);
+}
+
 static void test_connection_lost_with_appends_in_flight(void **state)
 {
 	(void)state;
@@ -852,6 +932,7 @@ int main(void)
 	        cmocka_unit_test_setup(test_appendlimit_refused_before_sending, setup),
 	        cmocka_unit_test_setup(test_appendlimit_per_folder, setup),
 	        cmocka_unit_test_setup(test_results_during_other_commands, setup),
+	        cmocka_unit_test_setup(test_prepare_folders_pipelined, setup),
 	        cmocka_unit_test_setup(test_connection_lost_with_appends_in_flight, setup),
 	        cmocka_unit_test_setup(test_namespace, setup),
 	        cmocka_unit_test_setup(test_namespace_without_extension, setup),

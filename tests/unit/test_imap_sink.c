@@ -114,16 +114,20 @@ static void stop(struct fixture *f)
 		fail_msg("peer: %s", deviation);
 }
 
+static gw_status ensure_named(struct fixture *f, const char *name, enum gw_folder_role role,
+                              void **folder, char id[GW_SINK_ID_MAX])
+{
+	const char *components[] = {name};
+	struct gw_folder_path path = {
+	        .struct_size = sizeof(path), .count = 1, .components = components, .role = role};
+	return plugin->sink.ensure_folder(f->session, &path, folder, id);
+}
+
 static void *ensure_inbox(struct fixture *f)
 {
-	const char *components[] = {"INBOX"};
-	struct gw_folder_path path = {.struct_size = sizeof(path),
-	                              .count = 1,
-	                              .components = components,
-	                              .role = GW_ROLE_INBOX};
 	void *folder = NULL;
 	char id[GW_SINK_ID_MAX];
-	gw_status rc = plugin->sink.ensure_folder(f->session, &path, &folder, id);
+	gw_status rc = ensure_named(f, "INBOX", GW_ROLE_INBOX, &folder, id);
 	if (rc != GW_OK)
 		fail_msg("ensure_folder: %s (peer: %s)", f->ctx.error, peer.error);
 	assert_string_equal(id, "INBOX");
@@ -191,6 +195,62 @@ static void make_msg(struct msg *m, const char *bytes, const char *message_id)
 	                                .message = &m->message,
 	                                .origin_key = "0123456789abcdef01234567",
 	                                .outcome = &m->outcome};
+}
+
+/* ---- folders prepared together ---- */
+
+static void test_prepared_folders_answer_ensure(void **unused)
+{
+	(void)unused;
+	/* The core names four folders; two land in INBOX, which exists: it is only
+	 * selected. The two new ones are created in one go, the one the server
+	 * refuses fails at its ensure_folder with the server's text, and ensure
+	 * sends nothing more. */
+	const struct peer_step steps[] = {
+	        OPEN_STEPS("LITERAL+ UIDPLUS"),
+	        {P_EXPECT_RAW, "A4 CREATE \"Projects\"", 0},
+	        {P_EXPECT_RAW, "A5 CREATE \"bad*name\"", 0},
+	        {P_SEND, "A4 OK created\r\nA5 NO Invalid mailbox name\r\n", 0},
+	        {P_EXPECT_RAW, "A6 SUBSCRIBE \"Projects\"", 0},
+	        {P_SEND, "A6 OK done\r\n", 0},
+	        {P_EXPECT_RAW, "A7 SELECT \"INBOX\"", 0},
+	        {P_EXPECT_RAW, "A8 SELECT \"Projects\"", 0},
+	        {P_SEND,
+	         "* FLAGS (\\Seen)\r\n* OK [PERMANENTFLAGS (\\Seen \\*)] ok\r\n* 3 EXISTS\r\n"
+	         "* OK [UIDVALIDITY 7] ok\r\nA7 OK [READ-WRITE] done\r\n"
+	         "* FLAGS (\\Seen)\r\n* OK [PERMANENTFLAGS (\\Seen \\*)] ok\r\n* 0 EXISTS\r\n"
+	         "* OK [UIDVALIDITY 9] ok\r\nA8 OK [READ-WRITE] done\r\n",
+	         0},
+	};
+	struct fixture *f = start(PEER_STEPS(steps));
+	const char *names[] = {"INBOX", "Inbox", "Projects", "bad*name"};
+	const char *components[4][1];
+	struct gw_folder_path paths[4];
+	const struct gw_folder_path *named[4];
+	for (size_t i = 0; i < 4; i++) {
+		components[i][0] = names[i];
+		paths[i] = (struct gw_folder_path){.struct_size = sizeof(paths[i]),
+		                                   .count = 1,
+		                                   .components = components[i],
+		                                   .role = i == 0 ? GW_ROLE_INBOX : GW_ROLE_NONE};
+		named[i] = &paths[i];
+	}
+	assert_non_null(plugin->sink.prepare_folders);
+	assert_int_equal(plugin->sink.prepare_folders(f->session, named, 4), GW_OK);
+	void *inbox = NULL, *inbox2 = NULL, *projects = NULL, *bad = NULL;
+	char id[GW_SINK_ID_MAX];
+	assert_int_equal(ensure_named(f, "INBOX", GW_ROLE_INBOX, &inbox, id), GW_OK);
+	assert_string_equal(id, "INBOX");
+	assert_int_equal(ensure_named(f, "Inbox", GW_ROLE_NONE, &inbox2, id), GW_OK);
+	assert_ptr_equal(inbox, inbox2);
+	assert_int_equal(ensure_named(f, "Projects", GW_ROLE_NONE, &projects, id), GW_OK);
+	assert_string_equal(id, "Projects");
+	assert_int_equal(ensure_named(f, "bad*name", GW_ROLE_NONE, &bad, id), GW_ERR_FOLDER);
+	assert_null(bad);
+	assert_string_equal(
+	        f->ctx.error,
+	        "the server refused to create folder \"bad*name\": Invalid mailbox name");
+	stop(f);
 }
 
 /* ---- refusals that arrive after append() returned ---- */
@@ -424,6 +484,7 @@ static void test_lookup_without_bytes_or_message_id_finds_nothing(void **unused)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_prepared_folders_answer_ensure),
 	        cmocka_unit_test(test_late_refusal_reported_for_its_item),
 	        cmocka_unit_test(test_size_limit_server_wide),
 	        cmocka_unit_test(test_size_limit_per_folder),

@@ -248,8 +248,8 @@ static void test_refusals(void **state)
 	         "option 'port' at offset %zu does not fit in config_size %zu",
 	         sizeof(struct test_config), sizeof(struct test_config));
 	const struct refusal refusals[] = {
-	        {GW_PLUGIN_SOURCE, "badmajor", "built for ABI 2.0, this godwit has ABI 1.4"},
-	        {GW_PLUGIN_SOURCE, "newminor", "built for ABI 1.5, this godwit has ABI 1.4"},
+	        {GW_PLUGIN_SOURCE, "badmajor", "built for ABI 2.0, this godwit has ABI 1.5"},
+	        {GW_PLUGIN_SOURCE, "newminor", "built for ABI 1.6, this godwit has ABI 1.5"},
 	        {GW_PLUGIN_SOURCE, "toolarge", too_large},
 	        {GW_PLUGIN_SOURCE, "noentry", "missing entry symbol gw_source_noentry_entry"},
 	        {GW_PLUGIN_SOURCE, "wrongkind", "is a sink plugin, but the file name says source"},
@@ -265,9 +265,9 @@ static void test_refusals(void **state)
 	        {GW_PLUGIN_SOURCE, "optrange", opt_range},
 	        {GW_PLUGIN_SOURCE, "badopttype", "option 'port' has an invalid type 99"},
 	};
-	/* The ABI expectations above are written for a 1.4 host. */
+	/* The ABI expectations above are written for a 1.5 host. */
 	assert_int_equal(GW_ABI_MAJOR, 1);
-	assert_int_equal(GW_ABI_MINOR, 4);
+	assert_int_equal(GW_ABI_MINOR, 5);
 	for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++)
 		assert_refused(&refusals[i]);
 }

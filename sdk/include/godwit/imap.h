@@ -86,6 +86,22 @@ struct gw_imap_mailbox_info {
 	const char *const *permanent_flags; /**< PERMANENTFLAGS; owned by the connection. */
 };
 
+/** Room for the text of a folder prepare_folders could not prepare. */
+#define GW_IMAP_PREP_ERROR_MAX 256
+
+/** One folder of prepare_folders (ABI 1.5): what to do, then what happened. */
+struct gw_imap_folder_prep {
+	size_t struct_size;
+	const char *folder; /**< Full name in UTF-8. */
+	bool create;        /**< CREATE it first (a folder that exists is success). */
+	bool subscribe;     /**< SUBSCRIBE it if CREATE made it. */
+	gw_status status;   /**< Out: GW_OK, or GW_ERR_FOLDER with @c error. */
+	bool created;       /**< Out: CREATE made it. */
+	char error[GW_IMAP_PREP_ERROR_MAX]; /**< Out: why not, with the server's text. */
+	struct gw_imap_mailbox_info info;   /**< Out, as mailbox_info; the caller sets
+	                                         info.struct_size. */
+};
+
 /** One message to APPEND. */
 struct gw_imap_append {
 	size_t struct_size;
@@ -185,7 +201,7 @@ struct gw_imap_api {
 	 * INTERNALDATE in the message's own zone, the bytes as a non-synchronising
 	 * literal where LITERAL+ (or LITERAL- up to 4096 bytes) allows, else after the
 	 * server's continuation. Where the server offers MULTIAPPEND, messages up to
-	 * 256 KB for the same folder may share one APPEND command (ended by the next
+	 * 2 MiB for the same folder may share one APPEND command (ended by the next
 	 * other command or append_wait). Up to pipeline_depth commands stay in
 	 * flight; when full, this waits for the oldest. GW_OK: the message went out and @p cb will
 	 * receive its result. Otherwise it was not sent (or the connection failed) and
@@ -225,6 +241,19 @@ struct gw_imap_api {
 	 * UID FETCH 1:* are sent without waiting. See gw_source_ops::scan_folders. */
 	gw_status (*scan_folders)(struct gw_imap *imap, const struct gw_scan_request *requests,
 	                          size_t count, const struct gw_scan_target *target);
+
+	/* ---- ABI 1.5 ---- */
+
+	/**
+	 * create, subscribe and mailbox_info for several folders, the commands of
+	 * each step pipelined: three round trips for all of them, where one folder
+	 * at a time takes up to three per folder. Each request's outcome is in its
+	 * own fields (what mailbox_info learns is remembered for append() as
+	 * there); a folder the server refuses fails alone. Returns GW_OK unless
+	 * the connection failed or the server throttles (then no outcome counts).
+	 */
+	gw_status (*prepare_folders)(struct gw_imap *imap, struct gw_imap_folder_prep *requests,
+	                             size_t count);
 };
 
 /** True if @p api is new enough to have @p member. */

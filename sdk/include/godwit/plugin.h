@@ -29,7 +29,7 @@ extern "C" {
 /** ABI major of these headers. */
 #define GW_ABI_MAJOR 1
 /** ABI minor of these headers. */
-#define GW_ABI_MINOR 4
+#define GW_ABI_MINOR 5
 
 /** Plugin kinds. */
 enum gw_plugin_kind {

@@ -188,6 +188,19 @@ struct gw_sink_ops {
 	 * once per flush_begin().
 	 */
 	gw_status (*flush_wait)(void *session);
+
+	/* ---- added in ABI 1.5 ---- */
+
+	/**
+	 * The folders ensure_folder() is about to be asked for on this session, so
+	 * that a sink can prepare them together: over a network, a round trip or
+	 * three per folder become a few for all of them. A hint: each folder's
+	 * outcome is what ensure_folder() then returns for it (a folder that
+	 * cannot be prepared fails there, not here). Any status but GW_OK means the
+	 * session failed. Optional.
+	 */
+	gw_status (*prepare_folders)(void *session, const struct gw_folder_path *const *paths,
+	                             size_t count);
 };
 
 /** True if @p ops is new enough to have @p member and sets it. */
