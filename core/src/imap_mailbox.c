@@ -459,8 +459,10 @@ gw_status imap_prepare_folders(struct gw_imap *imap, struct gw_imap_folder_prep 
 		struct gw_imap_folder_prep *r = &requests[i];
 		if (r->struct_size < sizeof(*r) || !r->folder ||
 		    r->info.struct_size < offsetof(struct gw_imap_mailbox_info, permanent_flags) +
-		                                  sizeof(r->info.permanent_flags))
+		                                  sizeof(r->info.permanent_flags)) {
 			st = gw_fail(imap->ctx, GW_ERR_CONFIG, "invalid folder request %zu", i);
+			break; /* nothing written into a struct that may be smaller */
+		}
 		r->status = GW_OK;
 		r->created = false;
 		r->error[0] = '\0';
