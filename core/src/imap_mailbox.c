@@ -166,6 +166,7 @@ static void target_take_flags(struct gw_imap *imap, struct imap_append_target *t
 	t->permanent_count = imap->permanent_scratch_count;
 	imap->permanent_scratch = NULL;
 	imap->permanent_scratch_count = 0;
+	imap->permanent_seen = false; /* a SELECT after this one collects afresh */
 	for (size_t i = 0; i < t->permanent_count; i++)
 		if (strcmp(t->permanent[i], "\\*") == 0)
 			t->any_keyword = true;
@@ -184,6 +185,30 @@ static uint64_t global_append_limit(const struct gw_imap *imap)
 			return n;
 	}
 	return 0;
+}
+
+/* A SELECT of @p folder succeeded: what append() must respect there (a
+ * per-folder APPENDLIMIT, if any, is read afterwards). */
+static struct imap_append_target *note_selected(struct gw_imap *imap, const char *folder,
+                                                uint32_t uidvalidity)
+{
+	struct imap_append_target *t = target_of(imap, folder);
+	target_take_flags(imap, t);
+	t->uidvalidity = uidvalidity;
+	t->append_limit = global_append_limit(imap);
+	return t;
+}
+
+static void describe(struct gw_imap_mailbox_info *info, const struct imap_append_target *t,
+                     const struct gw_folder_status *status)
+{
+	info->uidvalidity = status->uidvalidity;
+	info->uidnext = status->uidnext;
+	info->exists = status->exists;
+	info->append_limit = t->append_limit;
+	info->any_keyword = t->any_keyword;
+	info->permanent_count = t->permanent_count;
+	info->permanent_flags = (const char *const *)t->permanent;
 }
 
 static gw_status status_untagged(void *arg, struct gw_imap *imap, const struct imap_response *resp)
@@ -235,22 +260,12 @@ gw_status imap_mailbox_info(struct gw_imap *imap, const char *folder,
 	st = imap_select(imap, folder, false, &status);
 	if (st != GW_OK)
 		return st;
-	struct imap_append_target *t = target_of(imap, folder);
-	target_take_flags(imap, t);
-	t->uidvalidity = status.uidvalidity;
-	t->append_limit = global_append_limit(imap);
+	struct imap_append_target *t = note_selected(imap, folder, status.uidvalidity);
 	if (imap_has_cap(imap, "APPENDLIMIT"))
 		st = folder_append_limit(imap, folder, &t->append_limit);
-	if (st != GW_OK || !info)
-		return st;
-	info->uidvalidity = status.uidvalidity;
-	info->uidnext = status.uidnext;
-	info->exists = status.exists;
-	info->append_limit = t->append_limit;
-	info->any_keyword = t->any_keyword;
-	info->permanent_count = t->permanent_count;
-	info->permanent_flags = (const char *const *)t->permanent;
-	return GW_OK;
+	if (st == GW_OK && info)
+		describe(info, t, &status);
+	return st;
 }
 
 /* ---- several folders at once (prepare_folders) ----
@@ -362,18 +377,8 @@ static void prep_selected(struct prep_pipe *p, struct gw_imap_folder_prep *r,
 		return;
 	}
 	imap->selected = true;
-	struct imap_append_target *t = target_of(imap, r->folder);
-	target_take_flags(imap, t);
-	imap->permanent_seen = false; /* the next SELECT's are collected afresh */
-	t->uidvalidity = found.uidvalidity;
-	t->append_limit = global_append_limit(imap);
-	r->info.uidvalidity = found.uidvalidity;
-	r->info.uidnext = found.uidnext;
-	r->info.exists = imap->exists;
-	r->info.append_limit = t->append_limit;
-	r->info.any_keyword = t->any_keyword;
-	r->info.permanent_count = t->permanent_count;
-	r->info.permanent_flags = (const char *const *)t->permanent;
+	found.exists = imap->exists;
+	describe(&r->info, note_selected(imap, r->folder, found.uidvalidity), &found);
 }
 
 static void prep_answered(struct prep_pipe *p, const struct prep_command *c,

@@ -451,6 +451,13 @@ static void read_size_limit(struct attempt *a, struct run_folder *rf)
 	rf->size_limit = min_limit(a->cfg->max_size, limit);
 }
 
+/* A further lane's sink session opens the folders of its lane that the first
+ * one made (open_lane). */
+static bool opened_by_lane(const struct attempt *l, const struct run_folder *rf)
+{
+	return rf->lane == l->lane && rf->ensured && !rf->failed;
+}
+
 /* Name to the sink the folders ensure_folder is about to be asked for on this
  * lane's session (gw_sink_ops::prepare_folders): a remote sink prepares them
  * together, where one at a time costs round trips per folder (0.9 s for 30
@@ -464,7 +471,7 @@ static gw_status prepare_sink_folders(struct attempt *a, bool this_lane_only)
 	size_t count = 0;
 	for (size_t i = 0; i < a->folder_count; i++) {
 		const struct run_folder *rf = &a->folders[i];
-		if (!rf->failed && (!this_lane_only || (rf->lane == a->lane && rf->ensured)))
+		if (this_lane_only ? opened_by_lane(a, rf) : !rf->failed)
 			paths[count++] = &rf->mapped->path;
 	}
 	ctx_reset(&a->kctx);
@@ -2515,7 +2522,7 @@ static gw_status open_lane(struct attempt *l)
 		st = prepare_sink_folders(l, true);
 	for (size_t i = 0; st == GW_OK && i < l->folder_count; i++) {
 		struct run_folder *rf = &l->folders[i];
-		if (rf->lane != l->lane || !rf->ensured || rf->failed)
+		if (!opened_by_lane(l, rf))
 			continue;
 		char sink_id[GW_SINK_ID_MAX] = "";
 		l->kctx.folder = rf->mapped->source_name;

@@ -222,11 +222,17 @@ static gw_status remember_created(struct imap_session *s, const char *name)
 	return on_dest_folder(s, &info);
 }
 
+/* @p name exists on the destination and can hold mail. */
+static bool holds_mail(struct imap_session *s, const char *name)
+{
+	const struct dest_folder *d = find_dest(s, name, false);
+	return d && d->selectable;
+}
+
 /* CREATE (and SUBSCRIBE) @p name unless it exists and can hold mail. */
 static gw_status make_folder(struct imap_session *s, const char *name)
 {
-	struct dest_folder *d = find_dest(s, name, false);
-	if (d && d->selectable)
+	if (holds_mail(s, name))
 		return GW_OK;
 	if (!s->sink->cfg->create_folders)
 		return s->host->fail(s->ctx, GW_ERR_FOLDER,
@@ -329,8 +335,7 @@ static gw_status prep_request(struct imap_session *s, const struct gw_folder_pat
 	bool skip = !name || strlen(name) >= GW_SINK_ID_MAX || find_prepared(s, name);
 	for (size_t i = 0; i < n && !skip; i++)
 		skip = strcmp(taken[i].folder, name) == 0; /* two source folders merged */
-	const struct dest_folder *d = skip ? NULL : find_dest(s, name, false);
-	bool exists = d && d->selectable;
+	bool exists = !skip && holds_mail(s, name);
 	if (skip || (!exists && !s->sink->cfg->create_folders)) {
 		free(name);
 		return GW_OK;
