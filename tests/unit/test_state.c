@@ -150,6 +150,25 @@ static void test_schema_and_reopen(void **state)
 	gw_state_close(st);
 }
 
+/* A file whose schema never reached the disk (only its WAL mark did: a power
+ * loss right after a first open) gets the schema again on the next open. */
+static void test_schema_lost_is_written_again(void **state)
+{
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+
+	struct gw_state *st = open_ok();
+	char *err = NULL;
+	assert_true(gw_state_set_folder_uidvalidity(st, &inbox, 5, &err));
+	uint32_t v = 0;
+	assert_true(gw_state_folder_uidvalidity(st, &inbox, &v, &err));
+	assert_int_equal(v, 5);
+	gw_state_close(st);
+}
+
 static void test_newer_schema_refused(void **state)
 {
 	gw_state_close(open_ok());
@@ -537,6 +556,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(test_schema_and_reopen, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_schema_lost_is_written_again, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_folder_uidvalidity, setup, teardown),
