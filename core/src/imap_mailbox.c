@@ -373,6 +373,7 @@ static void prep_selected(struct prep_pipe *p, struct gw_imap_folder_prep *r,
 	if (resp->cond != GW_IMAP_OK) {
 		imap_clear_permanent_flags(imap);
 		imap->selected = false;
+		imap->exists = 0;
 		prep_refuse(r, "cannot select folder \"%s\": %s", r->folder, resp->text);
 		return;
 	}
@@ -480,7 +481,8 @@ gw_status imap_prepare_folders(struct gw_imap *imap, struct gw_imap_folder_prep 
 	                      .count = count,
 	                      .queue = gw_xcalloc(imap->pipeline_depth + 1, sizeof(*p.queue)),
 	                      .selecting = {.struct_size = sizeof(p.selecting)}};
-	imap->selected = false;
+	imap->selected = false; /* as imap_select does before its SELECT */
+	imap->exists = 0;
 	imap_clear_permanent_flags(imap);
 	static const enum prep_kind steps[] = {PREP_CREATE, PREP_SUBSCRIBE, PREP_SELECT};
 	for (size_t i = 0; st == GW_OK && p.stop == GW_OK && i < 3; i++)
