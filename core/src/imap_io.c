@@ -47,6 +47,39 @@ static int wait_fd(int fd, short events, int64_t deadline)
 	}
 }
 
+/* A wait for announced bytes (imap_io_fill's @p coming) sleeps this long
+ * until they are there, then wakes at the first byte: a server that trickles
+ * them slower still counts as sending, as the timeout means it. */
+#define WAKE_SLICE_MS 50
+
+/* Set the socket's SO_RCVLOWAT to @p bytes, unless it is set so already. */
+static void set_wake_at(struct imap_io *io, int bytes)
+{
+	if (bytes == (io->wake_at > 0 ? io->wake_at : 1))
+		return;
+	/* Where the option is refused, each packet wakes us, as without it. */
+	if (setsockopt(io->fd, SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof(bytes)) == 0)
+		io->wake_at = bytes;
+}
+
+/* Wait until the socket has bytes to read: @p wire of them (at most
+ * GW_IMAP_WAKE_MAX) if they come within WAKE_SLICE_MS, else the first.
+ * @p wire must be bytes the server has committed to send. Returns as
+ * wait_fd. */
+static int wait_readable(struct imap_io *io, uint64_t wire, int64_t deadline)
+{
+	int bytes = wire >= GW_IMAP_WAKE_MAX ? (int)GW_IMAP_WAKE_MAX : wire > 1 ? (int)wire : 1;
+	set_wake_at(io, bytes);
+	if (bytes > 1) {
+		int64_t slice = now_ms() + WAKE_SLICE_MS;
+		int ready = wait_fd(io->fd, POLLIN, slice < deadline ? slice : deadline);
+		if (ready != 0)
+			return ready;
+		set_wake_at(io, 1);
+	}
+	return wait_fd(io->fd, POLLIN, deadline);
+}
+
 static gw_status fail_timeout(struct imap_io *io, const char *what)
 {
 	return gw_fail(io->ctx, GW_ERR_SESSION, "timed out after %d ms %s %s:%u", io->timeout_ms,
@@ -282,22 +315,23 @@ static gw_status fail_tls(struct imap_io *io, int err, const char *what)
 	               why);
 }
 
-/* Wait for what OpenSSL asked for after a non-positive return @p rc.
+/* Wait for what OpenSSL asked for after a non-positive return @p rc; to
+ * read, for @p wire bytes the server has committed to send (wait_readable).
  * Returns GW_OK to retry; otherwise the failure is recorded with @p what. */
-static gw_status ssl_wait(struct imap_io *io, int rc, int64_t deadline, const char *what)
+static gw_status ssl_wait(struct imap_io *io, int rc, uint64_t wire, int64_t deadline,
+                          const char *what)
 {
 	int err = SSL_get_error(io->ssl, rc);
-	short events;
+	int ready;
 	if (err == SSL_ERROR_WANT_READ)
-		events = POLLIN;
+		ready = wait_readable(io, wire, deadline);
 	else if (err == SSL_ERROR_WANT_WRITE)
-		events = POLLOUT;
+		ready = wait_fd(io->fd, POLLOUT, deadline);
 	else if (err == SSL_ERROR_ZERO_RETURN)
 		return gw_fail(io->ctx, GW_ERR_SESSION, "connection closed by %s:%u", io->host,
 		               io->port);
 	else
 		return fail_tls(io, err, what);
-	int ready = wait_fd(io->fd, events, deadline);
 	if (ready == 0)
 		return fail_timeout(io, what);
 	if (ready < 0)
@@ -328,7 +362,7 @@ static gw_status handshake(struct imap_io *io)
 		long verify = SSL_get_verify_result(io->ssl);
 		if (verify != X509_V_OK)
 			return fail_verify(io, verify);
-		gw_status st = ssl_wait(io, rc, deadline, "in TLS handshake with");
+		gw_status st = ssl_wait(io, rc, 0, deadline, "in TLS handshake with");
 		if (st != GW_OK)
 			return st;
 	}
@@ -401,7 +435,7 @@ static gw_status write_tls(struct imap_io *io, const unsigned char *p, size_t le
 			p += n, len -= (size_t)n;
 			continue;
 		}
-		gw_status st = ssl_wait(io, n, deadline, "writing to");
+		gw_status st = ssl_wait(io, n, 0, deadline, "writing to");
 		if (st != GW_OK)
 			return st;
 	}
@@ -419,10 +453,16 @@ gw_status imap_io_write(struct imap_io *io, const void *data, size_t len)
 	return write_plain(io, data, len, deadline);
 }
 
+/* The plaintext one TLS record may carry (RFC 8446 5.1, RFC 5246 6.2.1).
+ * When SSL_read wants to read, OpenSSL may hold part of a record: up to this
+ * much of what the server announced may already be inside it, and only the
+ * rest is sure to come on the socket. */
+#define TLS_RECORD_PLAINTEXT_MAX (16u * 1024u)
+
 /* One recv() or SSL_read() of up to @p max bytes into @p dst, waiting until
- * @p deadline for the first byte. */
-static gw_status read_plain(struct imap_io *io, unsigned char *dst, size_t max, size_t *got,
-                            int64_t deadline)
+ * @p deadline for the first byte (@p coming: imap_io_fill). */
+static gw_status read_plain(struct imap_io *io, unsigned char *dst, size_t max, uint64_t coming,
+                            size_t *got, int64_t deadline)
 {
 	for (;;) {
 		ssize_t n = recv(io->fd, dst, max, 0);
@@ -436,7 +476,7 @@ static gw_status read_plain(struct imap_io *io, unsigned char *dst, size_t max, 
 		if (!errno_is_retry())
 			return gw_fail(io->ctx, GW_ERR_SESSION, "cannot read from %s:%u: %s",
 			               io->host, io->port, strerror(errno));
-		int ready = wait_fd(io->fd, POLLIN, deadline);
+		int ready = wait_readable(io, coming, deadline);
 		if (ready == 0)
 			return fail_timeout(io, "waiting for");
 		if (ready < 0)
@@ -446,10 +486,11 @@ static gw_status read_plain(struct imap_io *io, unsigned char *dst, size_t max, 
 	}
 }
 
-static gw_status read_tls(struct imap_io *io, unsigned char *dst, size_t max, size_t *got,
-                          int64_t deadline)
+static gw_status read_tls(struct imap_io *io, unsigned char *dst, size_t max, uint64_t coming,
+                          size_t *got, int64_t deadline)
 {
 	int chunk = max > INT32_MAX ? INT32_MAX : (int)max;
+	uint64_t wire = coming > TLS_RECORD_PLAINTEXT_MAX ? coming - TLS_RECORD_PLAINTEXT_MAX : 0;
 	for (;;) {
 		ERR_clear_error();
 		errno = 0;
@@ -458,24 +499,25 @@ static gw_status read_tls(struct imap_io *io, unsigned char *dst, size_t max, si
 			*got = (size_t)n;
 			return GW_OK;
 		}
-		gw_status st = ssl_wait(io, n, deadline, "waiting for");
+		gw_status st = ssl_wait(io, n, wire, deadline, "waiting for");
 		if (st != GW_OK)
 			return st;
 	}
 }
 
-static gw_status read_some(struct imap_io *io, unsigned char *dst, size_t max, size_t *got)
+static gw_status read_some(struct imap_io *io, unsigned char *dst, size_t max, uint64_t coming,
+                           size_t *got)
 {
 	if (io->fd < 0)
 		return gw_fail(io->ctx, GW_ERR_SESSION, "connection to %s:%u is closed", io->host,
 		               io->port);
 	int64_t deadline = now_ms() + io->timeout_ms;
 	if (io->ssl)
-		return read_tls(io, dst, max, got, deadline);
-	return read_plain(io, dst, max, got, deadline);
+		return read_tls(io, dst, max, coming, got, deadline);
+	return read_plain(io, dst, max, coming, got, deadline);
 }
 
-gw_status imap_io_fill(struct imap_io *io)
+gw_status imap_io_fill(struct imap_io *io, uint64_t coming)
 {
 	if (io->pos > 0) {
 		memmove(io->buf, io->buf + io->pos, io->end - io->pos);
@@ -485,18 +527,18 @@ gw_status imap_io_fill(struct imap_io *io)
 	if (io->end == GW_IMAP_READ_BUF)
 		return gw_fail(io->ctx, GW_ERR_SESSION, "read buffer full (internal error)");
 	size_t got = 0;
-	gw_status st = read_some(io, io->buf + io->end, GW_IMAP_READ_BUF - io->end, &got);
+	gw_status st = read_some(io, io->buf + io->end, GW_IMAP_READ_BUF - io->end, coming, &got);
 	io->end += got;
 	return st;
 }
 
-gw_status imap_io_read_into(struct imap_io *io, void *dst, size_t max, size_t *got)
+gw_status imap_io_read_into(struct imap_io *io, void *dst, size_t max, uint64_t coming, size_t *got)
 {
 	*got = 0;
 	if (imap_io_available(io) > 0 || max == 0)
 		return gw_fail(io->ctx, GW_ERR_SESSION,
 		               "direct read with buffered bytes or no room (internal error)");
-	return read_some(io, dst, max, got);
+	return read_some(io, dst, max, coming, got);
 }
 
 void imap_io_close(struct imap_io *io)

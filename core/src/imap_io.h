@@ -17,6 +17,8 @@
 #define GW_IMAP_READ_BUF (256u * 1024u)
 /* OpenSSL's own read-ahead buffer for TLS connections. */
 #define GW_TLS_READ_AHEAD (128u * 1024u)
+/* A wait for announced bytes wakes once this many are there (imap_io_fill). */
+#define GW_IMAP_WAKE_MAX (256u * 1024u)
 
 struct gw_ctx;
 typedef struct ssl_st SSL;
@@ -33,6 +35,7 @@ struct imap_io {
 	unsigned char *buf; /* GW_IMAP_READ_BUF bytes; unread data is buf[pos..end) */
 	size_t pos;
 	size_t end;
+	int wake_at; /* the socket's SO_RCVLOWAT as last set; 0 for the default (1) */
 };
 
 /* Resolve @p host, connect within @p timeout_ms (tried per address). */
@@ -50,8 +53,15 @@ gw_status imap_io_write(struct imap_io *io, const void *data, size_t len);
 
 /* Read at least one more byte into the buffer (compacting it first), or fail
  * on EOF, timeout or a TLS error. Fails with GW_ERR_SESSION if the buffer is
- * already full of unread bytes (the caller must consume first). */
-gw_status imap_io_fill(struct imap_io *io);
+ * already full of unread bytes (the caller must consume first).
+ *
+ * @p coming: how many more bytes the server has committed to send (the rest
+ * of a literal whose size it announced), 0 if the caller cannot tell. With
+ * nothing to read yet, the wait then sleeps until up to GW_IMAP_WAKE_MAX of
+ * them are there instead of waking for each packet: a wake-up costs both ends
+ * a context switch, and a server that writes a few KB at a time would
+ * otherwise wake the client for each (bench/PROFILE.md, eighteenth pass). */
+gw_status imap_io_fill(struct imap_io *io, uint64_t coming);
 
 static inline size_t imap_io_available(const struct imap_io *io)
 {
@@ -61,8 +71,9 @@ static inline size_t imap_io_available(const struct imap_io *io)
 /* With nothing buffered: receive up to @p max bytes straight into @p dst (one
  * recv() or SSL_read(), the same waits and failures as imap_io_fill), so a
  * large literal reaches its consumer's memory without passing through the
- * read buffer. *got is how many came. */
-gw_status imap_io_read_into(struct imap_io *io, void *dst, size_t max, size_t *got);
+ * read buffer. *got is how many came; @p coming as for imap_io_fill. */
+gw_status imap_io_read_into(struct imap_io *io, void *dst, size_t max, uint64_t coming,
+                            size_t *got);
 
 /* Close the connection and free everything; safe to call twice. */
 void imap_io_close(struct imap_io *io);

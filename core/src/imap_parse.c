@@ -133,7 +133,7 @@ static gw_status read_segment(struct imap_parser *p)
 			io->pos++;
 			break;
 		}
-		gw_status st = imap_io_fill(io);
+		gw_status st = imap_io_fill(io, 0);
 		if (st != GW_OK)
 			return st;
 	}
@@ -165,14 +165,14 @@ gw_status imap_parser_stream_literal_into(struct imap_parser *p, uint64_t size, 
 			if (at && max > 0) {
 				size_t got = 0;
 				gw_status st = imap_io_read_into(
-				        io, at, max < left ? max : (size_t)left, &got);
+				        io, at, max < left ? max : (size_t)left, left, &got);
 				if (st != GW_OK)
 					return st;
 				sunk = sink(arg, at, got);
 				left -= got;
 				continue;
 			}
-			gw_status st = imap_io_fill(io);
+			gw_status st = imap_io_fill(io, left);
 			if (st != GW_OK)
 				return st;
 		}

@@ -71,11 +71,12 @@ static struct gw_imap *open_with(const struct peer_step *steps, size_t count, en
 	return imap;
 }
 
-/* Connect and log in as user/secret with LOGIN. */
-static struct gw_imap *open_session(const struct peer_step *steps, size_t count, unsigned depth)
+/* Connect and log in as user/secret with LOGIN; @p timeout_ms 0: the default. */
+static struct gw_imap *open_session_timed(const struct peer_step *steps, size_t count,
+                                          unsigned depth, uint32_t timeout_ms)
 {
 	gw_status st;
-	struct gw_imap *imap = open_with(steps, count, GW_IMAP_TLS_NONE, 0, depth, &st);
+	struct gw_imap *imap = open_with(steps, count, GW_IMAP_TLS_NONE, timeout_ms, depth, &st);
 	assert_int_equal(st, GW_OK);
 	struct gw_imap_credentials creds = {.struct_size = sizeof(creds),
 	                                    .mechanism = GW_IMAP_AUTH_LOGIN,
@@ -83,6 +84,11 @@ static struct gw_imap *open_session(const struct peer_step *steps, size_t count,
 	                                    .secret = "secret"};
 	assert_int_equal(api->login(imap, &creds), GW_OK);
 	return imap;
+}
+
+static struct gw_imap *open_session(const struct peer_step *steps, size_t count, unsigned depth)
+{
+	return open_session_timed(steps, count, depth, 0);
 }
 
 static void select_inbox(struct gw_imap *imap, uint32_t exists)
@@ -492,6 +498,33 @@ static void test_fetch_large_and_oversized(void **state)
 	assert_int_equal(r.bytes.len, 200003);
 	assert_peer_literal(r.bytes.data, 200000, 5);
 	assert_memory_equal(r.bytes.data + 200000, "abc", 3);
+	record_free(&r);
+	finish(imap);
+}
+
+static void test_fetch_trickled_literal(void **state)
+{
+	(void)state;
+	/* A literal that trickles in (4 KiB every 20 ms, 0.6 s for all of it) on a
+	 * connection with a 200 ms timeout: the client waits for more than the
+	 * first packet of an announced literal (SO_RCVLOWAT), but a server that
+	 * keeps sending must not time out while the bytes come slower than that. */
+	const struct peer_step steps[] = {
+	        LOGIN_STEPS,
+	        EXAMINE_STEPS(1),
+	        {P_EXPECT, "UID FETCH 5 (BODY.PEEK[])", 0},
+	        {P_SEND, "* 1 FETCH (UID 5 BODY[] {120000}\r\n", 0},
+	        {P_LITERAL_TRICKLE, NULL, 120000},
+	        {P_SEND, ")\r\nA3 OK done\r\n", 0},
+	};
+	struct gw_imap *imap = open_session_timed(PEER_STEPS(steps), 0, 200);
+	select_inbox(imap, 1);
+	struct record r;
+	const uint32_t uids[] = {5};
+	assert_int_equal(fetch_uids(imap, &r, uids, 1, 0), GW_OK);
+	assert_string_equal(r.events.data, "begin 5 120000|end 5|");
+	assert_int_equal(r.bytes.len, 120000);
+	assert_peer_literal(r.bytes.data, 120000, 5);
 	record_free(&r);
 	finish(imap);
 }
@@ -1278,6 +1311,7 @@ int main(void)
 	        cmocka_unit_test_setup(test_throttled_select, setup),
 	        cmocka_unit_test_setup(test_select_missing_folder, setup),
 	        cmocka_unit_test_setup(test_timeout, setup),
+	        cmocka_unit_test_setup(test_fetch_trickled_literal, setup),
 	        cmocka_unit_test_setup(test_starttls_not_offered, setup),
 	        cmocka_unit_test_setup(test_greeting_bye, setup),
 	        cmocka_unit_test_setup(test_connection_refused, setup),

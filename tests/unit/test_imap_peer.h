@@ -20,16 +20,17 @@
 
 enum peer_op {
 	P_END = 0,
-	P_SEND,           /* text, "$T" replaced by the tag of the last expected command */
-	P_CHUNKED,        /* text in pieces of `size` bytes with a pause between them */
-	P_EXPECT,         /* read a command line: "<tag> <text>" must match exactly */
-	P_EXPECT_RAW,     /* read a line that must equal text exactly (no tag) */
-	P_EXPECT_PREFIX,  /* read a command line: "<tag> <text>..." */
-	P_LITERAL,        /* send `size` bytes of the pattern byte i%251 (a literal body) */
-	P_EXPECT_LITERAL, /* read `size` bytes that must be that pattern (a literal sent) */
-	P_RAW_BYTES,      /* send `size` bytes of 'a' with no line end */
-	P_SLEEP,          /* pause `size` milliseconds */
-	P_CLOSE,          /* close the connection now */
+	P_SEND,            /* text, "$T" replaced by the tag of the last expected command */
+	P_CHUNKED,         /* text in pieces of `size` bytes with a pause between them */
+	P_EXPECT,          /* read a command line: "<tag> <text>" must match exactly */
+	P_EXPECT_RAW,      /* read a line that must equal text exactly (no tag) */
+	P_EXPECT_PREFIX,   /* read a command line: "<tag> <text>..." */
+	P_LITERAL,         /* send `size` bytes of the pattern byte i%251 (a literal body) */
+	P_LITERAL_TRICKLE, /* the same in pieces of 4 KiB, 20 ms apart */
+	P_EXPECT_LITERAL,  /* read `size` bytes that must be that pattern (a literal sent) */
+	P_RAW_BYTES,       /* send `size` bytes of 'a' with no line end */
+	P_SLEEP,           /* pause `size` milliseconds */
+	P_CLOSE,           /* close the connection now */
 };
 
 struct peer_step {
@@ -134,16 +135,21 @@ static void peer_expect(struct peer *p, const char *want, bool tagged, bool pref
 		peer_note(p, want, rest);
 }
 
-static void peer_send_pattern(struct peer *p, size_t size, bool pattern)
+/* @p size bytes of the pattern (or of 'a'), in pieces of @p piece bytes
+ * @p pause_ms apart. */
+static void peer_send_pattern(struct peer *p, size_t size, bool pattern, size_t piece,
+                              unsigned pause_ms)
 {
 	char buf[16384];
 	size_t done = 0;
 	while (done < size) {
-		size_t n = size - done < sizeof(buf) ? size - done : sizeof(buf);
+		size_t n = size - done < piece ? size - done : piece;
 		for (size_t i = 0; i < n; i++)
 			buf[i] = pattern ? (char)((done + i) % 251) : 'a';
 		peer_write(p, buf, n);
 		done += n;
+		if (done < size && pause_ms > 0)
+			peer_sleep_ms(pause_ms);
 	}
 }
 
@@ -188,9 +194,10 @@ static void *peer_main(void *arg)
 		case P_EXPECT: peer_expect(p, s->text, true, false); break;
 		case P_EXPECT_RAW: peer_expect(p, s->text, false, false); break;
 		case P_EXPECT_PREFIX: peer_expect(p, s->text, true, true); break;
-		case P_LITERAL: peer_send_pattern(p, s->size, true); break;
+		case P_LITERAL: peer_send_pattern(p, s->size, true, 16384, 0); break;
+		case P_LITERAL_TRICKLE: peer_send_pattern(p, s->size, true, 4096, 20); break;
 		case P_EXPECT_LITERAL: peer_expect_pattern(p, s->size); break;
-		case P_RAW_BYTES: peer_send_pattern(p, s->size, false); break;
+		case P_RAW_BYTES: peer_send_pattern(p, s->size, false, 16384, 0); break;
 		case P_SLEEP: peer_sleep_ms((unsigned)s->size); break;
 		default: break;
 		}
