@@ -55,7 +55,7 @@ static int wait_fd(int fd, short events, int64_t deadline)
 /* Set the socket's SO_RCVLOWAT to @p bytes, unless it is set so already. */
 static void set_wake_at(struct imap_io *io, int bytes)
 {
-	if (bytes == (io->wake_at > 0 ? io->wake_at : 1))
+	if (bytes == io->wake_at)
 		return;
 	/* Where the option is refused, each packet wakes us, as without it. */
 	if (setsockopt(io->fd, SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof(bytes)) == 0)
@@ -132,6 +132,7 @@ gw_status imap_io_connect(struct imap_io *io, struct gw_ctx *ctx, const char *ho
 {
 	memset(io, 0, sizeof(*io));
 	io->fd = -1;
+	io->wake_at = 1; /* SO_RCVLOWAT of a new socket */
 	io->ctx = ctx;
 	io->host = gw_xstrdup(host);
 	io->port = port;

@@ -35,7 +35,7 @@ struct imap_io {
 	unsigned char *buf; /* GW_IMAP_READ_BUF bytes; unread data is buf[pos..end) */
 	size_t pos;
 	size_t end;
-	int wake_at; /* the socket's SO_RCVLOWAT as last set; 0 for the default (1) */
+	int wake_at; /* the socket's SO_RCVLOWAT as last set (the default: 1) */
 };
 
 /* Resolve @p host, connect within @p timeout_ms (tried per address). */

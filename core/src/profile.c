@@ -259,9 +259,7 @@ static char *resolve_path(const struct gw_profile *p, const char *path)
 
 static char *profile_dir(const char *path)
 {
-	const char *slash = strrchr(path, '/');
-	char *dir = slash ? gw_xstrndup(path, slash == path ? 1 : (size_t)(slash - path))
-	                  : gw_xstrdup(".");
+	char *dir = gw_path_dir(path);
 	char *real = realpath(dir, NULL);
 	if (!real)
 		return dir;

@@ -424,11 +424,7 @@ static bool sync_new_file(struct gw_state *st, char **error)
 		return state_fail(st, error, "cannot make the new file durable: %s",
 		                  strerror(errno));
 	/* The name: best effort, as SQLite's own directory syncs (some file systems cannot). */
-	const char *slash = strrchr(st->path, '/');
-	char *dir = slash == NULL
-	                    ? gw_xstrdup(".")
-	                    : gw_xasprintf("%.*s", slash == st->path ? 1 : (int)(slash - st->path),
-	                                   st->path); /* "/x.db": the root */
+	char *dir = gw_path_dir(st->path);
 	sync_path(dir, O_DIRECTORY);
 	free(dir);
 	return true;

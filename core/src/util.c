@@ -76,6 +76,14 @@ char *gw_xstrndup(const char *s, size_t n)
 	return p;
 }
 
+char *gw_path_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		return gw_xstrdup(".");
+	return gw_xstrndup(path, slash == path ? 1 : (size_t)(slash - path));
+}
+
 char *gw_xvasprintf(const char *fmt, va_list ap)
 {
 	va_list copy;

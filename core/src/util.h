@@ -24,6 +24,8 @@ char *gw_xstrdup(const char *s);
 char *gw_xstrndup(const char *s, size_t n);
 char *gw_xasprintf(const char *fmt, ...) GW_PRINTF(1, 2);
 char *gw_xvasprintf(const char *fmt, va_list ap) GW_PRINTF(1, 0);
+/* The directory part of @p path: "." for a bare name, "/" for one in the root. */
+char *gw_path_dir(const char *path);
 
 /* Growable byte string, always NUL-terminated. */
 struct gw_buf {
