@@ -7,13 +7,15 @@
  * - page_size 1 KiB, cache_size 256 KiB: the bound on what the selection
  *   costs in memory. Measured: no slower than 4 KiB pages and a 512 KiB cache
  *   on 20,000 messages.
- * - An index in newest-first order holding every column, built once the scan
- *   is complete (one sort, cheaper than keeping it up to date through every
- *   insert): the count cap and the lanes' cursors walk it instead of sorting,
- *   and read no table row. A sort keeps up to 250 pages (SQLite's minimum) of
- *   its rows in memory, a cursor's for as long as its lane copies, so memory
- *   grew with the mailbox until each lane held 370 KiB (bench/PROFILE.md,
- *   sixteenth pass); a walking cursor now holds 15 KiB.
+ * - Two indexes holding every column, built once the scan is complete (one
+ *   sort each, cheaper than keeping them up to date through every insert):
+ *   newest first, which the count cap and the cursors' slicing walk, and by
+ *   folder newest first, from which a cursor gives each folder's part of a
+ *   slice. Nothing sorts and no table row is read while a lane copies. A sort
+ *   keeps up to 250 pages (SQLite's minimum) of its rows in memory, a
+ *   cursor's for as long as its lane copies, so memory grew with the mailbox
+ *   until each lane held 370 KiB (bench/PROFILE.md, sixteenth pass); a
+ *   walking cursor now holds 20 KiB.
  * - FULLMUTEX: the lanes of a copy walk their cursors from their own threads
  *   on this one connection (a private temporary database has no other).
  * - synchronous OFF: the file dies with the attempt; nothing needs to survive
@@ -39,6 +41,8 @@ _Static_assert(GW_SEL_TODO == 0 && GW_SEL_DONE == 1 && GW_SEL_FAILED_BEFORE == 2
 
 #define ENTRY_COLUMNS "folder, uid, internal_date, size, tz, flags, state, keywords"
 #define NEWEST_FIRST  "internal_date DESC, folder, uid DESC"
+/* The newest-first order within one folder. */
+#define IN_FOLDER "internal_date DESC, uid DESC"
 /* The entries beyond the count cap. The cap counts what earlier runs migrated
  * too (done) and what failed earlier in this run: it bounds the mailbox, not
  * the run. */
@@ -55,18 +59,31 @@ static const char *const sel_sql[SEL__COUNT] = {
         [SEL_SET_STATE] = "UPDATE scanned SET state = ?3 WHERE folder = ?1 AND uid = ?2",
 };
 
-/* A lane's walk, newest first. SQLite's planner would rather look the lane's
- * folders up by the primary key and sort them: the index is named. A join,
- * not "folder IN (SELECT ...)", whose temporary table costs 100 KiB. */
-#define CURSOR_SQL                                                                                 \
-	"SELECT " ENTRY_COLUMNS " FROM scanned INDEXED BY scanned_newest JOIN lane_of USING "      \
-	"(folder) WHERE lane = ?1 AND state = 0 ORDER BY " NEWEST_FIRST
-/* A folder's entries after the cursor's last key (?2 = 0: nothing passed yet), in
- * cursor order; the folder is fixed, so "folder > last folder" compares ?1 with ?4. */
+/* A lane's walk, newest first, which finds where each slice ends. SQLite's
+ * planner would rather look the lane's folders up by the primary key and sort
+ * them: the index is named. A join, not "folder IN (SELECT ...)", whose
+ * temporary table costs 100 KiB. */
+#define WALK_SQL                                                                                   \
+	"SELECT internal_date, folder, uid, size FROM scanned INDEXED BY scanned_newest JOIN "     \
+	"lane_of USING (folder) WHERE lane = ?1 AND state = 0 ORDER BY " NEWEST_FIRST
+/* Entries of folder ?1 after key (?3, ?4, ?5) in the newest-first order (?2 = 0:
+ * from the start, with ?3 the largest date). The folder is fixed, so "folder >
+ * key's folder" compares ?1 with ?4. "internal_date <= ?3" stands apart so that
+ * SQLite starts the index range there instead of at the folder's newest. */
+#define AFTER_KEY                                                                                  \
+	"internal_date <= ?3 AND (?2 = 0 OR internal_date < ?3 OR ?1 > ?4 OR "                     \
+	"(?1 = ?4 AND uid < ?5))"
+/* A folder's part of one slice: after the slice before's last key, up to and
+ * including this slice's last key (?6, ?7, ?8). */
+#define SLICE_SQL                                                                                  \
+	"SELECT " ENTRY_COLUMNS " FROM scanned INDEXED BY scanned_by_folder WHERE folder = ?1 "    \
+	"AND state = 0 AND " AFTER_KEY " AND internal_date >= ?6 AND (internal_date > ?6 OR "      \
+	"?1 < ?7 OR (?1 = ?7 AND uid >= ?8)) ORDER BY " IN_FOLDER
+/* A folder's entries the cursor has not passed: after a key, to the end. */
 #define AHEAD_SQL                                                                                  \
-	"SELECT " ENTRY_COLUMNS " FROM scanned WHERE folder = ?1 AND state = 0 AND (?2 = 0 OR "    \
-	"internal_date < ?3 OR (internal_date = ?3 AND (?1 > ?4 OR (?1 = ?4 AND uid < ?5)))) "     \
-	"ORDER BY " NEWEST_FIRST
+	"SELECT " ENTRY_COLUMNS " FROM scanned INDEXED BY scanned_by_folder WHERE folder = ?1 "    \
+	"AND state = 0 AND " AFTER_KEY " ORDER BY " IN_FOLDER
+#define LANE_FOLDERS_SQL "SELECT folder FROM lane_of WHERE lane = ?1 ORDER BY folder"
 
 struct gw_selection {
 	sqlite3 *db;
@@ -74,15 +91,40 @@ struct gw_selection {
 	bool in_scan;
 };
 
+/* A position in the newest-first order. */
+struct sel_key {
+	int64_t date;
+	uint32_t folder, uid;
+};
+
+/* The cursor walks a lane in slices: the next slice_messages entries newest
+ * first (fewer if they would pass slice_bytes), then that slice folder by
+ * folder, each newest first. A source switches folders once a slice instead of
+ * once a batch (Dovecot opens a Maildir's index and UID list at every
+ * SELECT: bench/PROFILE.md, nineteenth pass). */
 struct gw_sel_cursor {
 	struct gw_selection *sel;
-	sqlite3_stmt *walk, *ahead;
-	bool on_row; /* the walk stands on a row not yet passed */
-	bool done;   /* stepping again would start the query over */
-	bool passed_any;
-	/* The key of the last entry the cursor passed. */
-	int64_t last_date;
-	uint32_t last_folder, last_uid;
+	sqlite3_stmt *walk, *slice, *ahead;
+	uint64_t slice_messages, slice_bytes;
+	uint32_t *folders; /* the lane's, ascending: the order within a slice */
+	size_t folder_count;
+	bool *in_this_slice; /* by folder index, below folder_limit */
+	uint32_t folder_limit;
+	/* The walk newest first stands on the first entry of the next slice, or
+	 * ended (stepping it again would start it over). */
+	bool walk_on_row, walk_ended;
+	bool done;
+	bool has_start; /* a slice ended before this one, at start */
+	struct sel_key start;
+	bool in_slice; /* a slice ending at end is given folder by folder */
+	struct sel_key end;
+	size_t next_folder; /* the next of folders to look at in this slice */
+	bool walked_any;    /* walked: the folder of this slice given last (or now) */
+	uint32_t walked;
+	bool in_folder;        /* the slice statement walks it */
+	bool on_row;           /* ...and stands on an entry not yet passed */
+	bool passed_in_folder; /* last: the last entry of it passed */
+	struct sel_key last;
 };
 
 static bool sel_fail(struct gw_selection *sel, char **error, const char *what)
@@ -316,7 +358,11 @@ bool gw_selection_apply(struct gw_selection *sel, const struct gw_selection_rule
 	if (!exec_sql(sel,
 	              "CREATE INDEX IF NOT EXISTS scanned_newest ON scanned (" NEWEST_FIRST
 	              ", state, size, tz, flags, keywords)",
-	              "indexing the selection newest first", error))
+	              "indexing the selection newest first", error) ||
+	    !exec_sql(sel,
+	              "CREATE INDEX IF NOT EXISTS scanned_by_folder ON scanned (folder, " IN_FOLDER
+	              ", state, size, tz, flags, keywords)",
+	              "indexing the selection by folder", error))
 		return false;
 	bool any_limit = false;
 	if (!load_size_limits(sel, rules, &any_limit, error))
@@ -478,14 +524,38 @@ bool gw_selection_plan_lanes(struct gw_selection *sel, const uint32_t *group_of,
 
 /* ---- the cursors ---- */
 
-bool gw_sel_cursor_open(struct gw_selection *sel, unsigned lane, struct gw_sel_cursor **out,
-                        char **error)
+static bool load_lane_folders(struct gw_sel_cursor *cur, unsigned lane, char **error)
+{
+	sqlite3_stmt *stmt = stmt_once(cur->sel, LANE_FOLDERS_SQL, error);
+	if (stmt == NULL)
+		return false;
+	sqlite3_bind_int64(stmt, 1, lane);
+	size_t cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		if (cur->folder_count == cap) {
+			cap = cap ? cap * 2 : 16;
+			cur->folders = gw_xrealloc(cur->folders, cap * sizeof(*cur->folders));
+		}
+		cur->folders[cur->folder_count++] = (uint32_t)sqlite3_column_int64(stmt, 0);
+	}
+	sqlite3_finalize(stmt);
+	cur->folder_limit = cur->folder_count > 0 ? cur->folders[cur->folder_count - 1] + 1 : 0;
+	cur->in_this_slice = gw_xcalloc(cur->folder_limit + 1, sizeof(*cur->in_this_slice));
+	return rc == SQLITE_DONE || sel_fail(cur->sel, error, "listing the lane's folders");
+}
+
+bool gw_sel_cursor_open(struct gw_selection *sel, unsigned lane, uint64_t slice_messages,
+                        uint64_t slice_bytes, struct gw_sel_cursor **out, char **error)
 {
 	struct gw_sel_cursor *cur = gw_xcalloc(1, sizeof(*cur));
 	cur->sel = sel;
+	cur->slice_messages = slice_messages > 0 ? slice_messages : 1;
+	cur->slice_bytes = slice_bytes > 0 ? slice_bytes : 1;
 	*out = NULL;
-	if (!prepare(sel, CURSOR_SQL, &cur->walk, error) ||
-	    !prepare(sel, AHEAD_SQL, &cur->ahead, error)) {
+	if (!prepare(sel, WALK_SQL, &cur->walk, error) ||
+	    !prepare(sel, SLICE_SQL, &cur->slice, error) ||
+	    !prepare(sel, AHEAD_SQL, &cur->ahead, error) || !load_lane_folders(cur, lane, error)) {
 		gw_sel_cursor_close(cur);
 		return false;
 	}
@@ -499,25 +569,100 @@ void gw_sel_cursor_close(struct gw_sel_cursor *cur)
 	if (cur == NULL)
 		return;
 	sqlite3_finalize(cur->walk);
+	sqlite3_finalize(cur->slice);
 	sqlite3_finalize(cur->ahead);
+	free(cur->folders);
+	free(cur->in_this_slice);
 	free(cur);
+}
+
+/* Bind ?1 to ?5 of AFTER_KEY: folder @p folder's entries after @p key. */
+static void bind_after(sqlite3_stmt *stmt, uint32_t folder, bool has_key, const struct sel_key *key)
+{
+	sqlite3_reset(stmt);
+	sqlite3_bind_int64(stmt, 1, folder);
+	sqlite3_bind_int(stmt, 2, has_key);
+	sqlite3_bind_int64(stmt, 3, has_key ? key->date : INT64_MAX);
+	sqlite3_bind_int64(stmt, 4, key->folder);
+	sqlite3_bind_int64(stmt, 5, key->uid);
+}
+
+/* Walk the lane newest first to the end of the next slice: cur->end is its
+ * last key. False at the end of the lane (*error NULL) or on failure. */
+static bool next_slice(struct gw_sel_cursor *cur, char **error)
+{
+	uint64_t count = 0, bytes = 0;
+	for (;;) {
+		if (cur->walk_ended)
+			break;
+		if (!cur->walk_on_row) {
+			int rc = sqlite3_step(cur->walk);
+			if (rc == SQLITE_DONE) {
+				cur->walk_ended = true;
+				break;
+			}
+			if (rc != SQLITE_ROW)
+				return sel_fail(cur->sel, error, "reading the selection");
+			cur->walk_on_row = true;
+		}
+		uint64_t size = (uint64_t)sqlite3_column_int64(cur->walk, 3);
+		if (count > 0 && (count == cur->slice_messages || size > cur->slice_bytes - bytes))
+			break;
+		cur->end = (struct sel_key){.date = sqlite3_column_int64(cur->walk, 0),
+		                            .folder = (uint32_t)sqlite3_column_int64(cur->walk, 1),
+		                            .uid = (uint32_t)sqlite3_column_int64(cur->walk, 2)};
+		if (cur->end.folder < cur->folder_limit)
+			cur->in_this_slice[cur->end.folder] = true;
+		count++;
+		bytes = size > cur->slice_bytes - bytes ? cur->slice_bytes : bytes + size;
+		cur->walk_on_row = false;
+	}
+	cur->in_slice = count > 0;
+	cur->next_folder = 0;
+	cur->walked_any = false;
+	return cur->in_slice;
 }
 
 bool gw_sel_cursor_peek(struct gw_sel_cursor *cur, struct gw_sel_entry *entry, char **error)
 {
+	while (!cur->done && !cur->on_row) {
+		if (cur->in_folder) {
+			int rc = sqlite3_step(cur->slice);
+			if (rc == SQLITE_ROW)
+				cur->on_row = true;
+			else if (rc == SQLITE_DONE)
+				cur->in_folder = false;
+			else
+				return sel_fail(cur->sel, error, "reading the selection");
+		} else if (cur->in_slice && cur->next_folder < cur->folder_count) {
+			uint32_t folder = cur->folders[cur->next_folder++];
+			if (!cur->in_this_slice[folder])
+				continue;
+			cur->in_this_slice[folder] = false;
+			cur->walked = folder;
+			cur->walked_any = true;
+			bind_after(cur->slice, folder, cur->has_start, &cur->start);
+			sqlite3_bind_int64(cur->slice, 6, cur->end.date);
+			sqlite3_bind_int64(cur->slice, 7, cur->end.folder);
+			sqlite3_bind_int64(cur->slice, 8, cur->end.uid);
+			cur->in_folder = true;
+			cur->passed_in_folder = false;
+		} else {
+			if (cur->in_slice) {
+				cur->start = cur->end;
+				cur->has_start = true;
+			}
+			*error = NULL;
+			if (!next_slice(cur, error)) {
+				if (*error != NULL)
+					return false;
+				cur->done = true;
+			}
+		}
+	}
 	if (cur->done)
 		return false;
-	if (!cur->on_row) {
-		int rc = sqlite3_step(cur->walk);
-		if (rc == SQLITE_DONE) {
-			cur->done = true;
-			return false;
-		}
-		if (rc != SQLITE_ROW)
-			return sel_fail(cur->sel, error, "reading the selection");
-		cur->on_row = true;
-	}
-	entry_of_row(cur->walk, entry);
+	entry_of_row(cur->slice, entry);
 	return true;
 }
 
@@ -525,10 +670,10 @@ void gw_sel_cursor_advance(struct gw_sel_cursor *cur)
 {
 	if (!cur->on_row)
 		return;
-	cur->last_folder = (uint32_t)sqlite3_column_int64(cur->walk, 0);
-	cur->last_uid = (uint32_t)sqlite3_column_int64(cur->walk, 1);
-	cur->last_date = sqlite3_column_int64(cur->walk, 2);
-	cur->passed_any = true;
+	cur->last = (struct sel_key){.date = sqlite3_column_int64(cur->slice, 2),
+	                             .folder = (uint32_t)sqlite3_column_int64(cur->slice, 0),
+	                             .uid = (uint32_t)sqlite3_column_int64(cur->slice, 1)};
+	cur->passed_in_folder = true;
 	cur->on_row = false;
 }
 
@@ -536,13 +681,21 @@ bool gw_sel_cursor_each_ahead(struct gw_sel_cursor *cur, uint32_t folder,
                               void (*cb)(void *arg, const struct gw_sel_entry *entry), void *arg,
                               char **error)
 {
+	/* What the cursor passed of the folder ends at: the slice's end if the
+	 * folder's turn in it is over, the last entry passed if it is the folder
+	 * being walked, the slice before's end if its turn is still to come. */
+	bool begun = cur->in_slice && cur->walked_any;
+	const struct sel_key *passed = &cur->start;
+	bool has_passed = cur->has_start;
+	if (begun && folder < cur->walked) {
+		passed = &cur->end;
+		has_passed = true;
+	} else if (begun && folder == cur->walked && cur->passed_in_folder) {
+		passed = &cur->last;
+		has_passed = true;
+	}
 	sqlite3_stmt *stmt = cur->ahead;
-	sqlite3_reset(stmt);
-	sqlite3_bind_int64(stmt, 1, folder);
-	sqlite3_bind_int(stmt, 2, cur->passed_any);
-	sqlite3_bind_int64(stmt, 3, cur->last_date);
-	sqlite3_bind_int64(stmt, 4, cur->last_folder);
-	sqlite3_bind_int64(stmt, 5, cur->last_uid);
+	bind_after(stmt, folder, has_passed, passed);
 	int rc;
 	struct gw_sel_entry e;
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {

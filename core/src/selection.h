@@ -94,14 +94,18 @@ bool gw_selection_plan_lanes(struct gw_selection *sel, const uint32_t *group_of,
                              size_t folder_count, unsigned lanes, unsigned *used, uint32_t *lane_of,
                              char **error);
 
-/* A lane's cursor over its GW_SEL_TODO entries, newest first; ties by
- * folder, then by UID descending (later arrivals first). The rules must be
- * applied and the lanes planned first. Each cursor is used by one thread at a time; cursors of
- * different lanes may be walked at the same time. Close every cursor before
- * the selection. */
+/* A lane's cursor over its GW_SEL_TODO entries, newest first in slices: the
+ * next @p slice_messages entries newest first (fewer where they would pass
+ * @p slice_bytes; at least one), given folder by folder in ascending folder
+ * index, each folder newest first (ties: later arrivals, higher UIDs, first).
+ * Every entry of a slice is as new as any of the slices after it or newer,
+ * and a source switches folders once a slice, not once a batch. The rules must be applied
+ * and the lanes planned first. Each cursor is used by one thread at a time;
+ * cursors of different lanes may be walked at the same time. Close every
+ * cursor before the selection. */
 struct gw_sel_cursor;
-bool gw_sel_cursor_open(struct gw_selection *sel, unsigned lane, struct gw_sel_cursor **out,
-                        char **error);
+bool gw_sel_cursor_open(struct gw_selection *sel, unsigned lane, uint64_t slice_messages,
+                        uint64_t slice_bytes, struct gw_sel_cursor **out, char **error);
 void gw_sel_cursor_close(struct gw_sel_cursor *cursor);
 
 /* The entry under the cursor (false at the end, *error NULL), valid until the

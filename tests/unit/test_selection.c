@@ -72,13 +72,20 @@ static unsigned plan(struct gw_selection *sel, unsigned lanes, const uint32_t (*
 	return used;
 }
 
-static struct gw_sel_cursor *cursor(struct gw_selection *sel, unsigned lane)
+static struct gw_sel_cursor *sliced(struct gw_selection *sel, unsigned lane, uint64_t messages,
+                                    uint64_t bytes)
 {
 	struct gw_sel_cursor *cur = NULL;
 	char *err = NULL;
-	assert_true(gw_sel_cursor_open(sel, lane, &cur, &err));
+	assert_true(gw_sel_cursor_open(sel, lane, messages, bytes, &cur, &err));
 	assert_null(err);
 	return cur;
+}
+
+/* Slices of one message: newest first over the lane, strictly. */
+static struct gw_sel_cursor *cursor(struct gw_selection *sel, unsigned lane)
+{
+	return sliced(sel, lane, 1, UINT64_MAX);
 }
 
 /* Everything in one lane, and its cursor. */
@@ -313,6 +320,91 @@ static void test_each_ahead_lists_what_the_cursor_has_not_passed(void **unused)
 	gw_selection_close(sel);
 }
 
+/* Three folders of messages of @p size bytes, in one lane; newest first over
+ * the mailbox: 2:1 0:1 1:1 0:2 2:2 1:2 0:3 2:3. */
+static struct gw_selection *three_folders(uint64_t size)
+{
+	struct gw_selection *sel = open_selection();
+	scan(sel,
+	     (struct gw_sel_entry[]){entry(0, 1, 90, size), entry(0, 2, 70, size),
+	                             entry(0, 3, 40, size)},
+	     3);
+	scan(sel, (struct gw_sel_entry[]){entry(1, 1, 80, size), entry(1, 2, 50, size)}, 2);
+	scan(sel,
+	     (struct gw_sel_entry[]){entry(2, 1, 95, size), entry(2, 2, 60, size),
+	                             entry(2, 3, 30, size)},
+	     3);
+	struct gw_selection_rules none = {0};
+	assert_int_equal(apply(sel, &none), 8);
+	plan(sel, 1, NULL, 0);
+	return sel;
+}
+
+static void test_slices_go_folder_by_folder(void **unused)
+{
+	(void)unused;
+	struct gw_selection *sel = three_folders(10);
+	/* Three at a time: {2:1 0:1 1:1} {0:2 2:2 1:2} {0:3 2:3}, each by folder. */
+	assert_string_equal(walk(sliced(sel, 0, 3, UINT64_MAX)), "0:1 1:1 2:1 0:2 1:2 2:2 0:3 2:3");
+	/* A slice ends before the bytes would pass 25, or at 4 messages:
+	 * {2:1 0:1} {1:1 0:2} {2:2 1:2} {0:3 2:3}. */
+	assert_string_equal(walk(sliced(sel, 0, 4, 25)), "0:1 2:1 0:2 1:1 1:2 2:2 0:3 2:3");
+	/* One slice for everything: folder after folder. */
+	assert_string_equal(walk(sliced(sel, 0, 100, UINT64_MAX)),
+	                    "0:1 0:2 0:3 1:1 1:2 2:1 2:2 2:3");
+	/* A message larger than a slice's bytes is a slice of its own. */
+	assert_string_equal(walk(sliced(sel, 0, 100, 5)), "2:1 0:1 1:1 0:2 2:2 1:2 0:3 2:3");
+	gw_selection_close(sel);
+}
+
+/* What each_ahead lists for folders 0, 1 and 2. */
+static void assert_ahead(struct gw_sel_cursor *cur, const char *const expected[3])
+{
+	for (uint32_t f = 0; f < 3; f++) {
+		char out[256] = "";
+		char *err = NULL;
+		assert_true(gw_sel_cursor_each_ahead(cur, f, collect, out, &err));
+		assert_string_equal(out, expected[f]);
+	}
+}
+
+/* What is ahead of a cursor in slices: a folder whose turn in the slice is
+ * over has passed up to the slice's end, the folder being walked up to its
+ * last entry passed, a folder still to come up to the slice before's end. */
+static void test_each_ahead_in_slices(void **unused)
+{
+	(void)unused;
+	struct gw_selection *sel = three_folders(1);
+	/* Slices of 5: {2:1 0:1 1:1 0:2 2:2} {1:2 0:3 2:3}; order 0:1 0:2 1:1 2:1 2:2 | 1:2 0:3
+	 * 2:3. */
+	struct gw_sel_cursor *cur = sliced(sel, 0, 5, UINT64_MAX);
+	char *err = NULL;
+	struct gw_sel_entry e;
+	/* Pass 0:1 0:2 1:1 2:1, stand on 2:2. */
+	for (int i = 0; i < 4; i++) {
+		assert_true(gw_sel_cursor_peek(cur, &e, &err));
+		gw_sel_cursor_advance(cur);
+	}
+	assert_true(gw_sel_cursor_peek(cur, &e, &err));
+	assert_int_equal(e.folder * 100 + e.uid, 202);
+	assert_ahead(cur, (const char *const[]){"0:3", "1:2", "2:2 2:3"});
+	/* Into the second slice, standing on its first entry 0:3: folder 2's
+	 * turn is still to come, so all of its part of the slice is ahead. */
+	gw_sel_cursor_advance(cur);
+	assert_true(gw_sel_cursor_peek(cur, &e, &err));
+	assert_int_equal(e.folder * 100 + e.uid, 3);
+	assert_ahead(cur, (const char *const[]){"0:3", "1:2", "2:3"});
+	gw_sel_cursor_advance(cur);
+	assert_ahead(cur, (const char *const[]){"", "1:2", "2:3"});
+	/* At the end nothing is ahead anywhere. */
+	while (gw_sel_cursor_peek(cur, &e, &err))
+		gw_sel_cursor_advance(cur);
+	assert_null(err);
+	assert_ahead(cur, (const char *const[]){"", "", ""});
+	gw_sel_cursor_close(cur);
+	gw_selection_close(sel);
+}
+
 static void test_lanes_balance_bytes_keep_groups_and_walk_apart(void **unused)
 {
 	(void)unused;
@@ -360,11 +452,48 @@ static void test_lanes_balance_bytes_keep_groups_and_walk_apart(void **unused)
 	gw_selection_close(sel);
 }
 
+/* Checks a walk in slices of exactly @p per_slice entries (their bytes well
+ * under the bound): nothing newer than anything of an earlier slice, and each
+ * slice folder by folder, each folder newest first. */
+struct slice_check {
+	uint64_t per_slice, n;
+	int64_t slice_min, earlier_min, last_date;
+	uint32_t last_folder;
+	bool ok;
+};
+
+static struct slice_check slice_check(uint64_t per_slice)
+{
+	return (struct slice_check){.per_slice = per_slice,
+	                            .slice_min = INT64_MAX,
+	                            .earlier_min = INT64_MAX,
+	                            .ok = true};
+}
+
+static void check_slices(struct slice_check *c, const struct gw_sel_entry *e)
+{
+	if (c->n % c->per_slice == 0) {
+		/* The oldest of the slice before is the oldest of all before: it was checked. */
+		c->earlier_min = c->slice_min;
+		c->slice_min = INT64_MAX;
+		c->last_folder = 0;
+		c->last_date = INT64_MAX;
+	}
+	bool same_folder = e->folder == c->last_folder;
+	c->ok &= e->internal_date <= c->earlier_min && e->folder >= c->last_folder &&
+	         (!same_folder || e->internal_date <= c->last_date);
+	if (e->internal_date < c->slice_min)
+		c->slice_min = e->internal_date;
+	c->last_folder = e->folder;
+	c->last_date = e->internal_date;
+	c->n++;
+}
+
 struct lane_walk {
 	struct gw_sel_cursor *cur;
 	uint32_t odd_folders; /* lane 1 has the odd folders */
-	size_t count;
-	bool ordered, own_folders;
+	struct slice_check order;
+	bool own_folders;
 };
 
 static void *walk_lane(void *arg)
@@ -372,16 +501,13 @@ static void *walk_lane(void *arg)
 	struct lane_walk *w = arg;
 	struct gw_sel_entry e;
 	char *err = NULL;
-	int64_t last = INT64_MAX;
-	w->ordered = w->own_folders = true;
+	w->own_folders = true;
 	while (gw_sel_cursor_peek(w->cur, &e, &err)) {
-		w->ordered &= e.internal_date <= last;
+		check_slices(&w->order, &e);
 		w->own_folders &= e.folder % 2 == w->odd_folders;
-		last = e.internal_date;
 		gw_sel_cursor_advance(w->cur);
-		w->count++;
 	}
-	w->ordered &= err == NULL;
+	w->order.ok &= err == NULL;
 	return NULL;
 }
 
@@ -407,7 +533,10 @@ static void test_two_threads_walk_their_lanes(void **unused)
 		joined[f][1] = f % 2;
 	}
 	assert_int_equal(plan(sel, 2, (const uint32_t(*)[2])joined, FOLDERS), 2);
-	struct lane_walk w[2] = {{.cur = cursor(sel, 0)}, {.cur = cursor(sel, 1)}};
+	enum { SLICE = 1000 };
+	struct lane_walk w[2] = {
+	        {.cur = sliced(sel, 0, SLICE, UINT64_MAX), .order = slice_check(SLICE)},
+	        {.cur = sliced(sel, 1, SLICE, UINT64_MAX), .order = slice_check(SLICE)}};
 	struct gw_sel_entry first;
 	assert_true(gw_sel_cursor_peek(w[1].cur, &first, &err));
 	w[1].odd_folders = first.folder % 2;
@@ -417,9 +546,9 @@ static void test_two_threads_walk_their_lanes(void **unused)
 		assert_int_equal(pthread_create(&threads[i], NULL, walk_lane, &w[i]), 0);
 	for (int i = 0; i < 2; i++) {
 		pthread_join(threads[i], NULL);
-		assert_true(w[i].ordered);
+		assert_true(w[i].order.ok);
 		assert_true(w[i].own_folders);
-		assert_int_equal(w[i].count, FOLDERS / 2 * PER_FOLDER);
+		assert_int_equal(w[i].order.n, FOLDERS / 2 * PER_FOLDER);
 		gw_sel_cursor_close(w[i].cur);
 	}
 	gw_selection_close(sel);
@@ -452,24 +581,24 @@ static void test_memory_does_not_grow_with_the_mailbox(void **unused)
 	struct gw_selection_rules none = {0};
 	assert_int_equal(apply(sel, &none), MESSAGES);
 	sqlite3_int64 before_walk = sqlite3_memory_used();
-	struct gw_sel_cursor *cur = one_lane(sel);
+	plan(sel, 1, NULL, 0);
+	enum { SLICE = 8192 };
+	struct gw_sel_cursor *cur = sliced(sel, 0, SLICE, UINT64_MAX);
 	struct gw_sel_entry e;
 	assert_true(gw_sel_cursor_peek(cur, &e, &err));
-	/* What a lane holds while it copies: the statement, no sort of the mailbox. */
+	/* What a lane holds while it copies: the statements, no sort of the mailbox. */
 	sqlite3_int64 walking = sqlite3_memory_used() - before_walk;
 	printf("an open cursor holds %.1f KiB\n", (double)walking / 1024);
 	assert_true(walking < 64 * 1024);
-	size_t n = 0;
-	int64_t last = INT64_MAX;
+	struct slice_check order = slice_check(SLICE);
 	while (gw_sel_cursor_peek(cur, &e, &err)) {
-		assert_true(e.internal_date <= last);
-		last = e.internal_date;
+		check_slices(&order, &e);
 		gw_sel_cursor_advance(cur);
-		n++;
 	}
 	assert_null(err);
 	gw_sel_cursor_close(cur);
-	assert_int_equal(n, MESSAGES);
+	assert_true(order.ok);
+	assert_int_equal(order.n, MESSAGES);
 	sqlite3_int64 peak = sqlite3_memory_highwater(0) - base;
 	printf("selection of %d messages: SQLite peak %.1f MiB above the empty selection\n",
 	       MESSAGES, (double)peak / (1 << 20));
@@ -486,6 +615,8 @@ int main(void)
 	        cmocka_unit_test(test_rules_size_per_folder_date_then_cap),
 	        cmocka_unit_test(test_rematch_candidates_and_state),
 	        cmocka_unit_test(test_each_ahead_lists_what_the_cursor_has_not_passed),
+	        cmocka_unit_test(test_slices_go_folder_by_folder),
+	        cmocka_unit_test(test_each_ahead_in_slices),
 	        cmocka_unit_test(test_lanes_balance_bytes_keep_groups_and_walk_apart),
 	        cmocka_unit_test(test_two_threads_walk_their_lanes),
 	        cmocka_unit_test(test_memory_does_not_grow_with_the_mailbox),
