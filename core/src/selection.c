@@ -588,13 +588,11 @@ static void bind_after(sqlite3_stmt *stmt, uint32_t folder, bool has_key, const 
 }
 
 /* Walk the lane newest first to the end of the next slice: cur->end is its
- * last key. False at the end of the lane (*error NULL) or on failure. */
+ * last key. False on failure; at the end of the lane cur->in_slice is false. */
 static bool next_slice(struct gw_sel_cursor *cur, char **error)
 {
 	uint64_t count = 0, bytes = 0;
-	for (;;) {
-		if (cur->walk_ended)
-			break;
+	while (!cur->walk_ended) {
 		if (!cur->walk_on_row) {
 			int rc = sqlite3_step(cur->walk);
 			if (rc == SQLITE_DONE) {
@@ -620,7 +618,7 @@ static bool next_slice(struct gw_sel_cursor *cur, char **error)
 	cur->in_slice = count > 0;
 	cur->next_folder = 0;
 	cur->walked_any = false;
-	return cur->in_slice;
+	return true;
 }
 
 bool gw_sel_cursor_peek(struct gw_sel_cursor *cur, struct gw_sel_entry *entry, char **error)
@@ -652,12 +650,9 @@ bool gw_sel_cursor_peek(struct gw_sel_cursor *cur, struct gw_sel_entry *entry, c
 				cur->start = cur->end;
 				cur->has_start = true;
 			}
-			*error = NULL;
-			if (!next_slice(cur, error)) {
-				if (*error != NULL)
-					return false;
-				cur->done = true;
-			}
+			if (!next_slice(cur, error))
+				return false;
+			cur->done = !cur->in_slice;
 		}
 	}
 	if (cur->done)
