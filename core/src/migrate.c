@@ -1852,7 +1852,8 @@ static int cmp_item_group(const void *x, const void *y)
 /* Reorder the batch so each folder's messages are contiguous and in UID
  * order (the order a server answers a UID set in), the folder selected at the
  * source first (saves a SELECT), then the folders in order of first appearance.
- * The batch is one date slice: order within it is not part of newest-first. */
+ * A batch lies within a date slice or two (selection.h): order within it is
+ * not part of newest-first. */
 static void group_batch(struct attempt *a)
 {
 	size_t n = a->batch.count;

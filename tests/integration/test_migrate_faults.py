@@ -362,8 +362,9 @@ class FaultCase(MigrationCase):
         not copied by then is a failure of its own, none twice, none silently dropped."""
         lost = self.busiest_folders(1)[0]
         uids = sorted(m["uid"] for m in self.source[lost])
-        # Batches of 3 are date slices across folders: the copy comes back to each
-        # folder several times, and the lost one fails with messages still ahead.
+        # Batches of 3 (one message each: two are in flight), slices of four of them
+        # across folders: the copy comes back to each folder several times, and
+        # the lost one fails with messages still ahead.
         # One lane: with two, the busiest folder may be its lane's only one, never
         # selected again after the scan.
         self.profile(limits={"batch_messages": 3, "connections_per_mailbox": 1})
