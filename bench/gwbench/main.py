@@ -34,8 +34,8 @@ def parse_args(argv):
     p.add_argument("--reps", type=int, default=None,
                    help="repetitions per case; the median counts (default 3)")
     p.add_argument("--slow-reps", type=int, default=None,
-                   help="repetitions for OfflineIMAP and imapsync (default: --reps up to 5,000 "
-                   "messages, else 1)")
+                   help="repetitions for OfflineIMAP and imapsync, for a quicker run (default: "
+                   "--reps)")
     p.add_argument("--quick", action="store_true", help="CI size: %d messages, %d in the small "
                    "mailbox, 1 repetition" % (QUICK_MESSAGES, QUICK_SMALL))
     p.add_argument("--only", default="", help="comma list of tools: limit,mbsync,offlineimap,"
@@ -81,7 +81,7 @@ def parse_args(argv):
         if getattr(args, name) is None:
             setattr(args, name, value)
     if args.slow_reps is None:
-        args.slow_reps = args.reps if args.messages <= 5000 else 1
+        args.slow_reps = args.reps
     args.only = {t.strip() for t in args.only.split(",") if t.strip()}
     args.rss_sizes = sorted({int(n) for n in args.rss_sizes.split(",") if n.strip()})
     return args
