@@ -113,7 +113,7 @@ struct gw_sel_cursor {
 	/* The walk newest first stands on the first entry of the next slice, or
 	 * ended (stepping it again would start it over). */
 	bool walk_on_row, walk_ended;
-	bool done;
+	bool done;      /* every slice given: peek has nothing more */
 	bool has_start; /* a slice ended before this one, at start */
 	struct sel_key start;
 	bool in_slice; /* a slice ending at end is given folder by folder */
