@@ -1,8 +1,9 @@
 /* The state store (SQLite, WAL): what has been migrated, so that re-running a
  * profile copies only what is new and a crash loses and duplicates nothing.
  *
- * Per (pipeline, mailbox, source folder, uidvalidity, uid) a row is first
- * written "pending" (before the sink sees the message), then "done" with the
+ * Per (pipeline, mailbox, source folder, uidvalidity, uid) a message is first
+ * marked "pending" (before the sink sees it; a batch's marks are kept packed
+ * per folder until it settles, state.c), then gets a "done" row with the
  * sink folder and id, size, SHA-256 and Message-ID once the sink has made it
  * durable. Pending rows found at start-up are resolved with the sink's lookup.
  * Passwords never enter the state. Open one handle per worker thread: a
@@ -19,7 +20,7 @@
 
 /* Version of the schema this build writes; older files are migrated on open,
  * newer ones refused. */
-#define GW_STATE_SCHEMA_VERSION 1
+#define GW_STATE_SCHEMA_VERSION 2
 /* Room for an origin key (gw_sink_item::origin_key is at most 32 chars). */
 #define GW_STATE_KEY_MAX 64
 

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import sqlite3
+import struct
 import subprocess
 import sys
 import tempfile
@@ -28,7 +29,7 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 from harness import dovecot, imapio, mailgen, seed, verify  # noqa: E402
 
 __all__ = ["dovecot", "imapio", "mailgen", "seed", "verify", "godwit_bin", "plugin_dir",
-           "Workdir", "MigrationCase", "sink_decoder", "read_sink"]
+           "Workdir", "MigrationCase", "sink_decoder", "read_sink", "pending_in_state"]
 
 
 def godwit_bin():
@@ -154,8 +155,31 @@ class Workdir:
 
     def pending_count(self):
         with self.db() as con:
-            return con.execute("SELECT count(*) FROM messages WHERE status = 'pending'"
-                               ).fetchone()[0]
+            return len(pending_in_state(con))
+
+
+def _flight_records(blob):
+    """(uidvalidity, uid) of a flight's packed records (core/src/flight_pack.h)."""
+    at, out = 0, []
+    while at < len(blob):
+        uidvalidity, uid = struct.unpack_from("<II", blob, at)
+        at += 24
+        for _text in range(2):  # origin key, Message-ID: u32 length, bytes
+            at += 4 + struct.unpack_from("<I", blob, at)[0]
+        out.append((uidvalidity, uid))
+    return out
+
+
+def pending_in_state(con):
+    """(pipeline, mailbox, folder, uid) of every message the state has pending: its
+    pending rows and the records of batches in flight (core/src/state.c, "flights")."""
+    rows = con.execute("SELECT pipeline, mailbox, folder, uid FROM messages_by_name "
+                       "WHERE status = 'pending'").fetchall()
+    for pipeline, mailbox, folder, blob in con.execute(
+            "SELECT f.pipeline, f.mailbox, f.folder, l.records FROM flights l "
+            "JOIN folders f ON f.id = l.folder_id"):
+        rows += [(pipeline, mailbox, folder, uid) for _uv, uid in _flight_records(blob)]
+    return rows
 
 
 def mailbox_of(report, email):

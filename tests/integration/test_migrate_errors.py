@@ -90,10 +90,12 @@ class Errors(MigrationCase):
         self.work.write_profile(self.dv, [(BOB, "bob", users["bob"])])
         self.assertRun(self.work.run(), 0)
         with sqlite3.connect(self.work.state, isolation_level=None) as con:
-            con.execute("CREATE TRIGGER refuse_alice BEFORE UPDATE ON messages "
-                        "WHEN NEW.status = 'done' AND NEW.folder_id IN "
-                        "(SELECT id FROM folders WHERE mailbox = '%s') "
-                        "BEGIN SELECT RAISE(ABORT, 'injected refusal'); END" % ALICE)
+            for event in ("INSERT", "UPDATE"):  # a done row is new, or a pending row's
+                con.execute("CREATE TRIGGER refuse_alice_%s BEFORE %s ON messages "
+                            "WHEN NEW.status = 'done' AND NEW.folder_id IN "
+                            "(SELECT id FROM folders WHERE mailbox = '%s') "
+                            "BEGIN SELECT RAISE(ABORT, 'injected refusal'); END"
+                            % (event.lower(), event, ALICE))
         self.work.write_profile(self.dv, [(ALICE, "alice", users["alice"]),
                                           (CAROL, "carol", users["carol"])],
                                 limits={"mailboxes_in_parallel": 1})
@@ -111,7 +113,8 @@ class Errors(MigrationCase):
         # Nothing of alice was recorded done; the re-run finds what reached her
         # Maildir and copies the rest, each message once.
         with sqlite3.connect(self.work.state, isolation_level=None) as con:
-            con.execute("DROP TRIGGER refuse_alice")
+            con.execute("DROP TRIGGER refuse_alice_insert")
+            con.execute("DROP TRIGGER refuse_alice_update")
         self.work.write_profile(self.dv, [(ALICE, "alice", users["alice"])])
         again = self.work.run()
         self.assertRun(again, 0)

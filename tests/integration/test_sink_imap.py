@@ -31,7 +31,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from migrate_helpers import (dovecot, godwit_bin, imapio, mailbox_of, mailgen,  # noqa: E402
-                             plugin_dir, seed, verify, wait_until)
+                             pending_in_state, plugin_dir, seed, verify, wait_until)
 from harness import mutf7  # noqa: E402  (migrate_helpers put tests/ on the path)
 
 mutf7_encode = mutf7.encode
@@ -114,6 +114,9 @@ class Run:
         try:
             con = sqlite3.connect("file:%s?mode=ro" % self.state, uri=True, timeout=10)
             try:
+                if status == "pending":
+                    return [(folder, uid, None, None, None)
+                            for _p, _m, folder, uid in pending_in_state(con)]
                 return con.execute("SELECT folder, uid, sink_folder, sink_id, sha256 FROM "
                                    "messages_by_name WHERE status = ?", (status,)).fetchall()
             finally:

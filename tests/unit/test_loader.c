@@ -496,11 +496,14 @@ static void test_discover(void **state)
 	struct found f = {.dirs = {dir, PLUGIN_DIR}};
 	gw_loader_discover(&l, on_plugin, on_error, &f);
 
-	char *loaded = gw_xasprintf("source testgood %s/gw-source-testgood.so\n"
-	                            "sink testgood " PLUGIN_DIR "/gw-sink-testgood.so\n"
-	                            "source dash-name " PLUGIN_DIR "/gw-source-dash-name.so\n"
-	                            "source imapserial " PLUGIN_DIR "/gw-source-imapserial.so\n",
-	                            dir);
+	char *loaded =
+	        gw_xasprintf("source testgood %s/gw-source-testgood.so\n"
+	                     "sink probe-background " PLUGIN_DIR "/gw-sink-probe-background.so\n"
+	                     "sink probe-direct " PLUGIN_DIR "/gw-sink-probe-direct.so\n"
+	                     "sink testgood " PLUGIN_DIR "/gw-sink-testgood.so\n"
+	                     "source dash-name " PLUGIN_DIR "/gw-source-dash-name.so\n"
+	                     "source imapserial " PLUGIN_DIR "/gw-source-imapserial.so\n",
+	                     dir);
 	assert_string_equal(f.loaded.data, loaded);
 	/* Alphabetical within a directory; one line per refused file. */
 	const char *bad_files[] = {

@@ -281,6 +281,126 @@ static void test_pending_to_done(void **state)
 	gw_state_close(st);
 }
 
+/* Rows of the state file by SQL, through a connection of the test's own. */
+static int64_t sql_count(const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *q = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	int64_t n = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return n;
+}
+
+/* A run's batches: pending marks in flight (a row per folder, no message rows),
+ * taken out by the done marks and drops that settle them, in the same group;
+ * what is left is listed as pending, with every field, once asked for. */
+static void test_pending_in_flight(void **state)
+{
+	struct gw_state *st = open_ok();
+	char *err = NULL;
+	struct gw_state_record p[4] = {pending_rec(7, 10, 100), pending_rec(7, 20, 200),
+	                               pending_rec(7, 30, 300), pending_rec(7, 40, 400)};
+	p[1].message_id = "<m20@x>";
+	struct gw_state_record q[2] = {pending_rec(7, 5, 50), pending_rec(7, 6, 60)};
+	assert_true(gw_state_group_begin(st, true, &err));
+	assert_true(gw_state_mark_pending(st, &inbox, p, 4, &err));
+	assert_true(gw_state_mark_pending(st, &sent, q, 2, &err));
+	assert_true(gw_state_group_commit(st, &err));
+	assert_int_equal(sql_count("SELECT count(*) FROM messages"), 0);
+	assert_int_equal(sql_count("SELECT sum(count) FROM flights"), 6);
+
+	/* The batch settles: two done, one dropped, one left (the sink could not say). */
+	struct gw_state_record d[2] = {done_rec(7, 30, "<a@x>", 1030, "aa"),
+	                               done_rec(7, 10, NULL, 1010, "bb")};
+	assert_true(gw_state_group_begin(st, false, &err));
+	assert_true(gw_state_mark_done(st, &inbox, d, 2, &err));
+	assert_true(gw_state_drop_pending(st, &inbox, (uint32_t[]){40}, 7, 1, &err));
+	assert_true(gw_state_drop_pending(st, &sent, (uint32_t[]){5, 6}, 7, 2, &err));
+	assert_true(gw_state_group_commit(st, &err));
+	assert_int_equal(sql_count("SELECT count(*) FROM flights"), 1);
+	assert_int_equal(sql_count("SELECT count FROM flights"), 1);
+	expect_done_uids(st, &inbox, 7, (uint32_t[]){10, 30}, 2);
+	gw_state_close(st);
+
+	/* The next run asks: the one left is an ordinary pending row now. */
+	st = open_ok();
+	struct collected c = {0};
+	assert_true(gw_state_pending(st, &sent, collect_pending, &c, &err));
+	assert_int_equal(c.n, 0);
+	assert_true(gw_state_pending(st, &inbox, collect_pending, &c, &err));
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.uids[0], 20);
+	assert_string_equal(c.keys[0], "k20");
+	assert_int_equal(sql_count("SELECT count(*) FROM flights"), 0);
+	assert_int_equal(sql_count("SELECT count(*) FROM messages WHERE uid = 20 AND status = "
+	                           "'pending' AND size = 1020 AND internal_date = 200 AND "
+	                           "message_id = '<m20@x>'"),
+	                 1);
+	/* A done message marked pending again stays done, in flight or not. */
+	assert_true(gw_state_mark_pending(st, &inbox, d, 1, &err));
+	c.n = 0;
+	assert_true(gw_state_pending(st, &inbox, collect_pending, &c, &err));
+	assert_int_equal(c.n, 1);
+	expect_done_uids(st, &inbox, 7, (uint32_t[]){10, 30}, 2);
+	gw_state_close(st);
+}
+
+/* Damaged records in flight are an error that names them, not a silent loss. */
+static void test_damaged_flight_refused(void **state)
+{
+	struct gw_state *st = open_ok();
+	char *err = NULL;
+	struct gw_state_record p = pending_rec(7, 10, 100);
+	assert_true(gw_state_mark_pending(st, &inbox, &p, 1, &err));
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "UPDATE flights SET records = substr(records, 1, 30)",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	struct collected c = {0};
+	assert_false(gw_state_pending(st, &inbox, collect_pending, &c, &err));
+	char want[600];
+	snprintf(want, sizeof(want), "state %s: the records in flight of row 1 are damaged", path);
+	assert_string_equal(err, want);
+	free(err);
+	gw_state_close(st);
+}
+
+/* A file of schema version 1 (pending rows in messages) is migrated on open,
+ * and its pending rows are listed as before. */
+static void test_schema_1_migrated(void **state)
+{
+	struct gw_state *st = open_ok();
+	char *err = NULL;
+	struct gw_state_record p = pending_rec(7, 10, 100);
+	assert_true(gw_state_mark_pending(st, &inbox, &p, 1, &err));
+	gw_state_close(st);
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+	        sqlite3_exec(
+	                db,
+	                "INSERT INTO messages (folder_id, uidvalidity, uid, status, origin_key, "
+	                "size, internal_date) SELECT folder_id, 7, 11, 'pending', 'k11', 1011, "
+	                "110 FROM flights; DROP TABLE flights; "
+	                "UPDATE schema_version SET version = 1",
+	                NULL, NULL, NULL),
+	        SQLITE_OK);
+	sqlite3_close(db);
+	st = open_ok();
+	assert_int_equal(sql_count("SELECT version FROM schema_version"), 2);
+	struct collected c = {0};
+	assert_true(gw_state_pending(st, &inbox, collect_pending, &c, &err));
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.uids[0], 11);
+	gw_state_close(st);
+}
+
 /* The pending callback may use the handle (resolve rows while listing). */
 struct resolve_arg {
 	struct gw_state *st;
@@ -561,6 +681,9 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_folder_uidvalidity, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_pending_to_done, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_pending_in_flight, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_damaged_flight_refused, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_schema_1_migrated, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_pending_callback_may_write, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_seq_order, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_find_moved_and_rekey, setup, teardown),
