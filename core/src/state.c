@@ -200,7 +200,7 @@ static const char *const stmt_sql[SQL__COUNT] = {
         [SQL_RUN_END] = "UPDATE runs SET finished = CAST(strftime('%s', 'now') AS INTEGER), status "
                         "= ?2 WHERE id = ?1",
         [SQL_FLIGHT_INSERT] = "INSERT INTO flights (folder_id, count, records) VALUES (?1, ?2, ?3)",
-        [SQL_FLIGHTS_OF] = "SELECT id, count, records FROM flights WHERE folder_id = ?1",
+        [SQL_FLIGHTS_OF] = "SELECT id, records FROM flights WHERE folder_id = ?1",
         [SQL_FLIGHT_UPDATE] = "UPDATE flights SET count = ?2, records = ?3 WHERE id = ?1",
         [SQL_FLIGHT_DELETE] = "DELETE FROM flights WHERE id = ?1",
         [SQL_FOLDER_HAS_FLIGHTS] =
@@ -612,15 +612,16 @@ static bool insert_pending(struct gw_state *st, int64_t folder_id, const struct 
  * where a pending row and its update to done cost two, with the upkeep of
  * three indexes. The state's writes for 20,000 messages in batches of 2,048
  * took 141 instead of 227 ms of CPU, on a core the migration keeps busy
- * (bench/PROFILE.md, twenty-first pass). Done marks and dropped pending marks take their records
- * out of the folder's flights, and a flight left with none goes, in the same transaction. What a
- * run leaves there (it stopped, or the sink could not say whether it kept a message) becomes
- * ordinary pending rows the next time the folder's pending records are asked for (expand_flights):
- * everything that settles them works on rows. */
+ * (bench/PROFILE.md, twenty-first pass). Done marks and dropped pending marks
+ * take their records out of the folder's flights, and a flight left with none
+ * goes, in the same transaction. What a run leaves there (it stopped, or the
+ * sink could not say whether it kept a message) becomes ordinary pending rows
+ * the next time the folder's pending records are asked for (expand_flights):
+ * everything that settles them works on rows. The `count` column is for
+ * people reading the file; the code goes by the records. */
 
 struct flight_row {
 	int64_t id;
-	size_t count;
 	unsigned char *records;
 	size_t len;
 };
@@ -647,11 +648,10 @@ static bool flights_of(struct gw_state *st, int64_t folder_id, struct flight_row
 		rows = gw_xrealloc(rows, (n + 1) * sizeof(*rows));
 		struct flight_row *f = &rows[n++];
 		f->id = sqlite3_column_int64(stmt, 0);
-		f->count = (size_t)sqlite3_column_int64(stmt, 1);
-		f->len = (size_t)sqlite3_column_bytes(stmt, 2);
-		f->records = gw_xmalloc(f->len + 1);
+		f->len = (size_t)sqlite3_column_bytes(stmt, 1);
+		f->records = gw_xmalloc(f->len);
 		if (f->len > 0)
-			memcpy(f->records, sqlite3_column_blob(stmt, 2), f->len);
+			memcpy(f->records, sqlite3_column_blob(stmt, 1), f->len);
 	}
 	sqlite3_reset(stmt);
 	if (rc != SQLITE_DONE) {
@@ -701,23 +701,26 @@ static int cmp_key(const void *x, const void *y)
 	return a < b ? -1 : a > b;
 }
 
-/* Take the messages @p keys (sorted flight_keys) out of the folder's flights. */
-static bool flights_take(struct gw_state *st, int64_t folder_id, const uint64_t *keys, size_t n,
+/* Take the messages @p keys (flight_keys; sorted here) out of the folder's
+ * flights. */
+static bool flights_take(struct gw_state *st, int64_t folder_id, uint64_t *keys, size_t n,
                          char **error)
 {
 	struct flight_row *rows = NULL;
 	size_t count = 0;
 	if (!flights_of(st, folder_id, &rows, &count, error))
 		return false;
+	qsort(keys, n, sizeof(*keys), cmp_key);
 	bool ok = true;
 	struct gw_buf kept = {0};
 	for (size_t i = 0; ok && i < count; i++) {
 		struct flight_row *f = &rows[i];
 		struct gw_state_record r;
-		size_t at = 0, left = 0;
+		size_t at = 0, total = 0, left = 0;
 		bool damaged = false;
 		gw_buf_reset(&kept);
 		while (flight_next(f, &at, &r, &damaged)) {
+			total++;
 			uint64_t key = flight_key(r.uidvalidity, r.uid);
 			if (bsearch(&key, keys, n, sizeof(*keys), cmp_key) == NULL) {
 				gw_flight_pack(&kept, &r);
@@ -728,7 +731,7 @@ static bool flights_take(struct gw_state *st, int64_t folder_id, const uint64_t 
 			ok = flight_damaged(st, f, error);
 		} else if (left == 0) {
 			ok = flight_delete(st, f->id, error);
-		} else if (left < f->count) {
+		} else if (left < total) {
 			sqlite3_stmt *stmt = stmt_get(st, SQL_FLIGHT_UPDATE, error);
 			ok = stmt != NULL;
 			if (ok) {
@@ -742,25 +745,6 @@ static bool flights_take(struct gw_state *st, int64_t folder_id, const uint64_t 
 	gw_buf_free(&kept);
 	flight_rows_free(rows, count);
 	return ok;
-}
-
-/* The sorted flight keys of records or UIDs, for flights_take. */
-static uint64_t *keys_of_records(const struct gw_state_record *records, size_t n)
-{
-	uint64_t *keys = gw_xcalloc(n ? n : 1, sizeof(*keys));
-	for (size_t i = 0; i < n; i++)
-		keys[i] = flight_key(records[i].uidvalidity, records[i].uid);
-	qsort(keys, n, sizeof(*keys), cmp_key);
-	return keys;
-}
-
-static uint64_t *keys_of_uids(const uint32_t *uids, uint32_t uidvalidity, size_t n)
-{
-	uint64_t *keys = gw_xcalloc(n ? n : 1, sizeof(*keys));
-	for (size_t i = 0; i < n; i++)
-		keys[i] = flight_key(uidvalidity, uids[i]);
-	qsort(keys, n, sizeof(*keys), cmp_key);
-	return keys;
 }
 
 /* The folder's flights become pending rows (a done row stays done). Inside a
@@ -819,29 +803,34 @@ static bool expand_folder_flights(struct gw_state *st, const struct gw_state_fol
 	return tx_commit(st, error) || tx_abort(st);
 }
 
+static bool flight_insert(struct gw_state *st, const struct gw_state_folder_key *key,
+                          const struct gw_buf *packed, size_t count, char **error)
+{
+	int64_t folder_id;
+	if (!tx_begin(st, error))
+		return false;
+	sqlite3_stmt *stmt = folder_id_create(st, key, &folder_id, error)
+	                             ? stmt_get(st, SQL_FLIGHT_INSERT, error)
+	                             : NULL;
+	if (!stmt)
+		return tx_abort(st);
+	sqlite3_bind_int64(stmt, 1, folder_id);
+	sqlite3_bind_int64(stmt, 2, (sqlite3_int64)count);
+	sqlite3_bind_blob(stmt, 3, packed->data, (int)packed->len, SQLITE_STATIC);
+	if (!stmt_run(st, stmt, "marking messages pending", error))
+		return tx_abort(st);
+	return tx_commit(st, error) || tx_abort(st);
+}
+
 static bool pending_batch(struct gw_state *st, const struct gw_state_folder_key *key,
                           const struct gw_state_record *records, size_t count, char **error)
 {
-	int64_t folder_id;
 	if (count == 0)
 		return true;
 	struct gw_buf packed = {0};
 	for (size_t i = 0; i < count; i++)
 		gw_flight_pack(&packed, &records[i]);
-	bool ok = tx_begin(st, error);
-	sqlite3_stmt *stmt = ok && folder_id_create(st, key, &folder_id, error)
-	                             ? stmt_get(st, SQL_FLIGHT_INSERT, error)
-	                             : NULL;
-	if (stmt != NULL) {
-		sqlite3_bind_int64(stmt, 1, folder_id);
-		sqlite3_bind_int64(stmt, 2, (sqlite3_int64)count);
-		sqlite3_bind_blob(stmt, 3, packed.data != NULL ? packed.data : "", (int)packed.len,
-		                  SQLITE_STATIC);
-		ok = stmt_run(st, stmt, "marking messages pending", error) &&
-		     (tx_commit(st, error) || tx_abort(st));
-	} else if (ok) {
-		ok = tx_abort(st);
-	}
+	bool ok = flight_insert(st, key, &packed, count, error);
 	gw_buf_free(&packed);
 	return ok;
 }
@@ -997,7 +986,9 @@ bool gw_state_mark_done(struct gw_state *st, const struct gw_state_folder_key *k
 	for (size_t i = 0; i < count; i++)
 		if (!insert_done(st, folder_id, &records[i], ++seq, error))
 			return tx_abort(st);
-	uint64_t *keys = keys_of_records(records, count);
+	uint64_t *keys = gw_xcalloc(count, sizeof(*keys));
+	for (size_t i = 0; i < count; i++)
+		keys[i] = flight_key(records[i].uidvalidity, records[i].uid);
 	bool taken = flights_take(st, folder_id, keys, count, error);
 	free(keys);
 	if (!taken || !seq_write(st, seq, error))
@@ -1029,7 +1020,9 @@ bool gw_state_drop_pending(struct gw_state *st, const struct gw_state_folder_key
 	for (size_t i = 0; i < count; i++)
 		if (!delete_pending(st, folder_id, uidvalidity, uids[i], error))
 			return tx_abort(st);
-	uint64_t *keys = keys_of_uids(uids, uidvalidity, count);
+	uint64_t *keys = gw_xcalloc(count, sizeof(*keys));
+	for (size_t i = 0; i < count; i++)
+		keys[i] = flight_key(uidvalidity, uids[i]);
 	bool taken = flights_take(st, folder_id, keys, count, error);
 	free(keys);
 	if (!taken)

@@ -90,22 +90,23 @@ class Workdir:
         return os.path.join(self.out, email)
 
     def write_profile(self, dv, mailboxes, source=None, messages=None, limits=None,
-                      folders=None, pipeline="e2e"):
+                      folders=None, pipeline="e2e", sink=None):
         """@mailboxes: [(email, username, password)]; @source: option overrides
-        (default: implicit TLS on the harness's TLS port, trusting its CA)."""
+        (default: implicit TLS on the harness's TLS port, trusting its CA); @sink: the
+        sink's options (default: the maildir sink into self.out)."""
         src = {"plugin": "imap", "host": dv.host, "port": dv.port_tls, "tls": "implicit",
                "ca_file": dv.ca_file}
         src.update(source or {})
+        snk = sink or {"plugin": "maildir", "path": os.path.join(self.out, "{email}")}
         lines = ["version: 1", "state: %s" % yaml_str(self.state),
                  "report: %s" % yaml_str(self.reports), "pipelines:",
-                 "  - name: %s" % pipeline, "    source:"]
-        for key, value in src.items():
-            if value is None:
-                continue
-            lines.append("      %s: %s" % (key, json.dumps(value, ensure_ascii=False)))
-        lines += ["    sink:", "      plugin: maildir",
-                  "      path: %s" % yaml_str(os.path.join(self.out, "{email}")),
-                  "    mailboxes:", "      list:"]
+                 "  - name: %s" % pipeline]
+        for section, options in (("source", src), ("sink", snk)):
+            lines.append("    %s:" % section)
+            for key, value in options.items():
+                if value is not None:
+                    lines.append("      %s: %s" % (key, json.dumps(value, ensure_ascii=False)))
+        lines += ["    mailboxes:", "      list:"]
         for email, username, password in mailboxes:
             lines.append("        - email: %s" % yaml_str(email))
             lines.append("          username: %s" % yaml_str(username))

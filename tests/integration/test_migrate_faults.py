@@ -153,14 +153,9 @@ class FaultCase(MigrationCase):
             self.dv, [(ALICE, "alice", self.dv.users["alice"])],
             source={"plugin": self.SOURCE_PLUGIN, "host": self.proxy.host,
                     "port": self.proxy.port, "tls": "none", "ca_file": None, "timeout": "10s"},
-            limits=dict({"retries": 3}, **(limits or {})))
-        if layout:
-            with open(self.work.profile, encoding="utf-8") as f:
-                text = f.read()
-            text = text.replace("      plugin: maildir\n",
-                                "      plugin: maildir\n      layout: %s\n" % layout)
-            with open(self.work.profile, "w", encoding="utf-8") as f:
-                f.write(text)
+            limits=dict({"retries": 3}, **(limits or {})),
+            sink={"plugin": "maildir", "path": os.path.join(self.work.out, "{email}"),
+                  "layout": layout})
 
     def run_with(self, faults, code):
         self.proxy.set_faults(faults)

@@ -63,16 +63,9 @@ class PendingBeforeDurable(MigrationCase):
         log = os.path.join(self.work.path, "probe.log")
         self.work.write_profile(self.dv, [(ALICE, "alice", self.dv.users["alice"])],
                                 limits={"batch_messages": 2,
-                                        "connections_per_mailbox": connections})
-        with open(self.work.profile, encoding="utf-8") as f:
-            text = f.read()
-        sink = "    sink:\n      plugin: maildir\n"
-        start = text.index(sink)
-        end = text.index("    mailboxes:\n")
-        text = (text[:start] + "    sink:\n      plugin: probe-%s\n      state: %s\n"
-                "      log: %s\n" % (variant, self.work.state, log) + text[end:])
-        with open(self.work.profile, "w", encoding="utf-8") as f:
-            f.write(text)
+                                        "connections_per_mailbox": connections},
+                                sink={"plugin": "probe-" + variant, "state": self.work.state,
+                                      "log": log})
         proc = self.work.run("--plugin-path", tests_plugin_dir(), timeout=300)
         self.assertRun(proc, 0)
         box = mailbox_of(self.work.report_of(proc.stdout), ALICE)
