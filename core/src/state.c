@@ -20,6 +20,13 @@
  *   moment; waiting is right, failing is not. Write transactions start with
  *   BEGIN IMMEDIATE so they wait for the lock up front instead of failing
  *   when a read transaction tries to become a write transaction.
+ * - No checkpoint at close: a run's last commits stay in the WAL, which the
+ *   next open reads and SQLite folds into the file when it reaches 1,000
+ *   pages. A checkpoint at every close cost a run four fsyncs (the WAL and the
+ *   file at close, a new WAL and its directory at the next open), most of a
+ *   no-change re-run's time on a busy disk (bench/PROFILE.md, twenty-second
+ *   pass). Nothing durable is lost: done marks are synchronous=NORMAL anyway
+ *   (above). The state is therefore the file and its -wal: copy both.
  * - foreign keys on: messages cannot outlive their folder row.
  * - cache_size 512 KiB per handle (SQLite's default is 2 MB): the file stays
  *   in the kernel's page cache anyway, and a bigger cache only made a
@@ -474,6 +481,7 @@ static bool state_configure(struct gw_state *st, char **error)
 		return false;
 	if (!was_wal && !sync_new_file(st, error))
 		return false;
+	sqlite3_db_config(st->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
 	return exec_sql(st,
 	                "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; "
 	                "PRAGMA cache_size = -512",

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -672,6 +673,44 @@ static void test_runs(void **state)
 	gw_state_close(st);
 }
 
+/* Closing leaves the run's commits in the WAL (no checkpoint, so no fsyncs at
+ * the end of every run); another process reading the file sees them, and the
+ * next open goes on from them. */
+static void test_close_keeps_wal(void **state)
+{
+	struct gw_state *st = open_ok();
+	int64_t run = 0;
+	char *err = NULL;
+	assert_true(gw_state_run_begin(st, &run, &err));
+	assert_true(gw_state_set_folder_uidvalidity(st, &inbox, 42, &err));
+	assert_true(gw_state_run_end(st, run, "completed", &err));
+	gw_state_close(st);
+
+	char wal[600];
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	struct stat sb;
+	assert_int_equal(stat(wal, &sb), 0);
+	assert_true(sb.st_size > 0);
+
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT id, status FROM runs", -1, &q, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int64(q, 0), run);
+	assert_string_equal((const char *)sqlite3_column_text(q, 1), "completed");
+	assert_int_equal(sqlite3_step(q), SQLITE_DONE);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+
+	st = open_ok();
+	uint32_t v = 0;
+	assert_true(gw_state_folder_uidvalidity(st, &inbox, &v, &err));
+	assert_int_equal(v, 42);
+	gw_state_close(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -689,6 +728,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_find_moved_and_rekey, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_concurrent_handles, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_runs, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_close_keeps_wal, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, remove_dir);
 }
