@@ -18,8 +18,12 @@
  * durable the cheapest way measured here: a thread syncs the file system
  * after every 32 MiB stored, so the write-back overlaps the reading, and one
  * last syncfs follows the last message, inside the timed run. The floor of a
- * copy that survives a power cut. --sha256 also takes the SHA-256 of every
- * message stored, on the reading thread as it is written (OpenSSL's EVP, as
+ * copy that survives a power cut. --sync-batch N keeps each message in tmp/
+ * until its batch of N is on the disk, as godwit's maildir sink does: per
+ * batch, on a thread of its own while the next batch is read, syncfs, the
+ * renames into cur/, an fsync of cur/ and tmp/ (a crash never leaves a
+ * partial message in cur/): the floor of a copy that is durable batch by batch. --sha256 also takes
+ * the SHA-256 of every message stored, on the reading thread as it is written (OpenSSL's EVP, as
  * godwit does for the fingerprint its state keeps): the floor of a copy that
  * can tell later what it copied.
  *
@@ -38,7 +42,7 @@
  * copy on this machine.
  *
  * usage: limit --host H --port P --user U [--tls] [--ca FILE] [--connections N]
- *        [--store DIR [--sync] [--sha256] | --append USER]
+ *        [--store DIR [--sync | --sync-batch N] [--sha256] | --append USER]
  *        passwords come from the environment: LIMIT_PASSWORD (and, with
  *        --append, LIMIT_APPEND_PASSWORD)
  * prints: messages=M bytes=B folders=F connections=N seconds=S
@@ -76,8 +80,9 @@ struct options {
 	const char *append_user; /* NULL: no APPEND */
 	const char *append_password;
 	bool tls;
-	bool sync;   /* --store: make it durable */
-	bool sha256; /* --store: hash every message */
+	bool sync;           /* --store: make it durable */
+	bool sha256;         /* --store: hash every message */
+	unsigned sync_batch; /* --store: rename into cur/ after each batch of N is synced; 0: off */
 	int connections;
 };
 
@@ -91,9 +96,13 @@ struct conn {
 	size_t line_len;
 	size_t line_cap;
 	unsigned tag;
-	unsigned stored; /* --store: messages written by this connection */
-	int id;          /* --store: the connection's number, in file names */
-	EVP_MD_CTX *md;  /* --sha256: the stored message's digest, or NULL */
+	unsigned stored;       /* --store: messages written by this connection */
+	int id;                /* --store: the connection's number, in file names */
+	EVP_MD_CTX *md;        /* --sha256: the stored message's digest, or NULL */
+	const char *store_dir; /* --sync-batch: where the batches go, else NULL */
+	unsigned store_batch;  /* --sync-batch: messages a batch */
+	unsigned batch_first;  /* --sync-batch: the first message not yet in a flight */
+	struct flight *flight; /* --sync-batch: the batch being made durable, or NULL */
 	char error[512];
 	/* --append, on the destination connection: the open MULTIAPPEND command. */
 	bool group_open;
@@ -397,7 +406,86 @@ static bool syncer_finish(const char *dir)
 	return ok;
 }
 
-/* --store: one message into DIR/tmp/, then renamed into DIR/cur/. */
+/* ---- --sync-batch ----------------------------------------------------------------------- */
+
+/* A batch on its way to cur/: messages first..end-1 of connection id. */
+struct flight {
+	const char *dir;
+	int id;
+	unsigned first, end;
+	bool ok;
+	char error[512];
+	pthread_t thread;
+};
+
+static bool fsync_dir(const char *dir, const char *sub)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/%s", dir, sub);
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	bool ok = fd >= 0 && fsync(fd) == 0;
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+static void *flight_main(void *arg)
+{
+	struct flight *f = arg;
+	int fd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	f->ok = fd >= 0 && syncfs(fd) == 0;
+	if (fd >= 0)
+		close(fd);
+	for (unsigned k = f->first; f->ok && k < f->end; k++) {
+		char tmp[4096], cur[4096];
+		snprintf(tmp, sizeof(tmp), "%s/tmp/%d.%u", f->dir, f->id, k);
+		snprintf(cur, sizeof(cur), "%s/cur/%d.%u", f->dir, f->id, k);
+		f->ok = rename(tmp, cur) == 0;
+	}
+	f->ok = f->ok && fsync_dir(f->dir, "cur") && fsync_dir(f->dir, "tmp");
+	if (!f->ok)
+		snprintf(f->error, sizeof(f->error), "batch %u..%u: %s", f->first, f->end - 1,
+		         strerror(errno));
+	return NULL;
+}
+
+/* Waits for the batch in flight, if any. */
+static bool flight_wait(struct conn *c)
+{
+	struct flight *f = c->flight;
+	if (!f)
+		return true;
+	pthread_join(f->thread, NULL);
+	bool ok = f->ok;
+	if (!ok)
+		fail(c, "%s", f->error);
+	free(f);
+	c->flight = NULL;
+	return ok;
+}
+
+/* The messages stored since the last batch go on their way to cur/ (one
+ * batch in flight at a time, as godwit's sink). */
+static bool flight_start(struct conn *c)
+{
+	if (!flight_wait(c))
+		return false;
+	if (c->batch_first == c->stored)
+		return true;
+	struct flight *f = calloc(1, sizeof(*f));
+	if (!f)
+		abort();
+	*f = (struct flight){
+	        .dir = c->store_dir, .id = c->id, .first = c->batch_first, .end = c->stored};
+	c->batch_first = c->stored;
+	c->flight = f;
+	if (pthread_create(&f->thread, NULL, flight_main, f) != 0)
+		abort();
+	return true;
+}
+
+/* --store: one message into DIR/tmp/, then renamed into DIR/cur/ (with
+ * --sync-batch: when its batch is on the disk). */
 static bool conn_store(struct conn *c, const char *dir, unsigned long long n)
 {
 	char tmp[4096], cur[4096];
@@ -416,6 +504,11 @@ static bool conn_store(struct conn *c, const char *dir, unsigned long long n)
 		abort();
 	close(fd);
 	syncer_note(n);
+	if (ok && c->store_dir) {
+		if (c->stored - c->batch_first >= c->store_batch)
+			return flight_start(c);
+		return true;
+	}
 	if (ok && rename(tmp, cur) != 0) {
 		fail(c, "cannot rename %s: %s", tmp, strerror(errno));
 		return false;
@@ -778,11 +871,17 @@ static void *worker_main(void *arg)
 		snprintf(c->error, sizeof(c->error), "%.100s: %.400s", opt->append_user, why);
 		goto failed;
 	}
+	if (opt->sync_batch > 0) {
+		c->store_dir = opt->store;
+		c->store_batch = opt->sync_batch;
+	}
 	const char *name;
 	while ((name = next_folder(wk->work)) != NULL) {
 		if (!drain_folder(c, name, opt, dest, &wk->totals))
 			goto failed;
 	}
+	if (!flight_start(c) || !flight_wait(c))
+		goto failed;
 	if (dest && !append_answers(dest)) {
 		snprintf(c->error, sizeof(c->error), "%s", dest->error);
 		goto failed;
@@ -793,6 +892,7 @@ static void *worker_main(void *arg)
 		command(dest, &sink, "LOGOUT");
 	return NULL;
 failed:
+	flight_wait(c);
 	wk->totals.failed = true;
 	snprintf(wk->totals.error, sizeof(wk->totals.error), "%s", c->error);
 	return NULL;
@@ -847,6 +947,8 @@ static bool parse_options(int argc, char **argv, struct options *opt)
 			opt->store = v;
 		else if (strcmp(a, "--append") == 0)
 			opt->append_user = v;
+		else if (strcmp(a, "--sync-batch") == 0 && atoi(v) > 0)
+			opt->sync_batch = (unsigned)atoi(v), opt->sync = true;
 		else
 			return false;
 		i++;
@@ -873,7 +975,7 @@ int main(int argc, char **argv)
 	struct options opt;
 	if (!parse_options(argc, argv, &opt)) {
 		fputs("usage: limit --host H --port P --user U [--tls] [--ca FILE] [--connections "
-		      "N] [--store DIR [--sync] [--sha256] | --append USER]\n"
+		      "N] [--store DIR [--sync | --sync-batch N] [--sha256] | --append USER]\n"
 		      "       (passwords in LIMIT_PASSWORD, LIMIT_APPEND_PASSWORD)\n",
 		      stderr);
 		return 2;

@@ -217,6 +217,13 @@ def appended_manifest(served, written):
     return out
 
 
+def godwit_batch(connections):
+    """Messages in one of godwit's batches into its maildir sink: limits.batch_messages
+    (4,096 by default, docs/profile.md) shared by the mailbox's connections, two batches
+    in flight on each (the sink flushes in the background)."""
+    return 4096 // (2 * connections)
+
+
 def make_cases(bench, args):
     only = args.only or {"limit", "mbsync", "offlineimap", "imapsync", "godwit"}
     B = bench
@@ -242,6 +249,12 @@ def make_cases(bench, args):
                                   store=True, sync=True, sha256=True),
                   tools.LimitCase(B, "limit+store+sync+sha256 1 conn, TLS", "limit", tls=True,
                                   store=True, sync=True, sha256=True),
+                  # ... and durable batch by batch, renamed into cur/ only then, as
+                  # godwit's sink commits: the floor of its protocol, state aside.
+                  tools.LimitCase(B, "limit+store+batches+sha256 1 conn, plain", "limit",
+                                  store=True, sha256=True, batch=godwit_batch(1)),
+                  tools.LimitCase(B, "limit+store+batches+sha256 1 conn, TLS", "limit",
+                                  tls=True, store=True, sha256=True, batch=godwit_batch(1)),
                   # The same floor for the small mailbox: what fixed overhead the work
                   # itself has, beside godwit's.
                   tools.LimitCase(B, "limit %d msgs, plain" % args.small_messages, "limit",
@@ -307,7 +320,12 @@ def limit_n_cases(bench, args, results, unmeasured=4):
             tools.LimitCase(bench, "limit+store+sync+sha256 %d conn, plain" % n, "limit",
                             connections=n, store=True, sync=True, sha256=True),
             tools.LimitCase(bench, "limit+store+sync+sha256 %d conn, TLS" % n, "limit",
-                            tls=True, connections=n, store=True, sync=True, sha256=True)]
+                            tls=True, connections=n, store=True, sync=True, sha256=True),
+            tools.LimitCase(bench, "limit+store+batches+sha256 %d conn, plain" % n, "limit",
+                            connections=n, store=True, sha256=True, batch=godwit_batch(n)),
+            tools.LimitCase(bench, "limit+store+batches+sha256 %d conn, TLS" % n, "limit",
+                            tls=True, connections=n, store=True, sha256=True,
+                            batch=godwit_batch(n))]
 
 
 def serve(bench, args):

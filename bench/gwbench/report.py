@@ -93,9 +93,10 @@ def _ratio(ref, row):
     return ref.wall / row.wall if row.wall else None
 
 
-def _limit_for(results, row, store=False, sync=False, sha256=False):
+def _limit_for(results, row, store=False, sync=False, sha256=False, batch=False):
     return _find(results, lambda r: isinstance(r.case, tools.LimitCase) and r.case.store == store
                  and r.case.sync == sync and r.case.sha256 == sha256
+                 and bool(r.case.batch) == batch
                  and not r.case.append and r.case.tls == row.case.tls
                  and r.case.connections == row.connections and r.case.user == row.case.user)
 
@@ -191,11 +192,13 @@ def targets(results):
         # its work and more, on cores the server shares. A target that even the floor
         # misses is shown impossible in this run.
         if ref_of in (_limit_for, _mbsync_for):
-            floors = [("limit+store", False, False)] + (
-                [("limit+store+sync", True, False), ("+sha256", True, True)]
-                if row.case.fsync else [("+sha256", False, True)])
-            for name, sync, sha256 in floors:
-                store = _limit_for(results, row, store=True, sync=sync, sha256=sha256)
+            floors = [("limit+store", False, False, False)] + (
+                [("limit+store+sync", True, False, False), ("+sha256", True, True, False),
+                 ("+batches", True, True, True)]
+                if row.case.fsync else [("+sha256", False, True, False)])
+            for name, sync, sha256, batch in floors:
+                store = _limit_for(results, row, store=True, sync=sync, sha256=sha256,
+                                   batch=batch)
                 store_ratio = _ratio(ref, store) if store else None
                 text += "; %s: %s" % (name, "%.2f x" % store_ratio if store_ratio is not None
                                       else "not measured")

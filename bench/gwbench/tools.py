@@ -142,15 +142,21 @@ class LimitCase(Case):
     durable the cheapest way (syncfs in the background every 32 MiB, one at the end):
     the floor of a copy that survives a power cut. With @sha256 too, also take each
     message's SHA-256 as it is written (godwit keeps it in its state, DESIGN.md): the
-    floor of a durable copy that can tell later what it copied. With @append, APPEND
+    floor of a durable copy that can tell later what it copied. With @batch (messages)
+    instead of @sync, keep each message in tmp/ until its batch is on the disk, as
+    godwit's maildir sink does (per batch, beside the reading of the next: syncfs, the
+    renames into cur/, an fsync of cur/ and tmp/): a crash never leaves a partial
+    message in cur/, the floor of a copy durable batch by batch. With @append, APPEND
     each message into a fresh user of the same Dovecot the fastest way (one MULTIAPPEND
     per folder, every literal non-synchronising, no flags or dates): the floor of
     IMAP -> IMAP."""
 
-    def __init__(self, *args, store=False, sync=False, sha256=False, append=False, **kwargs):
+    def __init__(self, *args, store=False, sync=False, sha256=False, append=False, batch=0,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.store = store
-        self.sync = sync
+        self.sync = sync or batch > 0
+        self.batch = batch
         self.sha256 = sha256
         self.append = append
 
@@ -165,7 +171,10 @@ class LimitCase(Case):
         env = dict(os.environ, LIMIT_PASSWORD=self.password)
         if self.store:
             argv += ["--store", _fresh_dir(os.path.join(self.workdir, "out"))]
-            argv += ["--sync"] if self.sync else []
+            if self.batch:
+                argv += ["--sync-batch", str(self.batch)]
+            elif self.sync:
+                argv += ["--sync"]
             argv += ["--sha256"] if self.sha256 else []
         if self.append:
             # created empty when Dovecot started (gwbench/main.py)
