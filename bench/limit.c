@@ -22,10 +22,11 @@
  * until its batch of N is on the disk, as godwit's maildir sink does: per
  * batch, on a thread of its own while the next batch is read, syncfs, the
  * renames into cur/, an fsync of cur/ and tmp/ (a crash never leaves a
- * partial message in cur/): the floor of a copy that is durable batch by batch. --sha256 also takes
- * the SHA-256 of every message stored, on the reading thread as it is written (OpenSSL's EVP, as
- * godwit does for the fingerprint its state keeps): the floor of a copy that
- * can tell later what it copied.
+ * partial message in cur/): the floor of a copy that is durable batch by
+ * batch. --sha256 also takes the SHA-256 of every message stored, on the
+ * reading thread as it is written (OpenSSL's EVP, as godwit does for the
+ * fingerprint its state keeps): the floor of a copy that can tell later what
+ * it copied.
  *
  * With --append USER each connection also logs in to the same server as USER
  * and APPENDs every message it reads into a folder of the same name, the
@@ -947,9 +948,10 @@ static bool parse_options(int argc, char **argv, struct options *opt)
 			opt->store = v;
 		else if (strcmp(a, "--append") == 0)
 			opt->append_user = v;
-		else if (strcmp(a, "--sync-batch") == 0 && atoi(v) > 0)
-			opt->sync_batch = (unsigned)atoi(v), opt->sync = true;
-		else
+		else if (strcmp(a, "--sync-batch") == 0 && atoi(v) > 0) {
+			opt->sync_batch = (unsigned)atoi(v);
+			opt->sync = true; /* the write-back thread and the last syncfs as well */
+		} else
 			return false;
 		i++;
 	}
